@@ -1,0 +1,98 @@
+"""The Flask application factory: configuration, blueprints, CORS, error handlers, logging."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any, Mapping
+
+from flask import Flask, Response, g, request
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from . import logs
+from .config import Settings
+from .protocol.errors import ServiceError, outcome
+from .runtime import Runtime
+from .web import docs, hooks
+from .web.hooks import json_response
+
+_HTTP_ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
+                     405: "not-supported", 413: "too-costly", 415: "not-supported"}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app; `config` overrides settings read from CDS_* environment variables."""
+    settings = Settings.from_env().merged(config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["cds"] = Runtime(settings)
+    logger = logs.configure(settings.log_level)
+
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()] or "*"
+    CORS(app, resources={r"/cds-services*": {"origins": origins}},
+         allow_headers=["Authorization", "Content-Type"], methods=["GET", "POST", "OPTIONS"],
+         max_age=86400)
+
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(docs.bp)
+    _register_error_handlers(app)
+    _register_request_log(app)
+
+    @app.get("/")
+    def home() -> Response:
+        return json_response({"service": "tacrolimus-magnesium CDS Hooks service",
+                              "discovery": "/cds-services", "rules": "/docs/rules"})
+
+    @app.get("/healthz")
+    def health() -> Response:
+        return json_response({"status": "ok"})
+
+    logger.info("started", extra={"fields": {"fhir_deadline_s": settings.fhir_deadline,
+                                             "max_body_bytes": settings.max_body_bytes}})
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def service_error(error: ServiceError) -> Response:
+        g.error = type(error).__name__
+        return json_response(error.outcome(), error.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        g.error = type(error).__name__
+        response = json_response(outcome(status, error.description or error.name,
+                                         _HTTP_ISSUE_CODES.get(status, "exception")), status)
+        if status == 405 and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        # A defect, not bad input: log where it happened (file:line, no message, no locals,
+        # which could hold patient data) and answer without a stack trace.
+        frames = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}"
+                  for f in traceback.extract_tb(error.__traceback__)]
+        g.error = type(error).__name__
+        logs.event("unhandled_error", logging.ERROR, error=type(error).__name__, frames=frames)
+        return json_response(outcome(500, "internal error; the request was not evaluated"), 500)
+
+
+def _register_request_log(app: Flask) -> None:
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def log_request(response: Response) -> Response:
+        if request.path.startswith("/cds-services"):
+            logs.event("request", method=request.method, route=request.url_rule.rule if request.url_rule else None,
+                       service=g.get("service_id"), hook_instance=g.get("hook_instance"),
+                       status=response.status_code, cards=g.get("card_kinds"),
+                       error=g.get("error"),
+                       ms=round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2))
+        return response

@@ -1,0 +1,66 @@
+"""Settings from ``CDS_*`` environment variables, with defaults that serve out of the box."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+from .guideline.thresholds import DEFAULT_THRESHOLDS, Thresholds
+
+GUIDELINE_PREFIX = "CDS_GUIDELINE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service configuration. Each field is read from ``CDS_<FIELD NAME IN UPPER CASE>``."""
+
+    # HTTP
+    max_body_bytes: int = 5 * 1024 * 1024
+    cors_origins: str = "*"  # comma-separated origins, or * for any (the sandbox is a browser app)
+    public_base_url: str = ""  # e.g. https://cds.example.org; empty: taken from each request
+    # FHIR server fallback
+    fhir_connect_timeout: float = 0.5  # seconds
+    fhir_read_timeout: float = 1.0  # seconds, per request
+    fhir_deadline: float = 1.5  # seconds, all fetches of one hook call together
+    fhir_max_pages: int = 5  # Bundle.link[next] pages followed per query
+    fhir_max_workers: int = 8  # concurrent fetches per process
+    # Guideline
+    serum_mg_order_loinc: str = "19123-9"  # 19123-9 (mg/dL) or 2601-3 (mmol/L), for suggestions
+    log_level: str = "INFO"
+    thresholds: Thresholds = field(default=DEFAULT_THRESHOLDS)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "thresholds":
+                continue
+            raw = env.get(f"CDS_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(raw, type(getattr(cls, f.name)))
+        overrides = {key[len(GUIDELINE_PREFIX):].lower(): value for key, value in env.items()
+                     if key.startswith(GUIDELINE_PREFIX)}
+        try:
+            thresholds = DEFAULT_THRESHOLDS.with_overrides(overrides)
+        except KeyError as unknown:
+            raise ValueError(f"unknown guideline setting {GUIDELINE_PREFIX}{str(unknown).strip(chr(39)).upper()}") from None
+        return cls(**values, thresholds=thresholds)
+
+    def merged(self, overrides: Mapping[str, Any] | None) -> "Settings":
+        """A copy with overrides from a dict (as passed to ``create_app(config)``)."""
+        if not overrides:
+            return self
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return replace(self, **overrides)
+
+
+def _parse(raw: str, kind: type) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"invalid value for a {kind.__name__} setting: {raw!r}") from None

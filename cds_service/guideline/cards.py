@@ -1,0 +1,378 @@
+"""Findings -> CDS Hooks cards (GUIDELINE.md section 10).
+
+One card per kind, each with a stable `topic`, a summary of at most 140 characters that starts
+with the finding, its number and its date, a short markdown detail with the evidence and what
+could not be read, and suggestions that are valid FHIR R4 resources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..protocol.response import Action, Card, Coding, Source, Suggestion
+from . import codes
+from .facts import LabResult, MedicationUse, Symptom
+from .rules import (Assessment, ContributingFactors, FemgFinding, MonitoringDue, PersistentLow,
+                    Severity, SeverityFinding, SymptomsWithNormalMagnesium)
+from .suggestions import (OrderContext, intravenous_magnesium, lab_order, oral_magnesium,
+                          renal_caution_text)
+from .thresholds import Thresholds
+
+SUMMARY_LIMIT = 140
+TOPIC_SYSTEM = "urn:tacrolimus-magnesium-cds:card-kind"
+GUIDELINE_LABEL = "Tacrolimus–magnesium guideline"
+OVERRIDE_SYSTEM = "urn:tacrolimus-magnesium-cds:override-reason"
+OVERRIDE_REASONS = (
+    Coding(OVERRIDE_SYSTEM, "already-addressed", "Already addressed"),
+    Coding(OVERRIDE_SYSTEM, "patient-declined", "Patient declined"),
+    Coding(OVERRIDE_SYSTEM, "not-relevant", "Not clinically relevant"),
+    Coding(OVERRIDE_SYSTEM, "lab-elsewhere", "Lab ordered elsewhere"),
+)
+
+
+@dataclass(frozen=True)
+class RuleDoc:
+    """A card kind: its stable topic code, title, guideline section and the rule in words.
+
+    `text` names thresholds in braces; the documentation page fills in the values in force, so
+    the page and the code cannot disagree.
+    """
+
+    topic: str
+    title: str
+    section: str
+    text: str
+
+
+RULES = {doc.topic: doc for doc in (
+    RuleDoc("mg-severity", "Severity of low serum magnesium", "3",
+            "The latest usable serum magnesium (final, amended or corrected; converted to mEq/L; "
+            "the lowest of several at the same time) is classed: severe below {severe_below} "
+            "(critical); symptomatic at or below {low_at_or_below} with a symptom recorded in the "
+            "last {symptom_window_days} days (critical); mild-moderate from {severe_below} to "
+            "{low_at_or_below} inclusive (warning); below target between {low_at_or_below} and "
+            "{target_above} (info); at target from {target_above}. Mild-moderate: oral magnesium "
+            "oxide 400 mg twice daily, recheck in 1-2 weeks. Severe or symptomatic: IV magnesium "
+            "sulfate 2 g over 1 hour, recheck within 24 hours. With eGFR below "
+            "{egfr_caution_below} every supplementation suggestion carries a caution."),
+    RuleDoc("mg-monitoring", "Serum magnesium monitoring interval", "4",
+            "A patient on systemic tacrolimus is due a serum magnesium when no usable result exists "
+            "within the interval that applies, the shortest winning: {routine_interval_days} days "
+            "routinely; {early_interval_days} days in the first {early_phase_days} days after a "
+            "transplant or after tacrolimus was started; {inpatient_interval_days} days while "
+            "hospitalized. Never measured counts as due."),
+    RuleDoc("mg-symptoms", "Symptoms with normal serum magnesium", "5",
+            "A symptom of hypomagnesemia (muscle cramp, tremor, seizure, tetany, arrhythmia, QT "
+            "prolongation) recorded in the last {symptom_window_days} days with a serum magnesium "
+            "above {low_at_or_below} mEq/L: serum levels may not reflect body stores; consider "
+            "ionized magnesium, FEMg or an empirical trial."),
+    RuleDoc("mg-contributing", "Factors worsening magnesium loss", "7",
+            "With the latest magnesium at or below {low_at_or_below} mEq/L: active drugs that "
+            "waste magnesium (each with a suggestion to stop it), a tacrolimus level above "
+            "{tacrolimus_high_above} ng/mL or the lab's range (no level in "
+            "{tacrolimus_level_recent_days} days: suggest one), drugs that raise tacrolimus "
+            "levels, and eGFR up by {egfr_rise_fraction} or more within "
+            "{egfr_rise_window_days} days."),
+    RuleDoc("mg-persistent", "Persistent hypomagnesemia despite supplementation", "7",
+            "At least {persistent_min_results} results at or below {low_at_or_below} mEq/L "
+            "spanning {persistent_min_span_days} days or more, all after an active magnesium "
+            "supplement was started: increase or split the dose, check adherence and GI losses, "
+            "measure FEMg, review tacrolimus and interacting drugs, consider amiloride and the "
+            "transplant nephrology team."),
+    RuleDoc("mg-femg", "Fractional excretion of magnesium (FEMg)", "7",
+            "With low magnesium, FEMg (%) = (U_Mg x S_Cr) / (0.7 x S_Mg x U_Cr) x 100 from results "
+            "within {femg_window_hours} hours of each other. Above {femg_renal_wasting_above}%: "
+            "renal wasting (expected on tacrolimus); below: extrarenal loss. Without FEMg, urine "
+            "magnesium and creatinine are suggested."),
+)}
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """What cards need besides the findings: the orders' context and where rule pages live."""
+
+    orders: OrderContext
+    thresholds: Thresholds
+    docs_base_url: str  # e.g. "https://cds.example.org/docs/rules"
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting
+
+
+def mg_text(result: LabResult) -> str:
+    """'Mg 1.1 mg/dL (0.91 mEq/L)': the lab's unit, with mEq/L where it differs."""
+    text = f"Mg {result.shown}"
+    if result.normalised is not None and result.unit.replace(" ", "").lower() not in ("meq/l",):
+        text += f" ({result.comparator or ''}{result.normalised:.2f} mEq/L)"
+    return text
+
+
+def fit(summary: str) -> str:
+    """Keep summaries within the spec's 140 characters (the number and date come first)."""
+    return summary if len(summary) <= SUMMARY_LIMIT else summary[:SUMMARY_LIMIT - 1] + "…"
+
+
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines if line)
+
+
+def _source(ctx: CardContext, topic: str) -> Source:
+    rule = RULES[topic]
+    return Source(label=f"{GUIDELINE_LABEL}, section {rule.section}",
+                  url=f"{ctx.docs_base_url}/{topic}",
+                  topic=Coding(TOPIC_SYSTEM, topic, rule.title))
+
+
+def _reference(topic: str) -> str:
+    rule = RULES[topic]
+    return (f"*Rule:* {rule.title} (guideline section {rule.section}); reference: "
+            "Management of Hypomagnesemia in Patients Taking Tacrolimus; KDIGO transplant "
+            "recipient guideline 2009.")
+
+
+def _not_read(assessment: Assessment) -> list[str]:
+    lines = [f"Could not read a magnesium result of {r.day} ({r.shown}): {r.unreadable_reason or 'a lower bound cannot be classified'}; it was not used."
+             for r in assessment.unreadable]
+    if assessment.unavailable:
+        lines.append("Not available from the EHR: " + ", ".join(assessment.unavailable)
+                     + "; rules needing them may be incomplete.")
+    return lines
+
+
+def _detail(evidence: list[str], advice: list[str], assessment: Assessment, topic: str) -> str:
+    parts = ["**Evidence**", _bullets(evidence)]
+    if advice:
+        parts += ["", "**Recommendation**", _bullets(advice)]
+    missing = _not_read(assessment)
+    if missing:
+        parts += ["", "**Not known**", _bullets(missing)]
+    parts += ["", _reference(topic)]
+    return "\n".join(parts)
+
+
+def _card(ctx: CardContext, topic: str, indicator: str, summary: str, detail: str,
+          suggestions: tuple[Suggestion, ...] = ()) -> Card:
+    return Card(summary=fit(summary), indicator=indicator, source=_source(ctx, topic),
+                detail=detail, suggestions=suggestions,
+                selectionBehavior="any" if suggestions else None,
+                overrideReasons=OVERRIDE_REASONS)
+
+
+def _create(label: str, description: str, *resources: dict, recommended: bool | None = None) -> Suggestion:
+    return Suggestion(label=label, isRecommended=recommended,
+                      actions=tuple(Action("create", description, resource=r) for r in resources))
+
+
+def _symptom_names(symptoms: tuple[Symptom, ...]) -> str:
+    return ", ".join(sorted({s.name.lower() for s in symptoms}))
+
+
+def _repeat_mg(ctx: CardContext, within_days: float, why: str) -> Suggestion:
+    test = ctx.orders.serum_mg_order
+    return _create(f"Order serum magnesium ({why})", f"Order {test.display}",
+                   lab_order(ctx.orders, test, within_days=within_days, note=why))
+
+
+# --------------------------------------------------------------------------------------------
+# One builder per finding
+
+
+_SEVERITY_TITLES = {
+    Severity.SEVERE: "Severe hypomagnesemia",
+    Severity.SYMPTOMATIC: "Symptomatic hypomagnesemia",
+    Severity.MILD_MODERATE: "Hypomagnesemia (mild-moderate)",
+    Severity.BELOW_TARGET: "Magnesium below target",
+}
+
+
+def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
+    t = ctx.thresholds
+    latest = f.latest
+    title = _SEVERITY_TITLES[f.severity]
+    summary = f"{title}: {mg_text(latest)} on {latest.day}"
+    if f.severity is Severity.SYMPTOMATIC:
+        summary += f" with {_symptom_names(f.symptoms)}"
+    summary += " — patient on tacrolimus"
+    caution = renal_caution_text(f.renal_caution)
+    evidence = [f"Latest serum {mg_text(latest)} on {latest.day} (status {latest.status}).",
+                "Patient on systemic tacrolimus."]
+    if f.symptoms:
+        evidence.append(f"Symptoms in the last {t.symptom_window_days} days: {_symptom_names(f.symptoms)}.")
+    if a.ionized is not None:
+        evidence.append(f"Ionized magnesium {a.ionized.shown} on {a.ionized.day} (shown only; not classified with serum thresholds).")
+    if latest.comparator in ("<", "<="):
+        evidence.append(f"Reported as an upper bound ({latest.shown}): the true value may be lower.")
+    advice: list[str] = []
+    suggestions: list[Suggestion] = []
+    if f.stale:
+        advice.append(f"This result is older than the {f.interval.days}-day monitoring interval "
+                      f"({f.interval.reason}): repeat the level.")
+    if f.severity in (Severity.SEVERE, Severity.SYMPTOMATIC):
+        urgent = any(s.urgent for s in f.symptoms)
+        advice += [
+            "Give IV magnesium sulfate 2 g over 1 hour" + (" (up to 4 g over 4 hours if severe)"
+                                                           if f.severity is Severity.SEVERE else "")
+            + "; continue oral replacement afterwards.",
+            "Recheck serum Mg within 24 hours (or after the infusion); cardiac monitoring if arrhythmia.",
+        ]
+        if urgent:
+            advice.insert(0, "**Urgent**: seizure or arrhythmia recorded.")
+        suggestions.append(_create("Magnesium sulfate 2 g IV over 1 hour", "Order IV magnesium sulfate",
+                                   intravenous_magnesium(ctx.orders, f.severity is Severity.SEVERE, caution),
+                                   recommended=True))
+        suggestions.append(_repeat_mg(ctx, 1, "recheck within 24 hours"))
+    elif f.severity is Severity.MILD_MODERATE:
+        advice += [
+            "Start oral magnesium, e.g. magnesium oxide 400 mg (241 mg elemental) twice daily, "
+            "titrated to three times daily as tolerated; split doses limit diarrhoea "
+            "(slow-release magnesium chloride is an alternative).",
+            "Recheck serum Mg in 1–2 weeks.",
+        ]
+        suggestions.append(_create("Magnesium oxide 400 mg by mouth twice daily",
+                                   "Order oral magnesium oxide", oral_magnesium(ctx.orders, caution),
+                                   recommended=True))
+        suggestions.append(_repeat_mg(ctx, 14, "recheck in 1-2 weeks"))
+    else:
+        advice.append(f"Target is ≥ {t.target_above:g} mEq/L; no supplementation rule applies "
+                      "yet: consider diet and recheck at the next monitoring interval.")
+        if f.stale:
+            suggestions.append(_repeat_mg(ctx, 7, "repeat level"))
+    if caution:
+        advice.append(f"Caution: {caution}.")
+    if f.stale and f.severity is not Severity.BELOW_TARGET and not suggestions:
+        suggestions.append(_repeat_mg(ctx, 7, "repeat level"))
+    indicator = "info" if f.severity is Severity.BELOW_TARGET else (
+        "warning" if f.severity is Severity.MILD_MODERATE else "critical")
+    return _card(ctx, "mg-severity", indicator, summary,
+                 _detail(evidence, advice, a, "mg-severity"), tuple(suggestions))
+
+
+def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
+    if f.latest is None:
+        summary = "Serum magnesium due: never measured — patient on tacrolimus"
+        evidence = ["No usable serum magnesium result on record."]
+    else:
+        summary = (f"Serum magnesium due: last {mg_text(f.latest)} on {f.latest.day} "
+                   f"({f.interval.days}-day interval)")
+        evidence = [f"Last usable serum {mg_text(f.latest)} on {f.latest.day}."]
+    evidence.append(f"Interval that applies: every {f.interval.days} days ({f.interval.reason}).")
+    if f.symptoms:
+        evidence.append(f"Recent symptoms: {_symptom_names(f.symptoms)}.")
+    advice = ["Order a serum magnesium level now."]
+    return _card(ctx, "mg-monitoring", "warning", summary,
+                 _detail(evidence, advice, a, "mg-monitoring"),
+                 (_repeat_mg(ctx, 1 if f.symptoms else 7, "monitoring due"),))
+
+
+def symptoms_card(f: SymptomsWithNormalMagnesium, a: Assessment, ctx: CardContext) -> Card:
+    names = _symptom_names(f.symptoms)
+    summary = (f"{names.capitalize()} with {mg_text(f.latest)} on {f.latest.day}: serum Mg may "
+               "not reflect body stores")
+    evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}.",
+                f"Recorded in the last {ctx.thresholds.symptom_window_days} days: {names}."]
+    advice = ["Serum levels may not reflect total body magnesium: consider ionized Mg, "
+              "FEMg or an empirical trial of supplementation."]
+    return _card(ctx, "mg-symptoms", "info", summary, _detail(evidence, advice, a, "mg-symptoms"))
+
+
+def _drug_line(m: MedicationUse, why: str) -> str:
+    started = f", since {m.authored_on.date().isoformat()}" if m.authored_on else ""
+    return f"{m.name} ({why}{started}, status {m.status})"
+
+
+def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -> Card:
+    t = ctx.thresholds
+    named = [m.ingredient or m.name for m in f.wasting_drugs + f.raising_drugs]
+    listed = ", ".join(dict.fromkeys(named)) or "see detail"
+    summary = f"Factors worsening magnesium loss: {listed} — {mg_text(f.latest)} on {f.latest.day}"
+    evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}."]
+    evidence += [_drug_line(m, "wastes magnesium") for m in f.wasting_drugs]
+    evidence += [_drug_line(m, "raises tacrolimus levels") for m in f.raising_drugs]
+    suggestions: list[Suggestion] = []
+    if f.tacrolimus_level is not None:
+        level = f.tacrolimus_level
+        line = f"Tacrolimus level {level.shown} on {level.day}"
+        if f.tacrolimus_high:
+            limit = level.reference_high if level.reference_high is not None else t.tacrolimus_high_above
+            line += f": above range (> {limit:g} ng/mL); higher levels waste more magnesium"
+        evidence.append(line + ".")
+    if f.tacrolimus_level_missing:
+        evidence.append(f"No tacrolimus level in the last {t.tacrolimus_level_recent_days} days.")
+        suggestions.append(_create(
+            "Order tacrolimus trough level", "Order tacrolimus trough",
+            lab_order(ctx.orders, codes.TACROLIMUS_TROUGH_ORDER, within_days=7,
+                      note="trough before the morning dose")))
+    if f.egfr_rise is not None:
+        r = f.egfr_rise
+        evidence.append(f"eGFR rose {r.fraction:.0%} ({r.earlier.shown} on {r.earlier.day} → "
+                        f"{r.latest.shown} on {r.latest.day}): better graft function can "
+                        "increase magnesium excretion.")
+    for m in f.wasting_drugs:
+        if m.request_id and m.resource_type == "MedicationRequest":
+            suggestions.append(Suggestion(
+                label=f"Stop {m.name}", isRecommended=False,
+                actions=(Action("delete", f"Stop {m.name} (worsens magnesium loss)",
+                                resourceId=f"MedicationRequest/{m.request_id}"),)))
+    advice = ["Review and, where possible, stop drugs that worsen magnesium loss (the clinician decides)."]
+    if any(m.wasting_class == "ppi" for m in f.wasting_drugs):
+        advice.append(f"A PPI can often be replaced by an H2 blocker such as {codes.PPI_ALTERNATIVE}.")
+    if f.raising_drugs:
+        advice.append("Drugs that raise tacrolimus levels increase magnesium wasting: check the trough.")
+    return _card(ctx, "mg-contributing", "warning", summary,
+                 _detail(evidence, advice, a, "mg-contributing"), tuple(suggestions))
+
+
+def persistent_card(f: PersistentLow, a: Assessment, ctx: CardContext) -> Card:
+    first, last = f.results[0], f.results[-1]
+    summary = (f"Persistent hypomagnesemia despite supplementation: {mg_text(last)} on {last.day}, "
+               f"{len(f.results)} low since {first.day}")
+    started = f.supplement.authored_on.date().isoformat() if f.supplement.authored_on else "unknown"
+    evidence = [f"{f.supplement.name} active since {started}."]
+    evidence += [f"Serum {mg_text(r)} on {r.day}." for r in f.results]
+    advice = ["Increase or split the magnesium dose; check adherence and GI losses.",
+              "Measure FEMg to confirm renal wasting; review the tacrolimus level and interacting drugs.",
+              "Consider adding amiloride (reduces renal magnesium loss) and involve the transplant "
+              "nephrology team."]
+    return _card(ctx, "mg-persistent", "critical" if f.severe else "warning", summary,
+                 _detail(evidence, advice, a, "mg-persistent"))
+
+
+def femg_card(f: FemgFinding, a: Assessment, ctx: CardContext) -> Card:
+    t = ctx.thresholds
+    if f.value is None:
+        summary = f"No FEMg for low {mg_text(f.latest)} on {f.latest.day}: order urine Mg and creatinine"
+        evidence = [f"No urine magnesium, urine creatinine and serum creatinine within "
+                    f"{t.femg_window_hours} hours of the serum Mg of {f.latest.day}."]
+        advice = ["Measure FEMg: spot urine magnesium and creatinine with the next serum Mg and creatinine."]
+        suggestions = (_create(
+            "Order spot urine magnesium and creatinine (FEMg)", "Order urine magnesium and creatinine",
+            lab_order(ctx.orders, codes.URINE_MG_ORDER, within_days=7, note="for FEMg"),
+            lab_order(ctx.orders, codes.URINE_CREATININE_ORDER, within_days=7, note="for FEMg")),)
+    else:
+        meaning = ("points to renal magnesium wasting (expected on tacrolimus)" if f.renal_wasting
+                   else "points to extrarenal loss (diarrhoea, poor intake)")
+        summary = f"FEMg {f.value:.1f}% on {f.latest.day} {meaning} — {mg_text(f.latest)}"
+        evidence = ["Inputs: " + "; ".join(f"{r.kind.replace('_', ' ')} {r.shown} on {r.day}" for r in f.inputs) + "."]
+        evidence.append(f"FEMg = (U_Mg × S_Cr) / (0.7 × S_Mg × U_Cr) × 100 = {f.value:.1f}% "
+                        f"(threshold {t.femg_renal_wasting_above:g}%).")
+        advice = [f"FEMg > {t.femg_renal_wasting_above:g}% in hypomagnesemia: renal wasting; "
+                  f"< {t.femg_renal_wasting_above:g}%: look for extrarenal loss."]
+        suggestions = ()
+    return _card(ctx, "mg-femg", "info", summary, _detail(evidence, advice, a, "mg-femg"), suggestions)
+
+
+_BUILDERS: dict[type, Callable] = {
+    SeverityFinding: severity_card,
+    MonitoringDue: monitoring_card,
+    SymptomsWithNormalMagnesium: symptoms_card,
+    ContributingFactors: contributing_card,
+    PersistentLow: persistent_card,
+    FemgFinding: femg_card,
+}
+
+
+def build_cards(assessment: Assessment, ctx: CardContext) -> list[Card]:
+    """One card per finding (the rules emit at most one finding per kind)."""
+    return [_BUILDERS[type(f)](f, assessment, ctx) for f in assessment.findings]

@@ -1,0 +1,251 @@
+"""Value sets of GUIDELINE.md section 9, each code with its system and display, in one place.
+
+Matching is by (system, code) first; names are the fallback for records that carry only text or
+product-level codes not listed here (GUIDELINE.md section 9, last paragraphs).
+
+Sources: the codes GUIDELINE.md section 9 lists, and codes checked against public
+terminology material (HL7 PDDI-CDS value sets, the NLM RxNorm technical bulletins, HL7
+implementation guides, laboratory catalogues). A code we could not verify is left out and the
+concept is matched by name instead: the guideline calls names "the reliable fallback".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+
+
+@dataclass(frozen=True)
+class Code:
+    system: str
+    code: str
+    display: str
+
+    def coding(self) -> dict:
+        return {"system": self.system, "code": self.code, "display": self.display}
+
+
+def keys(codes: Iterable[Code]) -> frozenset[tuple[str, str]]:
+    """The (system, code) pairs of a value set, for constant-time matching."""
+    return frozenset((c.system, c.code) for c in codes)
+
+
+def name_pattern(names: Iterable[str]) -> re.Pattern[str]:
+    """A case-insensitive whole-word pattern matching any of the names."""
+    alternatives = sorted({re.escape(n) for n in names}, key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
+
+
+# --- Laboratory (LOINC, loinc.org) — GUIDELINE.md sections 2 and 7 -------------------------
+
+MG_SERUM_MASS = Code(LOINC, "19123-9", "Magnesium [Mass/volume] in Serum or Plasma")
+MG_SERUM_MOLES = Code(LOINC, "2601-3", "Magnesium [Moles/volume] in Serum or Plasma")
+MG_SERUM = (MG_SERUM_MASS, MG_SERUM_MOLES)
+# Ionized magnesium is shown, never classified (section 2); also recognised by its name.
+MG_IONIZED = (Code(LOINC, "73573-8", "Magnesium.ionized [Moles/volume] adjusted to pH 7.4 in Blood by Ion-selective membrane electrode (ISE)"),)
+MG_URINE = (Code(LOINC, "19124-7", "Magnesium [Mass/volume] in Urine"),)
+CREATININE_SERUM = (
+    Code(LOINC, "2160-0", "Creatinine [Mass/volume] in Serum or Plasma"),
+    Code(LOINC, "14682-9", "Creatinine [Moles/volume] in Serum or Plasma"),
+)
+CREATININE_URINE = (
+    Code(LOINC, "2161-8", "Creatinine [Mass/volume] in Urine"),
+)
+EGFR = (
+    Code(LOINC, "98979-8", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI 2021)"),
+    Code(LOINC, "62238-1", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI)"),
+    Code(LOINC, "33914-3", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum or Plasma by Creatinine-based formula (MDRD)"),
+    Code(LOINC, "48642-3", "Glomerular filtration rate/1.73 sq M.predicted among non-blacks [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (MDRD)"),
+    Code(LOINC, "48643-1", "Glomerular filtration rate/1.73 sq M.predicted among blacks [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (MDRD)"),
+    Code(LOINC, "69405-9", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood"),
+)
+TACROLIMUS_LEVEL = (
+    Code(LOINC, "11253-2", "Tacrolimus [Mass/volume] in Blood"),
+    Code(LOINC, "74096-9", "Tacrolimus [Mass/volume] in Blood by Immunoassay"),
+    Code(LOINC, "74097-7", "Tacrolimus [Mass/volume] in Blood by LC/MS/MS"),
+)
+# What the suggestions order (section 9, last paragraph).
+TACROLIMUS_TROUGH_ORDER = TACROLIMUS_LEVEL[0]
+URINE_MG_ORDER = MG_URINE[0]
+URINE_CREATININE_ORDER = CREATININE_URINE[0]
+
+# Lab kinds the facts layer recognises, by code.
+LAB_KIND_BY_CODE: Mapping[tuple[str, str], str] = {
+    **{(c.system, c.code): "mg_serum" for c in MG_SERUM},
+    **{(c.system, c.code): "mg_ionized" for c in MG_IONIZED},
+    **{(c.system, c.code): "mg_urine" for c in MG_URINE},
+    **{(c.system, c.code): "creatinine_serum" for c in CREATININE_SERUM},
+    **{(c.system, c.code): "creatinine_urine" for c in CREATININE_URINE},
+    **{(c.system, c.code): "egfr" for c in EGFR},
+    **{(c.system, c.code): "tacrolimus_level" for c in TACROLIMUS_LEVEL},
+}
+
+# --- Medicines (RxNorm ingredients, RxNav) — GUIDELINE.md sections 1 and 8 -----------------
+
+TACROLIMUS = Code(RXNORM, "42316", "tacrolimus")
+TACROLIMUS_NAMES = ("tacrolimus", "Prograf", "Envarsus", "Astagraf", "Advagraf", "Hecoria")
+# Product codes (NLM RxNorm technical bulletin, Oct 2023, for the capsules and their BX-rated
+# versions; NDC crosswalk for the extended-release capsules). Unlisted products match by name.
+TACROLIMUS_PRODUCTS: tuple[Code, ...] = (
+    Code(RXNORM, "313190", "tacrolimus 0.5 MG Oral Capsule"),
+    Code(RXNORM, "198377", "tacrolimus 1 MG Oral Capsule"),
+    Code(RXNORM, "198378", "tacrolimus 5 MG Oral Capsule"),
+    Code(RXNORM, "2665161", "tacrolimus 0.5 MG Oral Capsule (BX rated)"),
+    Code(RXNORM, "2665162", "tacrolimus 1 MG Oral Capsule (BX rated)"),
+    Code(RXNORM, "2665163", "tacrolimus 5 MG Oral Capsule (BX rated)"),
+    Code(RXNORM, "1431971", "24 HR tacrolimus 0.5 MG Extended Release Oral Capsule"),
+    Code(RXNORM, "1431980", "24 HR tacrolimus 1 MG Extended Release Oral Capsule"),
+)
+TOPICAL_ROUTE = Code(SNOMED, "6064005", "Topical route")
+# Topical tacrolimus (ointment, Protopic) does not waste magnesium (section 1).
+TOPICAL_WORDS = ("ointment", "cream", "topical", "cutaneous", "Protopic", "lotion",
+                 "ophthalmic", "eye drops", "eye drop")
+
+
+# Section 8 lists. RxNorm ingredient codes are given where verified (loop diuretics and PPIs:
+# HL7 PDDI-CDS value sets; carbamazepine: HL7 DAF substance expansion); "" means "match by
+# name only" until a code is verified.
+@dataclass(frozen=True)
+class DrugClass:
+    """A group of section 8, with the ingredients it holds: name -> RxNorm ingredient code."""
+
+    key: str
+    label: str
+    ingredients: Mapping[str, str]
+    brands: Mapping[str, str]  # brand name -> ingredient name
+
+
+MAGNESIUM_WASTING = (
+    DrugClass("loop", "loop diuretic",
+              {"furosemide": "4603", "bumetanide": "1808", "torsemide": "38413",
+               "ethacrynic acid": "4109"},
+              {"Lasix": "furosemide", "Bumex": "bumetanide", "Demadex": "torsemide",
+               "Soaanz": "torsemide", "Edecrin": "ethacrynic acid"}),
+    DrugClass("thiazide", "thiazide diuretic",
+              {"hydrochlorothiazide": "", "chlorthalidone": "", "indapamide": "",
+               "metolazone": ""},
+              {"Microzide": "hydrochlorothiazide", "Thalitone": "chlorthalidone",
+               "Zaroxolyn": "metolazone"}),
+    DrugClass("ppi", "proton pump inhibitor",
+              {"omeprazole": "7646", "esomeprazole": "283742", "lansoprazole": "17128",
+               "dexlansoprazole": "816346", "pantoprazole": "40790", "rabeprazole": "114979"},
+              {"Prilosec": "omeprazole", "Nexium": "esomeprazole", "Prevacid": "lansoprazole",
+               "Dexilant": "dexlansoprazole", "Protonix": "pantoprazole",
+               "Aciphex": "rabeprazole"}),
+    DrugClass("aminoglycoside", "aminoglycoside",
+              {"gentamicin": "", "tobramycin": "", "amikacin": ""}, {}),
+    DrugClass("amphotericin", "amphotericin B",
+              {"amphotericin B": ""},
+              {"AmBisome": "amphotericin B", "Abelcet": "amphotericin B",
+               "Fungizone": "amphotericin B"}),
+    DrugClass("platinum", "platinum chemotherapy",
+              {"cisplatin": "", "carboplatin": ""}, {}),
+    DrugClass("foscarnet", "foscarnet", {"foscarnet": ""}, {"Foscavir": "foscarnet"}),
+    DrugClass("pentamidine", "pentamidine", {"pentamidine": ""}, {}),
+    DrugClass("egfr_antibody", "EGFR antibody",
+              {"cetuximab": "", "panitumumab": ""},
+              {"Erbitux": "cetuximab", "Vectibix": "panitumumab"}),
+    DrugClass("cyclosporine", "calcineurin inhibitor",
+              {"cyclosporine": "", "ciclosporin": ""},
+              {"Neoral": "cyclosporine", "Sandimmune": "cyclosporine",
+               "Gengraf": "cyclosporine"}),
+)
+
+RAISES_TACROLIMUS = (
+    DrugClass("azole", "azole antifungal",
+              {"ketoconazole": "", "itraconazole": "", "voriconazole": "",
+               "posaconazole": "", "isavuconazonium": "",
+               "isavuconazole": "", "fluconazole": ""},
+              {"Sporanox": "itraconazole", "Vfend": "voriconazole", "Noxafil": "posaconazole",
+               "Cresemba": "isavuconazonium", "Diflucan": "fluconazole"}),
+    DrugClass("macrolide", "macrolide antibiotic",
+              {"clarithromycin": "", "erythromycin": ""},
+              {"Biaxin": "clarithromycin"}),
+    DrugClass("ccb", "non-dihydropyridine calcium channel blocker",
+              {"diltiazem": "", "verapamil": ""},
+              {"Cardizem": "diltiazem", "Calan": "verapamil"}),
+    DrugClass("protease_inhibitor", "protease inhibitor / booster",
+              {"ritonavir": "", "cobicistat": "", "nirmatrelvir": ""},
+              {"Norvir": "ritonavir", "Paxlovid": "nirmatrelvir", "Tybost": "cobicistat"}),
+    DrugClass("letermovir", "letermovir", {"letermovir": ""}, {"Prevymis": "letermovir"}),
+    DrugClass("amiodarone", "amiodarone", {"amiodarone": ""},
+              {"Cordarone": "amiodarone", "Pacerone": "amiodarone"}),
+    DrugClass("grapefruit", "grapefruit", {"grapefruit": ""}, {}),
+)
+
+LOWERS_TACROLIMUS = (
+    DrugClass("rifamycin", "rifamycin", {"rifampin": "", "rifampicin": "",
+                                         "rifabutin": ""},
+              {"Rifadin": "rifampin", "Mycobutin": "rifabutin"}),
+    DrugClass("anticonvulsant_inducer", "enzyme-inducing anticonvulsant",
+              {"phenytoin": "", "carbamazepine": "2002", "phenobarbital": ""},
+              {"Dilantin": "phenytoin", "Tegretol": "carbamazepine"}),
+    DrugClass("st_johns_wort", "St John's wort",
+              {"St John's wort": "", "St. John's wort": "", "hypericum": ""}, {}),
+)
+
+# Section 6: the alternative offered when a PPI is ordered.
+PPI_ALTERNATIVE = "famotidine"
+
+# Magnesium supplements (section 7, persistence). Hydroxide and citrate are left out on
+# purpose: they are mostly laxatives and bowel preparations, not replacement.
+MAGNESIUM_SUPPLEMENT_NAMES = (
+    "magnesium oxide", "magnesium chloride", "magnesium sulfate", "magnesium sulphate",
+    "magnesium gluconate", "magnesium lactate", "magnesium aspartate", "magnesium glycinate",
+    "Mag-Ox", "Slow-Mag", "Mag-Tab", "Mag64", "Magtrate",
+)
+
+# What the supplementation suggestions order (section 3). Their RxNorm product codes are not
+# verified yet, so the suggestions carry the drug as text (which every EHR shows and a
+# pharmacist maps) rather than a guessed code.
+MAGNESIUM_OXIDE_400_TABLET = "magnesium oxide 400 MG Oral Tablet"
+MAGNESIUM_SULFATE_IV = "magnesium sulfate 2 g in 50 mL injection (40 MG/ML)"
+ORAL_ROUTE = Code(SNOMED, "26643006", "Oral route")
+INTRAVENOUS_ROUTE = Code(SNOMED, "47625008", "Intravenous route")
+
+# --- Conditions and procedures (SNOMED CT) — GUIDELINE.md sections 4 and 5 -----------------
+
+# Kidney (GUIDELINE.md) and kidney-pancreas (SNOMED International release files) verified;
+# lung, liver and heart seen in public value sets. Other solid organs match by name.
+TRANSPLANT_PROCEDURES = (
+    Code(SNOMED, "70536003", "Transplantation of kidney"),
+    Code(SNOMED, "6471000179103", "Transplantation of kidney and pancreas"),
+    Code(SNOMED, "88039007", "Transplantation of lung"),
+    Code(SNOMED, "18027006", "Transplantation of liver"),
+    Code(SNOMED, "32413006", "Transplantation of heart"),
+)
+TRANSPLANT_WORDS = ("transplant", "transplantation", "graft")
+TRANSPLANT_ORGAN_WORDS = ("kidney", "renal", "liver", "hepatic", "heart", "cardiac", "lung",
+                          "pancreas", "pancreatic", "intestine", "intestinal")
+
+# GUIDELINE.md section 9's symptom codes (tetany's code is unconfirmed there, so tetany, like
+# ventricular tachycardia, matches by name); atrial fibrillation from public value sets.
+SYMPTOMS = (
+    Code(SNOMED, "55300003", "Cramp"),
+    Code(SNOMED, "26079004", "Tremor"),
+    Code(SNOMED, "91175000", "Seizure"),
+    Code(SNOMED, "698247007", "Cardiac arrhythmia"),
+    Code(SNOMED, "31722008", "Torsades de pointes"),
+    Code(SNOMED, "49436004", "Atrial fibrillation"),
+    Code(SNOMED, "111975006", "Prolonged QT interval"),
+)
+# Text fallback (section 5): words a clinician would write for the same findings.
+SYMPTOM_WORDS = ("cramp", "cramps", "muscle cramp", "tremor", "seizure", "seizures", "tetany",
+                 "arrhythmia", "ventricular tachycardia", "torsades", "torsade de pointes",
+                 "atrial fibrillation", "QT prolongation", "prolonged QT", "long QT")
+URGENT_SYMPTOMS = frozenset({"91175000", "698247007", "31722008", "49436004"})
+URGENT_SYMPTOM_WORDS = ("seizure", "arrhythmia", "tachycardia", "torsade", "fibrillation")
+
+HYPOMAGNESEMIA = Code(SNOMED, "190855004", "Hypomagnesemia")
+
+# --- Encounters (HL7 v3 ActCode) — GUIDELINE.md section 4 ---------------------------------
+
+INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC", "EMER", "OBSENC"})

@@ -1,0 +1,601 @@
+"""Raw FHIR R4 resources -> small frozen facts the rules read (GUIDELINE.md sections 1, 2, 4, 5).
+
+Readers are lenient: a resource that lacks what a reader needs yields no fact (or a fact marked
+not interpretable) instead of an error, so one odd resource never hides the rest of the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from . import codes
+from .thresholds import MG_UNIT_TO_MEQ_PER_L
+
+Resource = Mapping[str, Any]
+
+USABLE_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected"})
+SHOWN_OBSERVATION_STATUSES = USABLE_OBSERVATION_STATUSES | {"preliminary"}
+ACTIVE_MEDICATION_STATUSES = frozenset({"active", "on-hold"})
+ACTIVE_CONDITION_STATUSES = frozenset({"active", "recurrence", "relapse"})
+EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+
+CREATININE_UMOL_PER_MG_DL = 88.42  # creatinine 113.12 g/mol: 1 mg/dL = 88.42 µmol/L
+
+
+# --------------------------------------------------------------------------------------------
+# Facts
+
+
+@dataclass(frozen=True)
+class LabResult:
+    """One laboratory Observation, read leniently."""
+
+    kind: str  # mg_serum, mg_ionized, mg_urine, creatinine_serum, creatinine_urine, egfr, tacrolimus_level
+    observation_id: str | None
+    when: datetime | None
+    status: str
+    value: float | None  # as reported, in `unit`
+    unit: str  # as reported (UCUM code or text)
+    comparator: str | None
+    normalised: float | None  # mEq/L for magnesium, mg/dL for creatinine, as reported otherwise
+    reference_high: float | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Final/amended/corrected, dated, with a number in a unit the table knows."""
+        return (self.status in USABLE_OBSERVATION_STATUSES and self.when is not None
+                and self.normalised is not None)
+
+    @property
+    def shown(self) -> str:
+        """The value as the lab reported it, e.g. '<0.5 mmol/L'."""
+        if self.value is None:
+            return "no value"
+        return f"{self.comparator or ''}{self.value:g} {self.unit}".strip()
+
+    @property
+    def day(self) -> str:
+        return self.when.date().isoformat() if self.when else "undated"
+
+    @property
+    def unreadable_reason(self) -> str | None:
+        if self.status not in SHOWN_OBSERVATION_STATUSES:
+            return None  # ignored outright (entered-in-error, cancelled, ...)
+        if self.value is None:
+            return "no numeric value"
+        if self.normalised is None:
+            return f"unit '{self.unit or 'none'}' not recognised"
+        if self.when is None:
+            return "no date"
+        return None
+
+
+@dataclass(frozen=True)
+class MedicationUse:
+    """One MedicationRequest/MedicationStatement, with what section 1 and 8 need to know."""
+
+    resource_type: str
+    request_id: str | None
+    name: str
+    status: str
+    authored_on: datetime | None
+    is_topical: bool
+    is_tacrolimus: bool
+    wasting_class: str | None  # key of codes.MAGNESIUM_WASTING
+    raises_tacrolimus_class: str | None
+    lowers_tacrolimus_class: str | None
+    is_magnesium_supplement: bool
+    ingredient: str | None  # the section 8 ingredient recognised, e.g. "omeprazole"
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_MEDICATION_STATUSES
+
+    @property
+    def is_systemic_tacrolimus(self) -> bool:
+        return self.is_tacrolimus and not self.is_topical
+
+
+@dataclass(frozen=True)
+class Symptom:
+    name: str
+    code: str | None
+    when: datetime | None
+    urgent: bool
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """Everything the rules read about one patient, already normalised."""
+
+    patient_id: str | None
+    encounter_id: str | None
+    medications: tuple[MedicationUse, ...] = ()
+    labs: tuple[LabResult, ...] = ()
+    symptoms: tuple[Symptom, ...] = ()
+    transplant_dates: tuple[datetime, ...] = ()
+    hospitalized: bool = False
+    unavailable: tuple[str, ...] = ()  # data that could not be read (e.g. "procedures")
+    draft_orders: tuple[MedicationUse, ...] = field(default=())
+
+    def labs_of(self, kind: str) -> list[LabResult]:
+        return [lab for lab in self.labs if lab.kind == kind]
+
+
+# --------------------------------------------------------------------------------------------
+# Small readers
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """FHIR date/dateTime/instant (possibly partial) -> aware UTC datetime, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 4:
+            parsed = datetime(int(text), 1, 1)
+        elif len(text) == 7:
+            parsed = datetime(int(text[:4]), int(text[5:7]), 1)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def codings(concept: Any) -> list[Mapping[str, Any]]:
+    if not isinstance(concept, Mapping):
+        return []
+    found = concept.get("coding")
+    return [c for c in found if isinstance(c, Mapping)] if isinstance(found, list) else []
+
+
+def coding_keys(concept: Any) -> set[tuple[str, str]]:
+    return {(str(c.get("system", "")), str(c.get("code", ""))) for c in codings(concept)
+            if c.get("code") is not None}
+
+
+def concept_text(concept: Any) -> str:
+    """All human-readable text of a CodeableConcept: its text and every coding display."""
+    if not isinstance(concept, Mapping):
+        return ""
+    parts = [concept.get("text")] + [c.get("display") for c in codings(concept)]
+    return " ".join(p for p in parts if isinstance(p, str) and p)
+
+
+def first_code(concept: Any, system: str | None = None) -> str | None:
+    for c in codings(concept):
+        if system is None or c.get("system") == system:
+            code = c.get("code")
+            if isinstance(code, str):
+                return code
+    return None
+
+
+def reference_id(reference: Any, resource_type: str) -> str | None:
+    """'Patient/123' (or a full URL ending so) -> '123' when it names that type."""
+    if not isinstance(reference, Mapping):
+        return None
+    ref = reference.get("reference")
+    if not isinstance(ref, str):
+        return None
+    parts = ref.rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == resource_type:
+        return parts[-1]
+    if len(parts) >= 4 and parts[-4] == resource_type and parts[-2] == "_history":
+        return parts[-3]
+    return None
+
+
+def status_code(value: Any) -> str | None:
+    """Condition-style status: a CodeableConcept (R4) or a plain string (STU3)."""
+    if isinstance(value, str):
+        return value
+    return first_code(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Observations
+
+
+def observation_time(obs: Resource) -> datetime | None:
+    """effectiveDateTime, else effectivePeriod start/end, else effectiveInstant, else issued."""
+    when = parse_datetime(obs.get("effectiveDateTime"))
+    if when is None:
+        period = obs.get("effectivePeriod")
+        if isinstance(period, Mapping):
+            when = parse_datetime(period.get("start")) or parse_datetime(period.get("end"))
+    return when or parse_datetime(obs.get("effectiveInstant")) or parse_datetime(obs.get("issued"))
+
+
+def lab_kind(obs: Resource) -> str | None:
+    code = obs.get("code")
+    for key in coding_keys(code):
+        kind = codes.LAB_KIND_BY_CODE.get(key)
+        if kind:
+            return kind
+    return _lab_kind_from_text(concept_text(code).lower())
+
+
+def _lab_kind_from_text(text: str) -> str | None:
+    """Section 2: codes first; text is the fallback for records that carry only text."""
+    if not text:
+        return None
+    urine = "urine" in text or "urinary" in text
+    if "magnesium" in text:
+        if any(w in text for w in ("rbc", "erythrocyte", "red cell", "red blood")):
+            return None
+        if urine:
+            return "mg_urine"
+        if "ionized" in text or "ionised" in text:
+            return "mg_ionized"
+        return "mg_serum"
+    if "tacrolimus" in text or "fk506" in text:
+        return "tacrolimus_level"
+    if "glomerular filtration" in text or "egfr" in text:
+        return "egfr"
+    if "creatinine" in text and "clearance" not in text and "ratio" not in text:
+        return "creatinine_urine" if urine else "creatinine_serum"
+    return None
+
+
+def _unit_keys(quantity: Mapping[str, Any]) -> list[str]:
+    """UCUM code first, unit text second (section 2), lower-cased without spaces."""
+    keys = []
+    for name in ("code", "unit"):
+        value = quantity.get(name)
+        if isinstance(value, str) and value.strip():
+            keys.append(value.replace(" ", "").lower())
+    return keys
+
+
+def magnesium_meq_per_l(value: float, unit_keys: Iterable[str]) -> float | None:
+    """Convert a magnesium value to mEq/L, or None when no unit is recognised."""
+    for key in unit_keys:
+        factor = MG_UNIT_TO_MEQ_PER_L.get(key)
+        if factor is not None:
+            return value * factor
+    return None
+
+
+def creatinine_mg_per_dl(value: float, unit_keys: Iterable[str]) -> float | None:
+    for key in unit_keys:
+        if key == "mg/dl":
+            return value
+        if key in ("umol/l", "µmol/l", "μmol/l"):
+            return value / CREATININE_UMOL_PER_MG_DL
+    return None
+
+
+_EGFR_UNITS = frozenset({"ml/min/{1.73_m2}", "ml/min/1.73m2", "ml/min/1.73_m2", "ml/min/1.73m^2",
+                         "ml/min", "ml/min/{1.73m2}"})
+_TACROLIMUS_UNITS = frozenset({"ng/ml", "ug/l", "µg/l", "mcg/l"})
+
+
+def _normalise(kind: str, value: float, unit_keys: list[str]) -> float | None:
+    if kind in ("mg_serum", "mg_ionized", "mg_urine"):
+        return magnesium_meq_per_l(value, unit_keys)
+    if kind in ("creatinine_serum", "creatinine_urine"):
+        return creatinine_mg_per_dl(value, unit_keys)
+    if kind == "egfr":
+        return value if any(k in _EGFR_UNITS for k in unit_keys) else None
+    if kind == "tacrolimus_level":
+        return value if any(k in _TACROLIMUS_UNITS for k in unit_keys) else None
+    return None
+
+
+def read_lab(obs: Resource) -> LabResult | None:
+    """An Observation of a kind the guideline reads -> LabResult; anything else -> None."""
+    kind = lab_kind(obs)
+    if kind is None:
+        return None
+    quantity = obs.get("valueQuantity")
+    value = comparator = None
+    unit = ""
+    normalised = None
+    if isinstance(quantity, Mapping) and not obs.get("dataAbsentReason"):
+        raw = quantity.get("value")
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = float(raw)
+        comparator = quantity.get("comparator") if isinstance(quantity.get("comparator"), str) else None
+        unit_keys = _unit_keys(quantity)
+        unit = str(quantity.get("unit") or quantity.get("code") or "")
+        if value is not None:
+            normalised = _normalise(kind, value, unit_keys)
+    return LabResult(
+        kind=kind,
+        observation_id=obs.get("id") if isinstance(obs.get("id"), str) else None,
+        when=observation_time(obs),
+        status=str(obs.get("status") or "unknown"),
+        value=value,
+        unit=unit,
+        comparator=comparator,
+        normalised=normalised,
+        reference_high=_reference_high(obs),
+    )
+
+
+def _reference_high(obs: Resource) -> float | None:
+    ranges = obs.get("referenceRange")
+    if isinstance(ranges, list):
+        for entry in ranges:
+            high = entry.get("high") if isinstance(entry, Mapping) else None
+            if isinstance(high, Mapping) and isinstance(high.get("value"), (int, float)):
+                return float(high["value"])
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Medications
+
+_TACROLIMUS_CODES = codes.keys((codes.TACROLIMUS, *codes.TACROLIMUS_PRODUCTS))
+_TACROLIMUS_PATTERN = codes.name_pattern(codes.TACROLIMUS_NAMES)
+_TOPICAL_PATTERN = codes.name_pattern(codes.TOPICAL_WORDS)
+_SUPPLEMENT_PATTERN = codes.name_pattern(codes.MAGNESIUM_SUPPLEMENT_NAMES)
+
+
+class _DrugIndex:
+    """Section 8 lists, indexed once: RxNorm ingredient code and whole-word names -> class."""
+
+    def __init__(self, classes: Iterable[codes.DrugClass]):
+        self.by_code: dict[str, tuple[str, str]] = {}
+        names: dict[str, tuple[str, str]] = {}
+        for drug_class in classes:
+            for ingredient, rxcui in drug_class.ingredients.items():
+                if rxcui:
+                    self.by_code[rxcui] = (drug_class.key, ingredient)
+                names[ingredient.lower()] = (drug_class.key, ingredient)
+            for brand, ingredient in drug_class.brands.items():
+                names[brand.lower()] = (drug_class.key, ingredient)
+        self.by_name = names
+        self.pattern = codes.name_pattern(names)
+
+    def match(self, rxnorm_codes: set[str], text: str) -> tuple[str, str] | None:
+        for rxcui in rxnorm_codes:
+            hit = self.by_code.get(rxcui)
+            if hit:
+                return hit
+        found = self.pattern.search(text)
+        return self.by_name.get(found.group(0).lower()) if found else None
+
+
+WASTING_INDEX = _DrugIndex(codes.MAGNESIUM_WASTING)
+RAISING_INDEX = _DrugIndex(codes.RAISES_TACROLIMUS)
+LOWERING_INDEX = _DrugIndex(codes.LOWERS_TACROLIMUS)
+
+
+def medication_concept(request: Resource, medications: Mapping[str, Resource]) -> tuple[Any, Resource | None]:
+    """The medication's CodeableConcept and the Medication resource it came from, if any.
+
+    Resolves medicationReference to a contained Medication ('#id') or to a Medication found
+    in the patient data ('Medication/id').
+    """
+    concept = request.get("medicationCodeableConcept")
+    if isinstance(concept, Mapping):
+        return concept, None
+    reference = request.get("medicationReference")
+    if not isinstance(reference, Mapping):
+        return None, None
+    ref = reference.get("reference")
+    medication: Resource | None = None
+    if isinstance(ref, str) and ref.startswith("#"):
+        for contained in request.get("contained") or []:
+            if isinstance(contained, Mapping) and contained.get("id") == ref[1:]:
+                medication = contained
+                break
+    else:
+        med_id = reference_id(reference, "Medication")
+        if med_id is not None:
+            medication = medications.get(med_id)
+    if medication is None:
+        # An unresolvable reference still often carries a display.
+        display = reference.get("display")
+        return ({"text": display} if isinstance(display, str) else None), None
+    return medication.get("code"), medication
+
+
+def _route_text(request: Resource, medication: Resource | None) -> tuple[set[tuple[str, str]], str]:
+    route_keys: set[tuple[str, str]] = set()
+    texts = []
+    dosages = request.get("dosageInstruction") or request.get("dosage") or []
+    for dosage in dosages if isinstance(dosages, list) else []:
+        if isinstance(dosage, Mapping):
+            route = dosage.get("route")
+            route_keys |= coding_keys(route)
+            texts.append(concept_text(route))
+            if isinstance(dosage.get("text"), str):
+                texts.append(dosage["text"])
+    if medication is not None:
+        texts.append(concept_text(medication.get("form")))
+    return route_keys, " ".join(texts)
+
+
+def read_medication(request: Resource, medications: Mapping[str, Resource]) -> MedicationUse | None:
+    """A MedicationRequest/MedicationStatement -> MedicationUse, or None when no drug is named."""
+    concept, medication = medication_concept(request, medications)
+    name = concept_text(concept)
+    keys = coding_keys(concept)
+    if not name and not keys:
+        return None
+    rxnorm = {code for system, code in keys if system == codes.RXNORM}
+    route_keys, route_text = _route_text(request, medication)
+    all_text = f"{name} {route_text}"
+    is_topical = ((codes.TOPICAL_ROUTE.system, codes.TOPICAL_ROUTE.code) in route_keys
+                  or bool(_TOPICAL_PATTERN.search(all_text)))
+    is_tacrolimus = bool(keys & _TACROLIMUS_CODES) or bool(_TACROLIMUS_PATTERN.search(name))
+    wasting = WASTING_INDEX.match(rxnorm, name)
+    raising = RAISING_INDEX.match(rxnorm, name)
+    lowering = LOWERING_INDEX.match(rxnorm, name)
+    supplement = bool(_SUPPLEMENT_PATTERN.search(name))
+    status = str(request.get("status") or "unknown")
+    authored = parse_datetime(request.get("authoredOn")) or parse_datetime(
+        request.get("dateAsserted")) or _effective_start(request)
+    display = name or next((f"RxNorm {code}" for code in sorted(rxnorm)), "unnamed medication")
+    return MedicationUse(
+        resource_type=str(request.get("resourceType")),
+        request_id=request.get("id") if isinstance(request.get("id"), str) else None,
+        name=_short_name(concept, display),
+        status=status,
+        authored_on=authored,
+        is_topical=is_topical,
+        is_tacrolimus=is_tacrolimus,
+        # Topical and ophthalmic forms (e.g. cyclosporine eye drops) do not act systemically.
+        wasting_class=None if (wasting is None or is_topical) else wasting[0],
+        raises_tacrolimus_class=None if (raising is None or is_topical) else raising[0],
+        lowers_tacrolimus_class=None if (lowering is None or is_topical) else lowering[0],
+        is_magnesium_supplement=supplement,
+        ingredient=(wasting or raising or lowering or (None, None))[1],
+    )
+
+
+def _short_name(concept: Any, fallback: str) -> str:
+    """The concept's text, else its first display: what a clinician would read."""
+    if isinstance(concept, Mapping):
+        if isinstance(concept.get("text"), str) and concept["text"]:
+            return concept["text"]
+        for c in codings(concept):
+            if isinstance(c.get("display"), str) and c["display"]:
+                return c["display"]
+    return fallback
+
+
+def _effective_start(statement: Resource) -> datetime | None:
+    period = statement.get("effectivePeriod")
+    if isinstance(period, Mapping):
+        return parse_datetime(period.get("start"))
+    return parse_datetime(statement.get("effectiveDateTime"))
+
+
+# --------------------------------------------------------------------------------------------
+# Conditions, procedures, encounter
+
+_SYMPTOM_CODES = {c.code: c for c in codes.SYMPTOMS}
+_SYMPTOM_PATTERN = codes.name_pattern(codes.SYMPTOM_WORDS)
+_URGENT_PATTERN = codes.name_pattern(codes.URGENT_SYMPTOM_WORDS)
+_TRANSPLANT_CODES = codes.keys(codes.TRANSPLANT_PROCEDURES)
+_TRANSPLANT_PATTERN = codes.name_pattern(codes.TRANSPLANT_WORDS)
+_ORGAN_PATTERN = codes.name_pattern(codes.TRANSPLANT_ORGAN_WORDS)
+
+
+def read_symptom(condition: Resource) -> Symptom | None:
+    """An active, not refuted Condition coded (or named) as a section 5 symptom."""
+    clinical = status_code(condition.get("clinicalStatus"))
+    if clinical is not None and clinical not in ACTIVE_CONDITION_STATUSES:
+        return None
+    if status_code(condition.get("verificationStatus")) in EXCLUDED_VERIFICATION:
+        return None
+    code = condition.get("code")
+    when = parse_datetime(condition.get("recordedDate")) or parse_datetime(
+        condition.get("onsetDateTime"))
+    onset_period = condition.get("onsetPeriod")
+    if when is None and isinstance(onset_period, Mapping):
+        when = parse_datetime(onset_period.get("start"))
+    for c in codings(code):
+        if c.get("system") == codes.SNOMED and c.get("code") in _SYMPTOM_CODES:
+            known = _SYMPTOM_CODES[c["code"]]
+            return Symptom(known.display, known.code, when, known.code in codes.URGENT_SYMPTOMS)
+    text = concept_text(code)
+    found = _SYMPTOM_PATTERN.search(text)
+    if found is None:
+        return None
+    return Symptom(text, None, when, bool(_URGENT_PATTERN.search(text)))
+
+
+def read_transplant_date(procedure: Resource) -> datetime | None:
+    """A completed solid-organ transplant Procedure -> when it was performed."""
+    if procedure.get("status") != "completed":
+        return None
+    code = procedure.get("code")
+    text = concept_text(code)
+    named = bool(_TRANSPLANT_PATTERN.search(text)) and bool(_ORGAN_PATTERN.search(text))
+    if not (coding_keys(code) & _TRANSPLANT_CODES) and not named:
+        return None
+    when = parse_datetime(procedure.get("performedDateTime"))
+    period = procedure.get("performedPeriod")
+    if when is None and isinstance(period, Mapping):
+        when = parse_datetime(period.get("start")) or parse_datetime(period.get("end"))
+    return when
+
+
+def is_hospitalized(encounter: Resource) -> bool:
+    """An in-progress inpatient/acute/emergency encounter (section 4)."""
+    if encounter.get("status") != "in-progress":
+        return False
+    enc_class = encounter.get("class")
+    classes = enc_class if isinstance(enc_class, list) else [enc_class]
+    for item in classes:
+        if isinstance(item, Mapping):
+            code = item.get("code") or first_code(item)
+            if code in codes.INPATIENT_CLASSES:
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# The whole patient
+
+
+def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
+                encounter_id: str | None, unavailable: Iterable[str] = (),
+                draft_orders: Iterable[Resource] = ()) -> PatientFacts:
+    """Every resource of the patient's data (any prefetch key) -> PatientFacts.
+
+    Resources are de-duplicated by type and id, so the same Observation arriving under two
+    prefetch keys counts once. Resources about another patient are ignored.
+    """
+    by_type: dict[str, dict[str, Resource]] = {}
+    anonymous: dict[str, list[Resource]] = {}
+    for resource in resources:
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str):
+            continue
+        rid = resource.get("id")
+        if isinstance(rid, str):
+            by_type.setdefault(rtype, {})[rid] = resource
+        else:
+            anonymous.setdefault(rtype, []).append(resource)
+
+    def of_type(rtype: str) -> list[Resource]:
+        return list(by_type.get(rtype, {}).values()) + anonymous.get(rtype, [])
+
+    def about_patient(resource: Resource) -> bool:
+        subject = resource.get("subject") or resource.get("patient")
+        found = reference_id(subject, "Patient")
+        return patient_id is None or found is None or found == patient_id
+
+    medication_index = by_type.get("Medication", {})
+    medications = tuple(
+        use for resource in of_type("MedicationRequest") + of_type("MedicationStatement")
+        if about_patient(resource)
+        for use in [read_medication(resource, medication_index)] if use is not None)
+    labs = tuple(
+        lab for obs in of_type("Observation") if about_patient(obs)
+        for lab in [read_lab(obs)] if lab is not None)
+    symptoms = tuple(
+        s for condition in of_type("Condition") if about_patient(condition)
+        for s in [read_symptom(condition)] if s is not None)
+    transplants = tuple(
+        when for procedure in of_type("Procedure") if about_patient(procedure)
+        for when in [read_transplant_date(procedure)] if when is not None)
+    encounters = of_type("Encounter")
+    if encounter_id is not None:
+        encounters = [e for e in encounters if e.get("id") == encounter_id]
+    drafts = tuple(
+        use for resource in draft_orders
+        if resource.get("resourceType") in ("MedicationRequest", "MedicationStatement")
+        for use in [read_medication(resource, medication_index)] if use is not None)
+    return PatientFacts(
+        patient_id=patient_id,
+        encounter_id=encounter_id,
+        medications=medications,
+        labs=labs,
+        symptoms=symptoms,
+        transplant_dates=transplants,
+        hospitalized=any(is_hospitalized(e) for e in encounters),
+        unavailable=tuple(unavailable),
+        draft_orders=drafts,
+    )

@@ -1,0 +1,115 @@
+"""FHIR R4 resources the cards suggest (GUIDELINE.md sections 3, 4 and 7).
+
+Built as ``fhir.resources.R4B`` models, so a resource that is not valid FHIR fails here, in the
+service, rather than in the EHR that would accept it; serialised once to plain JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from . import codes
+from .facts import LabResult
+
+
+@dataclass(frozen=True)
+class OrderContext:
+    """Who and when the suggested orders are for."""
+
+    patient_id: str
+    encounter_id: str | None
+    now: datetime
+    serum_mg_order: codes.Code = codes.MG_SERUM_MASS
+
+
+def _references(ctx: OrderContext) -> dict:
+    refs = {"subject": {"reference": f"Patient/{ctx.patient_id}"}}
+    if ctx.encounter_id:
+        refs["encounter"] = {"reference": f"Encounter/{ctx.encounter_id}"}
+    return refs
+
+
+def _dump(model) -> dict:
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def _reason() -> list[dict]:
+    return [{"coding": [codes.HYPOMAGNESEMIA.coding()], "text": "Hypomagnesemia on tacrolimus"}]
+
+
+def lab_order(ctx: OrderContext, test: codes.Code, *, within_days: float, note: str,
+              reason_low_mg: bool = True) -> dict:
+    """A draft ServiceRequest for one LOINC-coded lab, due within the given window."""
+    start = ctx.now.date()
+    end = (ctx.now + timedelta(days=within_days)).date()
+    resource = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "108252007",
+                                  "display": "Laboratory procedure"}]}],
+        "code": {"coding": [test.coding()], "text": test.display},
+        **_references(ctx),
+        "occurrencePeriod": {"start": start.isoformat(), "end": end.isoformat()},
+        "authoredOn": ctx.now.date().isoformat(),
+        "note": [{"text": note}],
+    }
+    if reason_low_mg:
+        resource["reasonCode"] = _reason()
+    return _dump(ServiceRequest.model_validate(resource))
+
+
+def _medication_request(ctx: OrderContext, drug: str, text: str, dose_mg: float,
+                        route: codes.Code, timing: dict, caution: str | None) -> dict:
+    instruction = text if caution is None else f"{text}. CAUTION: {caution}"
+    resource = {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": drug},
+        **_references(ctx),
+        "authoredOn": ctx.now.date().isoformat(),
+        "reasonCode": _reason(),
+        "dosageInstruction": [{
+            "text": instruction,
+            "route": {"coding": [route.coding()], "text": route.display},
+            "timing": timing,
+            "doseAndRate": [{"doseQuantity": {"value": dose_mg, "unit": "mg",
+                                              "system": codes.UCUM, "code": "mg"}}],
+        }],
+    }
+    if caution:
+        resource["note"] = [{"text": caution}]
+    return _dump(MedicationRequest.model_validate(resource))
+
+
+def oral_magnesium(ctx: OrderContext, caution: str | None) -> dict:
+    """Section 3, mild-moderate: magnesium oxide 400 mg by mouth twice daily."""
+    return _medication_request(
+        ctx, codes.MAGNESIUM_OXIDE_400_TABLET,
+        "Magnesium oxide 400 mg (241 mg elemental) by mouth twice daily; titrate to three "
+        "times daily as tolerated; split doses limit diarrhoea",
+        400, codes.ORAL_ROUTE, {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+        caution)
+
+
+def intravenous_magnesium(ctx: OrderContext, severe: bool, caution: str | None) -> dict:
+    """Section 3, severe or symptomatic: magnesium sulfate 2 g IV over 1 hour."""
+    text = "Magnesium sulfate 2 g IV over 1 hour"
+    if severe:
+        text += " (up to 4 g over 4 hours if severe)"
+    text += "; continue oral replacement afterwards; cardiac monitoring if arrhythmia"
+    return _medication_request(
+        ctx, codes.MAGNESIUM_SULFATE_IV, text, 2000, codes.INTRAVENOUS_ROUTE,
+        {"repeat": {"count": 1, "duration": 1, "durationUnit": "h"}}, caution)
+
+
+def renal_caution_text(egfr: LabResult | None) -> str | None:
+    if egfr is None:
+        return None
+    return (f"renal impairment (eGFR {egfr.shown} on {egfr.day}): "
+            "halve the dose and check magnesium more often (risk of hypermagnesemia)")

@@ -1,0 +1,75 @@
+"""Every number of GUIDELINE.md, named as there, in one place.
+
+A hospital overrides any of them with an environment variable ``CDS_GUIDELINE_<NAME>``
+(for example ``CDS_GUIDELINE_SEVERE_BELOW=1.0``); see ``cds_service.config``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Guideline defaults (GUIDELINE.md sections 3, 4, 5 and 7)."""
+
+    # Section 3: severity of the latest usable serum magnesium, in mEq/L.
+    severe_below: float = 1.0
+    low_at_or_below: float = 1.4
+    target_above: float = 1.5
+    # Section 3: renal impairment caution on every supplementation suggestion.
+    egfr_caution_below: float = 30.0
+    # Section 4: monitoring intervals, in days.
+    routine_interval_days: int = 42
+    early_interval_days: int = 7
+    early_phase_days: int = 30
+    inpatient_interval_days: int = 3
+    # Section 5: a symptom counts when recorded or with onset this recently.
+    symptom_window_days: int = 14
+    # Section 6: "Mg low or unmeasured in 30 days" makes the tacrolimus-start card a warning.
+    order_recent_mg_days: int = 30
+    # Section 7: contributing factors.
+    tacrolimus_high_above: float = 15.0  # ng/mL, whole blood
+    tacrolimus_level_recent_days: int = 30
+    egfr_rise_fraction: float = 0.20
+    egfr_rise_window_days: int = 90
+    # Section 7: persistent hypomagnesemia despite supplementation.
+    persistent_min_results: int = 2
+    persistent_min_span_days: int = 14
+    # Section 7: FEMg inputs must lie within this many hours of each other; > 2 % is renal wasting.
+    femg_window_hours: int = 24
+    femg_renal_wasting_above: float = 2.0
+
+    def with_overrides(self, overrides: Mapping[str, str]) -> "Thresholds":
+        """A copy with values parsed from strings (configuration); unknown names raise KeyError."""
+        types = {f.name: f.type for f in fields(self)}
+        changes = {}
+        for name, raw in overrides.items():
+            if name not in types:
+                raise KeyError(name)
+            changes[name] = int(raw) if types[name] in (int, "int") else float(raw)
+        return replace(self, **changes)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+# Comparisons after unit conversion use this tolerance, so 0.70 mmol/L is exactly 1.40 mEq/L.
+COMPARISON_TOLERANCE = 1e-9
+
+# Section 2: conversion factors to mEq/L, keyed by the lower-cased UCUM code or unit text.
+# Magnesium: 24.305 g/mol, valence 2.
+MAGNESIUM_MOLAR_MASS = 24.305
+MG_UNIT_TO_MEQ_PER_L: Mapping[str, float] = {
+    "meq/l": 1.0,
+    "mmol/l": 2.0,
+    "mg/dl": 10.0 / MAGNESIUM_MOLAR_MASS * 2.0,
+    "mg/l": 2.0 / MAGNESIUM_MOLAR_MASS,
+}
+
+# The FEMg formula's filtered fraction of serum magnesium (section 7).
+FEMG_FILTERED_FRACTION = 0.7

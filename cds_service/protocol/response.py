@@ -1,0 +1,95 @@
+"""CDS Hooks 2.0 response types, serialised once with the spec's JSON rule.
+
+The spec forbids `null` and empty values in responses (except `cards: []`); `to_json` drops
+them, so builders can leave optional fields unset.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Coding:
+    system: str
+    code: str
+    display: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    label: str
+    url: str | None = None
+    topic: Coding | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    type: str  # create | update | delete
+    description: str
+    resource: Mapping[str, Any] | None = None
+    resourceId: str | None = None
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    label: str
+    actions: tuple[Action, ...] = ()
+    isRecommended: bool | None = None
+    uuid: str = field(default_factory=new_uuid)
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+    type: str = "absolute"
+
+
+@dataclass(frozen=True)
+class Card:
+    summary: str
+    indicator: str  # info | warning | critical
+    source: Source
+    detail: str | None = None
+    suggestions: tuple[Suggestion, ...] = ()
+    selectionBehavior: str | None = None
+    overrideReasons: tuple[Coding, ...] = ()
+    links: tuple[Link, ...] = ()
+    uuid: str = field(default_factory=new_uuid)
+
+    @property
+    def topic(self) -> str | None:
+        return self.source.topic.code if self.source.topic else None
+
+
+def to_json(value: Any) -> Any:
+    """Dataclasses, tuples and mappings -> JSON-ready values without null or empty members."""
+    if hasattr(value, "__dataclass_fields__"):
+        value = {name: getattr(value, name) for name in value.__dataclass_fields__}
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            converted = to_json(item)
+            if converted is None or converted == "" or converted == [] or converted == {}:
+                continue
+            out[key] = converted
+        return out
+    if isinstance(value, (list, tuple)):
+        return [c for c in (to_json(item) for item in value)
+                if c is not None and c != "" and c != [] and c != {}]
+    return value
+
+
+def cards_response(cards: list[Card]) -> dict:
+    """The hook response: cards ordered critical, warning, info (stable within a level)."""
+    ordered = sorted(cards, key=lambda c: INDICATOR_ORDER.get(c.indicator, 3))
+    return {"cards": [to_json(card) for card in ordered]}

@@ -1,0 +1,140 @@
+"""The service registry: each CDS service is data (id, hook, title, description, prefetch) plus
+one handler. Discovery is generated from this list; routes look services up here.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Iterable
+
+from .config import Settings
+from .fhir.client import FhirClient
+from .fhir.data import PrefetchKey, gather
+from .guideline import codes
+from .guideline.cards import CardContext, build_cards
+from .guideline.facts import build_facts
+from .guideline.rules import assess
+from .guideline.suggestions import OrderContext
+from .protocol.request import HookRequest
+from .protocol.response import Card
+
+
+@dataclass(frozen=True)
+class HookEnvironment:
+    """What a handler needs besides the request: settings, clock, executor, FHIR client."""
+
+    settings: Settings
+    now: datetime
+    executor: Executor
+    docs_base_url: str
+    client: FhirClient | None
+
+
+Handler = Callable[[HookRequest, HookEnvironment], list[Card]]
+
+
+@dataclass(frozen=True)
+class CdsService:
+    id: str
+    hook: str
+    title: str
+    description: str
+    prefetch: tuple[PrefetchKey, ...]
+    handler: Handler
+
+    def discovery(self) -> dict:
+        return {"hook": self.hook, "id": self.id, "title": self.title,
+                "description": self.description,
+                "prefetch": {key.key: key.query for key in self.prefetch},
+                "usageRequirements": "Prefetch recommended; otherwise the service reads the "
+                                     "EHR's FHIR server with the access token it is given."}
+
+
+# --------------------------------------------------------------------------------------------
+# Prefetch templates: only CDS Hooks 2.0 tokens and the spec's recommended query subset
+# (reads, patient reference and token searches, _sort, _count). Code lists come from codes.py.
+
+
+def _token_list(*groups: Iterable[codes.Code]) -> str:
+    return ",".join(f"{c.system}|{c.code}" for group in groups for c in group)
+
+
+PATIENT = "{{context.patientId}}"
+PATIENT_DATA = (
+    PrefetchKey("patient", f"Patient/{PATIENT}", "patient record"),
+    # All statuses, newest first: the tacrolimus start date needs stopped orders too (section 4).
+    PrefetchKey("medications",
+                f"MedicationRequest?patient={PATIENT}&_sort=-authoredon&_count=200",
+                "medication list", required=True),
+    PrefetchKey("magnesium",
+                f"Observation?patient={PATIENT}&code={_token_list(codes.MG_SERUM, codes.MG_IONIZED)}"
+                "&_sort=-date&_count=50",
+                "magnesium results", required=True),
+    PrefetchKey("labs",
+                f"Observation?patient={PATIENT}&code="
+                f"{_token_list(codes.CREATININE_SERUM, codes.CREATININE_URINE, codes.MG_URINE, codes.EGFR, codes.TACROLIMUS_LEVEL)}"
+                "&_sort=-date&_count=100",
+                "kidney function, urine and tacrolimus results"),
+    PrefetchKey("conditions",
+                f"Condition?patient={PATIENT}&clinical-status=active,recurrence,relapse"
+                "&_sort=-recorded-date&_count=100",
+                "active conditions (symptoms)"),
+    PrefetchKey("procedures",
+                f"Procedure?patient={PATIENT}&code={_token_list(codes.TRANSPLANT_PROCEDURES)}"
+                "&_sort=-date&_count=20",
+                "transplant procedures"),
+    PrefetchKey("encounter", "Encounter/{{context.encounterId}}", "current encounter"),
+)
+
+
+def assess_patient(request: HookRequest, env: HookEnvironment) -> list[Card]:
+    """Sections 1-5 and 7 for the patient of the request (also applied in order hooks, section 6)."""
+    data = gather(request, PATIENT_DATA, client=env.client, executor=env.executor,
+                  deadline_seconds=env.settings.fhir_deadline)
+    drafts = request.context.get("draftOrders")
+    facts = build_facts(
+        data.resources, patient_id=request.patient_id, encounter_id=request.encounter_id,
+        unavailable=data.unavailable,
+        draft_orders=[] if not isinstance(drafts, dict) else list(_draft_resources(drafts)))
+    assessment = assess(facts, env.now, env.settings.thresholds)
+    serum_order = next((c for c in codes.MG_SERUM if c.code == env.settings.serum_mg_order_loinc),
+                       codes.MG_SERUM_MASS)
+    context = CardContext(
+        orders=OrderContext(request.patient_id, request.encounter_id, env.now, serum_order),
+        thresholds=env.settings.thresholds,
+        docs_base_url=env.docs_base_url)
+    return build_cards(assessment, context)
+
+
+def _draft_resources(bundle: dict):
+    for entry in bundle.get("entry") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+            yield entry["resource"]
+
+
+GUIDELINE_NAME = "Magnesium monitoring and supplementation for patients on tacrolimus"
+
+SERVICES = (
+    CdsService(
+        id="tacrolimus-magnesium-patient-view",
+        hook="patient-view",
+        title="Magnesium on tacrolimus",
+        description=(f"{GUIDELINE_NAME}: monitoring reminders, severity-graded supplementation "
+                     "advice, contributing drugs and escalation when low magnesium persists."),
+        prefetch=PATIENT_DATA,
+        handler=assess_patient,
+    ),
+    CdsService(
+        id="tacrolimus-magnesium-order-select",
+        hook="order-select",
+        title="Magnesium on tacrolimus (orders)",
+        description=(f"{GUIDELINE_NAME}: magnesium severity and monitoring while tacrolimus and "
+                     "the drugs around it are ordered."),
+        prefetch=PATIENT_DATA,
+        handler=assess_patient,
+    ),
+)
+
+SERVICES_BY_ID = {service.id: service for service in SERVICES}

@@ -1,0 +1,78 @@
+"""Discovery, hook and feedback routes (CDS Hooks 2.0)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, current_app, g, request
+
+from .. import logs
+from ..protocol.errors import InvalidRequest, PayloadTooLarge, UnknownService, UnsupportedMediaType
+from ..protocol.request import request_validator
+from ..protocol.response import cards_response
+from ..services import SERVICES, SERVICES_BY_ID, HookEnvironment
+
+bp = Blueprint("cds", __name__)
+
+
+def json_response(body: object, status: int = 200) -> Response:
+    return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False), status=status,
+                    mimetype="application/json")
+
+
+def read_json_body() -> object:
+    """The request's JSON body, or a ServiceError with the status the problem deserves."""
+    mimetype = request.mimetype or ""
+    if not (mimetype == "application/json" or mimetype.endswith("+json")):
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    limit = current_app.extensions["cds"].settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body larger than {limit} bytes")
+    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH (chunked bodies)
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise InvalidRequest("request body nests too deeply") from None
+    except ValueError:
+        raise InvalidRequest("request body is not valid JSON") from None
+
+
+@bp.get("/cds-services")
+def discovery() -> Response:
+    return json_response({"services": [service.discovery() for service in SERVICES]})
+
+
+@bp.post("/cds-services/<service_id>")
+def call_hook(service_id: str) -> Response:
+    service = SERVICES_BY_ID.get(service_id)
+    if service is None:
+        raise UnknownService("no CDS service with this id; see GET /cds-services")
+    g.service_id = service.id
+    hook_request = request_validator().parse(read_json_body(), service.hook)
+    g.hook_instance = hook_request.hook_instance
+    runtime = current_app.extensions["cds"]
+    env = HookEnvironment(settings=runtime.settings, now=datetime.now(timezone.utc),
+                          executor=runtime.executor, docs_base_url=docs_base_url(),
+                          client=runtime.fhir_client(hook_request))
+    cards = service.handler(hook_request, env)
+    g.card_kinds = [card.topic for card in cards]
+    return json_response(cards_response(cards))
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str) -> Response:
+    if service_id not in SERVICES_BY_ID:
+        raise UnknownService("no CDS service with this id; see GET /cds-services")
+    g.service_id = service_id
+    items = request_validator().check_feedback(read_json_body())
+    outcomes: dict[str, int] = {}
+    for item in items:
+        outcomes[item["outcome"]] = outcomes.get(item["outcome"], 0) + 1
+    logs.event("feedback", service=service_id, outcomes=outcomes)
+    return json_response({"received": len(items)})
+
+
+def docs_base_url() -> str:
+    base = current_app.extensions["cds"].settings.public_base_url or request.host_url
+    return base.rstrip("/") + "/docs/rules"
