@@ -285,7 +285,13 @@ def _drug_line(m: MedicationUse, why: str) -> str:
 def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -> Card:
     t = ctx.thresholds
     named = [m.ingredient or m.name for m in f.wasting_drugs + f.raising_drugs]
-    listed = ", ".join(dict.fromkeys(named)) or "see detail"
+    if f.tacrolimus_high:
+        named.append(f"tacrolimus level {f.tacrolimus_level.shown}")
+    if f.tacrolimus_level_missing:
+        named.append("no recent tacrolimus level")
+    if f.egfr_rise is not None:
+        named.append(f"eGFR up {f.egfr_rise.fraction:.0%}")
+    listed = ", ".join(dict.fromkeys(named))
     summary = f"Factors worsening magnesium loss: {listed} — {mg_text(f.latest)} on {f.latest.day}"
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}."]
     evidence += [_drug_line(m, "wastes magnesium") for m in f.wasting_drugs]

@@ -16,6 +16,11 @@ from ..services import SERVICES, SERVICES_BY_ID, HookEnvironment
 bp = Blueprint("cds", __name__)
 
 
+def utc_now() -> datetime:
+    """The evaluation clock (a function, so tests can pin it)."""
+    return datetime.now(timezone.utc)
+
+
 def json_response(body: object, status: int = 200) -> Response:
     return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False), status=status,
                     mimetype="application/json")
@@ -52,7 +57,7 @@ def call_hook(service_id: str) -> Response:
     hook_request = request_validator().parse(read_json_body(), service.hook)
     g.hook_instance = hook_request.hook_instance
     runtime = current_app.extensions["cds"]
-    env = HookEnvironment(settings=runtime.settings, now=datetime.now(timezone.utc),
+    env = HookEnvironment(settings=runtime.settings, now=utc_now(),
                           executor=runtime.executor, docs_base_url=docs_base_url(),
                           client=runtime.fhir_client(hook_request))
     cards = service.handler(hook_request, env)

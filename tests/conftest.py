@@ -1,0 +1,50 @@
+"""Shared fixtures: a fresh app per test, a pinned clock, and the response schema."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from cds_service import create_app
+from cds_service.web import hooks
+
+from . import factories
+
+PATIENT_VIEW = "/cds-services/tacrolimus-magnesium-patient-view"
+ORDER_SELECT = "/cds-services/tacrolimus-magnesium-order-select"
+
+
+@pytest.fixture
+def app(monkeypatch):
+    """The app with the clock pinned to factories.NOW."""
+    monkeypatch.setattr(hooks, "utc_now", lambda: factories.NOW)
+    return create_app({"log_level": "WARNING"})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def response_schema():
+    schema = json.loads(resources.files("cds_service.protocol").joinpath("schemas", "cds-response.json").read_text())
+    return Draft202012Validator(schema)
+
+
+@pytest.fixture
+def call_hook(client, response_schema):
+    """POST a hook request, assert a schema-valid 200, and return the cards."""
+
+    def call(body: dict, path: str = PATIENT_VIEW) -> list[dict]:
+        response = client.post(path, json=body)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        payload = response.get_json()
+        errors = sorted(response_schema.iter_errors(payload), key=lambda e: e.path)
+        assert not errors, [e.message for e in errors]
+        return payload["cards"]
+
+    return call

@@ -1,0 +1,191 @@
+"""Small factories for synthetic FHIR R4 resources and hook requests (no real patient data)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+
+PATIENT_ID = "pat-1"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+_ids = itertools.count(1)
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{next(_ids)}"
+
+
+def days_ago(days: float, now: datetime = NOW) -> str:
+    return (now - timedelta(days=days)).isoformat()
+
+
+def patient(patient_id: str = PATIENT_ID) -> dict:
+    return {"resourceType": "Patient", "id": patient_id, "gender": "female", "birthDate": "1970-01-01"}
+
+
+def magnesium(value: float | None, unit: str = "mEq/L", *, days: float = 1, code: str | None = "19123-9",
+              text: str | None = None, status: str = "final", ucum: str | None = "same",
+              comparator: str | None = None, when: str | None = None, id: str | None = None,
+              **extra: Any) -> dict:
+    """A serum magnesium Observation. ucum="same" uses `unit` as the UCUM code; None leaves it out."""
+    obs: dict = {"resourceType": "Observation", "id": id or _id("mg"), "status": status,
+                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                           "code": "laboratory"}]}],
+                 "code": {}, "subject": {"reference": f"Patient/{PATIENT_ID}"},
+                 "effectiveDateTime": when or days_ago(days)}
+    if code:
+        obs["code"]["coding"] = [{"system": LOINC, "code": code}]
+    if text:
+        obs["code"]["text"] = text
+    if value is not None:
+        quantity: dict = {"value": value, "unit": unit}
+        if ucum:
+            quantity["system"] = UCUM
+            quantity["code"] = unit if ucum == "same" else ucum
+        if comparator:
+            quantity["comparator"] = comparator
+        obs["valueQuantity"] = quantity
+    obs.update(extra)
+    return obs
+
+
+def lab(code: str, value: float, unit: str, *, days: float = 1, status: str = "final",
+        reference_high: float | None = None, comparator: str | None = None, **extra: Any) -> dict:
+    """Any other laboratory Observation (creatinine, eGFR, urine Mg, tacrolimus level)."""
+    obs = magnesium(value, unit, days=days, code=code, status=status, comparator=comparator, **extra)
+    obs["id"] = _id("lab")
+    if reference_high is not None:
+        obs["referenceRange"] = [{"high": {"value": reference_high, "unit": unit}}]
+    return obs
+
+
+def medication(text: str | None = None, *, rxnorm: str | None = None, display: str | None = None,
+               status: str = "active", days: float = 400, route: str | None = None,
+               resource_type: str = "MedicationRequest", id: str | None = None, **extra: Any) -> dict:
+    """A MedicationRequest for a drug named by text and/or an RxNorm code."""
+    concept: dict = {}
+    if rxnorm:
+        concept["coding"] = [{"system": RXNORM, "code": rxnorm, **({"display": display} if display else {})}]
+    if text:
+        concept["text"] = text
+    request: dict = {"resourceType": resource_type, "id": id or _id("med"), "status": status,
+                     "intent": "order", "medicationCodeableConcept": concept,
+                     "subject": {"reference": f"Patient/{PATIENT_ID}"},
+                     "authoredOn": days_ago(days)}
+    if route:
+        request["dosageInstruction"] = [{"route": {"text": route}}]
+    request.update(extra)
+    return request
+
+
+def tacrolimus(**kwargs: Any) -> dict:
+    kwargs.setdefault("rxnorm", "198377")
+    kwargs.setdefault("display", "tacrolimus 1 MG Oral Capsule")
+    return medication(**kwargs)
+
+
+def medication_with_contained(name: str, *, status: str = "active", days: float = 400,
+                              form: str | None = None) -> dict:
+    """A MedicationRequest whose drug is a contained Medication (medicationReference '#med')."""
+    contained = {"resourceType": "Medication", "id": "med", "code": {"text": name}}
+    if form:
+        contained["form"] = {"text": form}
+    return {"resourceType": "MedicationRequest", "id": _id("med"), "status": status,
+            "intent": "order", "contained": [contained],
+            "medicationReference": {"reference": "#med"},
+            "subject": {"reference": f"Patient/{PATIENT_ID}"}, "authoredOn": days_ago(days)}
+
+
+def condition(text: str | None = None, *, snomed: str | None = None, days: float = 2,
+              clinical_status: str = "active", verification: str | None = None) -> dict:
+    code: dict = {}
+    if snomed:
+        code["coding"] = [{"system": SNOMED, "code": snomed}]
+    if text:
+        code["text"] = text
+    resource = {"resourceType": "Condition", "id": _id("cond"),
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                               "code": clinical_status}]},
+                "code": code, "subject": {"reference": f"Patient/{PATIENT_ID}"},
+                "recordedDate": days_ago(days)}
+    if verification:
+        resource["verificationStatus"] = {"coding": [{"code": verification}]}
+    return resource
+
+
+def transplant(days: float, *, snomed: str = "70536003", text: str | None = None,
+               status: str = "completed") -> dict:
+    code: dict = {"coding": [{"system": SNOMED, "code": snomed}]} if snomed else {}
+    if text:
+        code["text"] = text
+    return {"resourceType": "Procedure", "id": _id("proc"), "status": status, "code": code,
+            "subject": {"reference": f"Patient/{PATIENT_ID}"}, "performedDateTime": days_ago(days)}
+
+
+def encounter(class_code: str = "IMP", status: str = "in-progress", id: str = "enc-1") -> dict:
+    return {"resourceType": "Encounter", "id": id, "status": status,
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class_code},
+            "subject": {"reference": f"Patient/{PATIENT_ID}"}}
+
+
+def bundle(*resources: dict) -> dict:
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
+            "entry": [{"fullUrl": f"urn:uuid:{r.get('id', 'x')}", "resource": r} for r in resources]}
+
+
+PREFETCH_KEYS = ("patient", "medications", "magnesium", "labs", "conditions", "procedures", "encounter")
+
+
+def prefetch_for(resources: list[dict], patient_id: str = PATIENT_ID) -> dict:
+    """Split resources into the services' prefetch keys, as an EHR would fill them."""
+    by_key: dict[str, list[dict]] = {k: [] for k in PREFETCH_KEYS}
+    encounter_resource = None
+    for r in resources:
+        t = r["resourceType"]
+        if t == "MedicationRequest":
+            by_key["medications"].append(r)
+        elif t == "Observation":
+            codes = {c.get("code") for c in r.get("code", {}).get("coding", [])}
+            by_key["magnesium" if codes & {"19123-9", "2601-3", "73573-8"} or not codes else "labs"].append(r)
+        elif t == "Condition":
+            by_key["conditions"].append(r)
+        elif t == "Procedure":
+            by_key["procedures"].append(r)
+        elif t == "Encounter":
+            encounter_resource = r
+    prefetch: dict = {k: bundle(*v) for k, v in by_key.items() if k not in ("patient", "encounter")}
+    prefetch["patient"] = patient(patient_id)
+    if encounter_resource is not None:
+        prefetch["encounter"] = encounter_resource
+    return prefetch
+
+
+def hook_request(resources: list[dict] | None = None, *, hook: str = "patient-view",
+                 prefetch: dict | None = None, encounter_id: str | None = None,
+                 fhir_server: str | None = None, token: str | None = None, **context: Any) -> dict:
+    """A CDS Hooks request; prefetch built from `resources` unless given."""
+    ctx: dict = {"userId": "Practitioner/example", "patientId": PATIENT_ID}
+    if encounter_id:
+        ctx["encounterId"] = encounter_id
+    if hook in ("order-select", "order-sign"):
+        ctx.setdefault("draftOrders", {"resourceType": "Bundle", "entry": []})
+        if hook == "order-select":
+            ctx.setdefault("selections", [])
+    ctx.update(context)
+    body: dict = {"hook": hook, "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "context": ctx}
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    elif resources is not None:
+        body["prefetch"] = prefetch_for(resources)
+    if fhir_server:
+        body["fhirServer"] = fhir_server
+        if token:
+            body["fhirAuthorization"] = {"access_token": token, "token_type": "Bearer",
+                                         "expires_in": 300, "scope": "patient/*.read",
+                                         "subject": "cds-service"}
+    return body
