@@ -268,8 +268,8 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
 
 def symptoms_card(f: SymptomsWithNormalMagnesium, a: Assessment, ctx: CardContext) -> Card:
     names = _symptom_names(f.symptoms)
-    summary = (f"{names.capitalize()} with {mg_text(f.latest)} on {f.latest.day}: serum Mg may "
-               "not reflect body stores")
+    summary = (f"Symptoms with normal {mg_text(f.latest)} on {f.latest.day}: serum Mg may not "
+               f"reflect body stores ({names})")
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}.",
                 f"Recorded in the last {ctx.thresholds.symptom_window_days} days: {names}."]
     advice = ["Serum levels may not reflect total body magnesium: consider ionized Mg, "
@@ -292,7 +292,7 @@ def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -
     if f.egfr_rise is not None:
         named.append(f"eGFR up {f.egfr_rise.fraction:.0%}")
     listed = ", ".join(dict.fromkeys(named))
-    summary = f"Factors worsening magnesium loss: {listed} — {mg_text(f.latest)} on {f.latest.day}"
+    summary = f"Factors worsening magnesium loss, {mg_text(f.latest)} on {f.latest.day}: {listed}"
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}."]
     evidence += [_drug_line(m, "wastes magnesium") for m in f.wasting_drugs]
     evidence += [_drug_line(m, "raises tacrolimus levels") for m in f.raising_drugs]
