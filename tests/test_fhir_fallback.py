@@ -1,0 +1,199 @@
+"""FHIR server fallback when prefetch is missing: tokens, failures, paging, deadlines."""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+
+from cds_service import create_app
+from cds_service.fhir.templates import render, token_values
+
+from . import factories as f
+from .conftest import PATIENT_VIEW
+
+BASE = "https://ehr.example.org/fhir"
+MG_CODES = {"http://loinc.org|19123-9", "http://loinc.org|2601-3"}
+
+
+class FakeFhirServer:
+    """Answers the service's queries from a list of resources, the way a FHIR server would."""
+
+    def __init__(self, resources: list[dict], base: str = BASE):
+        self.resources = resources
+        self.base = base
+        self.calls: list[requests.PreparedRequest] = []
+        self.overrides: dict[str, tuple[int, object]] = {}  # resource type -> (status, body)
+
+    def install(self, mock: responses.RequestsMock) -> None:
+        mock.add_callback(responses.GET, re.compile(re.escape(self.base) + r"/.*"),
+                          callback=self.answer)
+
+    def answer(self, request):
+        self.calls.append(request)
+        parts = urlsplit(request.url)
+        path = parts.path[len(urlsplit(self.base).path):].strip("/")
+        rtype = path.split("/")[0]
+        if rtype in self.overrides:
+            status, body = self.overrides[rtype]
+            if isinstance(body, Exception):
+                raise body
+            return status, {}, body if isinstance(body, str) else __import__("json").dumps(body)
+        if "/" in path:  # read
+            _, rid = path.split("/", 1)
+            found = [r for r in self.resources if r["resourceType"] == rtype and r["id"] == rid]
+            if rtype == "Patient" and not found:
+                found = [f.patient(rid)]
+            if not found:
+                return 404, {}, '{"resourceType": "OperationOutcome", "issue": []}'
+            return 200, {}, __import__("json").dumps(found[0])
+        query = parse_qs(parts.query)
+        matches = [r for r in self.resources if r["resourceType"] == rtype]
+        if rtype == "Observation":
+            wanted = set(query["code"][0].split(","))
+            matches = [r for r in matches if {f"{c['system']}|{c['code']}" for c in r["code"].get("coding", [])} & wanted]
+        return 200, {}, __import__("json").dumps(f.bundle(*matches))
+
+    def types_called(self) -> list[str]:
+        return sorted(urlsplit(c.url).path.split("/")[2] for c in self.calls)
+
+
+def fallback_request(resources, *, token: str | None = "secret-token", encounter_id=None, prefetch=None):
+    return f.hook_request(prefetch=prefetch or {}, fhir_server=BASE, token=token,
+                          encounter_id=encounter_id)
+
+
+@pytest.fixture
+def fhir():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def test_templates_are_filled_from_context():
+    values = token_values({"patientId": "a b/c", "userId": "Practitioner/9", "encounterId": "e1"})
+    assert render("Patient/{{context.patientId}}", values) == "Patient/a%20b%2Fc"
+    assert render("x?performer={{userPractitionerId}}", values) == "x?performer=9"
+    assert render("Encounter/{{context.encounterId}}", {"context.patientId": "p"}) is None
+
+
+def test_everything_fetched_with_the_bearer_token(fhir, call_hook):
+    server = FakeFhirServer([f.tacrolimus(), f.magnesium(0.8, days=2), f.encounter("IMP", id="enc-9")])
+    server.install(fhir)
+    cards = call_hook(fallback_request(None, encounter_id="enc-9"))
+    assert cards[0]["indicator"] == "critical" and "Mg 0.8 mEq/L" in cards[0]["summary"]
+    assert server.types_called() == ["Condition", "Encounter", "MedicationRequest", "Observation",
+                                     "Observation", "Patient", "Procedure"]
+    assert {c.headers["Authorization"] for c in server.calls} == {"Bearer secret-token"}
+
+
+def test_open_server_gets_no_token(fhir, call_hook):
+    server = FakeFhirServer([f.tacrolimus(), f.magnesium(2.0)])
+    server.install(fhir)
+    call_hook(fallback_request(None, token=None))
+    assert server.calls and all("Authorization" not in c.headers for c in server.calls)
+
+
+def test_only_absent_keys_are_fetched(fhir, call_hook):
+    server = FakeFhirServer([f.magnesium(1.2)])
+    server.install(fhir)
+    prefetch = {"patient": f.patient(), "medications": f.bundle(f.tacrolimus()), "labs": None,
+                "conditions": None, "procedures": None}
+    cards = call_hook(fallback_request(None, prefetch=prefetch))
+    assert server.types_called() == ["Observation"]
+    assert "Mg 1.2 mEq/L" in cards[0]["summary"]
+
+
+@pytest.mark.parametrize("failure", [
+    (500, "oops"),
+    (200, "not json {"),
+    (200, {"resourceType": "OperationOutcome", "issue": []}),
+    (200, ["a list"]),
+    (401, {"resourceType": "OperationOutcome", "issue": []}),
+    (302, ""),
+    (0, requests.ConnectionError("refused")),
+    (0, requests.ReadTimeout("slow")),
+])
+def test_failing_required_query_answers_412(fhir, client, failure):
+    server = FakeFhirServer([f.tacrolimus(), f.magnesium(1.2)])
+    server.overrides["MedicationRequest"] = failure
+    server.install(fhir)
+    response = client.post(PATIENT_VIEW, json=fallback_request(None))
+    assert response.status_code == 412
+    assert response.get_json()["issue"][0]["expression"] == ["prefetch.medications"]
+
+
+@pytest.mark.parametrize("failed_type, label", [
+    ("Condition", "active conditions (symptoms)"),
+    ("Procedure", "transplant procedures"),
+    ("Patient", "patient record"),
+])
+def test_failing_supplementary_query_degrades_the_answer(fhir, call_hook, failed_type, label):
+    server = FakeFhirServer([f.tacrolimus(), f.magnesium(1.2)])
+    server.overrides[failed_type] = (500, "down")
+    server.install(fhir)
+    cards = call_hook(fallback_request(None))
+    severity = next(c for c in cards if c["source"]["topic"]["code"] == "mg-severity")
+    assert label in severity["detail"]
+
+
+def test_search_pages_are_followed(fhir, call_hook):
+    page2 = f"{BASE}/Observation?page=2"
+    fhir.add(responses.GET, page2, json=f.bundle(f.magnesium(0.8, days=1)))
+    first = f.bundle(f.magnesium(2.0, days=30))
+    first["link"] = [{"relation": "self", "url": f"{BASE}/Observation"}, {"relation": "next", "url": page2}]
+    server = FakeFhirServer([f.tacrolimus()])
+    server.overrides["Observation"] = (200, first)
+    server.install(fhir)
+    cards = call_hook(fallback_request(None))
+    assert "Mg 0.8 mEq/L" in cards[0]["summary"]  # the newest result was on page 2
+
+
+def test_paged_prefetch_is_completed_from_the_server(fhir, call_hook):
+    page2 = f"{BASE}/Observation?page=2"
+    fhir.add(responses.GET, page2, json=f.bundle(f.magnesium(0.8, days=1)))
+    body = f.hook_request([f.tacrolimus(), f.magnesium(2.0, days=30)], fhir_server=BASE, token="t")
+    body["prefetch"]["magnesium"]["link"] = [{"relation": "next", "url": page2}]
+    cards = call_hook(body)
+    assert "Mg 0.8 mEq/L" in cards[0]["summary"]
+
+
+def test_next_page_on_another_server_is_not_followed(fhir, call_hook):
+    body = f.hook_request([f.tacrolimus(), f.magnesium(1.2, days=1)], fhir_server=BASE, token="t")
+    body["prefetch"]["magnesium"]["link"] = [{"relation": "next", "url": "https://evil.example.com/x"}]
+    cards = call_hook(body)  # responses would raise on any unregistered URL
+    assert "magnesium results (partly: next page on another server)" in cards[0]["detail"]
+
+
+def test_page_bound_keeps_what_was_read(fhir):
+    app = create_app({"fhir_max_pages": 2, "log_level": "WARNING"})
+    for n in (2, 3):
+        page = f.bundle(f.magnesium(1.2, days=n))
+        page["link"] = [{"relation": "next", "url": f"{BASE}/Observation?page={n + 1}"}]
+        fhir.add(responses.GET, f"{BASE}/Observation?page={n}", json=page)
+    body = f.hook_request([f.tacrolimus(), f.magnesium(1.2, days=1)], fhir_server=BASE, token="t")
+    body["prefetch"]["magnesium"]["link"] = [{"relation": "next", "url": f"{BASE}/Observation?page=2"}]
+    response = app.test_client().post(PATIENT_VIEW, json=body)
+    assert response.status_code == 200
+    assert "more than 2 pages" in response.get_json()["cards"][0]["detail"]
+
+
+def test_hanging_server_is_cut_at_the_deadline(fhir):
+    app = create_app({"fhir_deadline": 0.3, "fhir_read_timeout": 5.0, "log_level": "WARNING"})
+    server = FakeFhirServer([f.tacrolimus(), f.magnesium(1.2)])
+
+    def hang(request):
+        time.sleep(1.0)
+        return server.answer(request)
+
+    fhir.add_callback(responses.GET, re.compile(re.escape(BASE) + r"/Condition.*"), callback=hang)
+    server.install(fhir)
+    started = time.monotonic()
+    response = app.test_client().post(PATIENT_VIEW, json=fallback_request(None))
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert "active conditions (symptoms)" in response.get_json()["cards"][0]["detail"]
+    assert elapsed < 1.0  # answered before the hanging query finished
