@@ -26,7 +26,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; `config` overrides settings read from CDS_* environment variables."""
     settings = Settings.from_env().merged(config)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions["cds"] = Runtime(settings)
     logger = logs.configure(settings.log_level)

@@ -34,7 +34,10 @@ def read_json_body() -> object:
     limit = current_app.extensions["cds"].settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH (chunked bodies)
+    # Chunked bodies have no Content-Length: read one byte past the limit to know.
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body larger than {limit} bytes")
     try:
         return json.loads(raw)
     except RecursionError:

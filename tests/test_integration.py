@@ -1,0 +1,152 @@
+"""The real server, started as the Procfile starts it, called over HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from jsonschema import Draft202012Validator
+
+from . import factories as f
+from .fhir_stub import FhirStub
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {"patient-view": "tacrolimus-magnesium-patient-view",
+            "order-select": "tacrolimus-magnesium-order-select"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """gunicorn started with the Procfile's web: command, on a free loopback port."""
+    command = next(line.split(":", 1)[1].strip() for line in (ROOT / "Procfile").read_text().splitlines()
+                   if line.startswith("web:"))
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", "CDS_MAX_BODY_BYTES": "200000",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if requests.get(f"{base}/cds-services", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
+        time.sleep(0.1)
+    yield base
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def schema():
+    path = ROOT / "cds_service" / "protocol" / "schemas" / "cds-response.json"
+    return Draft202012Validator(json.loads(path.read_text()))
+
+
+def record(now_days_offset: float = 0) -> list[dict]:
+    """A patient on tacrolimus with a recent severe result and a PPI."""
+    return [f.patient(), f.tacrolimus(), f.medication("omeprazole 20 mg capsule", id="ppi-1"),
+            f.magnesium(0.4, "mmol/L", code="2601-3", days=1)]
+
+
+def post(base: str, hook: str, body: dict, **kwargs) -> requests.Response:
+    return requests.post(f"{base}/cds-services/{SERVICES[hook]}", json=body, timeout=10, **kwargs)
+
+
+def test_discovery_over_http(server):
+    response = requests.get(f"{server}/cds-services", timeout=5)
+    assert response.status_code == 200
+    assert {s["hook"] for s in response.json()["services"]} >= {"patient-view", "order-select"}
+
+
+@pytest.mark.parametrize("hook", ["patient-view", "order-select"])
+def test_both_hooks_with_full_prefetch(server, schema, hook):
+    response = post(server, hook, f.hook_request(record(), hook=hook))
+    assert response.status_code == 200
+    assert not list(schema.iter_errors(response.json()))
+    cards = response.json()["cards"]
+    assert cards[0]["indicator"] == "critical"
+    assert "0.4 mmol/L" in cards[0]["summary"]
+
+
+@pytest.mark.parametrize("hook", ["patient-view", "order-select"])
+def test_both_hooks_with_fhir_server_and_no_prefetch(server, schema, hook):
+    with FhirStub(record()) as stub:
+        body = f.hook_request(hook=hook, prefetch={}, fhir_server=stub.base_url, token="tok-123")
+        response = post(server, hook, body)
+    assert response.status_code == 200, response.text
+    assert not list(schema.iter_errors(response.json()))
+    cards = response.json()["cards"]
+    assert cards[0]["indicator"] == "critical" and "0.4 mmol/L" in cards[0]["summary"]
+    assert any(c["source"]["topic"]["code"] == "mg-contributing" and "omeprazole" in c["summary"] for c in cards)
+    assert set(stub.authorizations) == {"Bearer tok-123"}
+
+
+def test_same_cards_in_both_modes(server):
+    with_prefetch = post(server, "patient-view", f.hook_request(record())).json()["cards"]
+    with FhirStub(record()) as stub:
+        fetched = post(server, "patient-view",
+                       f.hook_request(prefetch={}, fhir_server=stub.base_url)).json()["cards"]
+    strip = lambda cards: [(c["indicator"], c["summary"]) for c in cards]  # noqa: E731
+    assert strip(with_prefetch) == strip(fetched)
+
+
+@pytest.mark.parametrize("kwargs, status", [
+    ({"data": "{", "headers": {"Content-Type": "application/json"}}, 400),
+    ({"data": "{}", "headers": {"Content-Type": "text/plain"}}, 415),
+    ({"json": {"hook": "patient-view"}}, 400),
+])
+def test_bad_requests_get_their_status(server, kwargs, status):
+    response = requests.post(f"{server}/cds-services/{SERVICES['patient-view']}", timeout=5, **kwargs)
+    assert response.status_code == status
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_unknown_service_is_404(server):
+    assert requests.post(f"{server}/cds-services/nope", json={}, timeout=5).status_code == 404
+
+
+def test_unobtainable_data_is_412(server):
+    response = post(server, "patient-view", f.hook_request(prefetch={}))
+    assert response.status_code == 412
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_oversized_body_is_413_and_the_server_keeps_answering(server, chunked):
+    payload = json.dumps(f.hook_request(record() + [f.magnesium(2.0, days=d) for d in range(2, 2000)])).encode()
+    assert len(payload) > 200000
+    data = iter([payload[i:i + 65536] for i in range(0, len(payload), 65536)]) if chunked else payload
+    response = requests.post(f"{server}/cds-services/{SERVICES['patient-view']}", data=data, timeout=10,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert requests.get(f"{server}/cds-services", timeout=5).status_code == 200
+
+
+def test_cors_preflight_over_http(server):
+    response = requests.options(f"{server}/cds-services/{SERVICES['patient-view']}", timeout=5, headers={
+        "Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert response.status_code == 200
+    assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
