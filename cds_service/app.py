@@ -49,8 +49,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     def health() -> Response:
         return json_response({"status": "ok"})
 
+    runtime = app.extensions["cds"]
     logger.info("started", extra={"fields": {"fhir_deadline_s": settings.fhir_deadline,
-                                             "max_body_bytes": settings.max_body_bytes}})
+                                             "max_body_bytes": settings.max_body_bytes,
+                                             "auth_required": settings.auth_required,
+                                             "trusted_issuers": sorted(runtime.issuers)}})
+    if not settings.auth_required:
+        logger.warning("authentication off: any client may call the hooks "
+                       "(set CDS_AUTH_REQUIRED=true and CDS_TRUSTED_ISSUERS in production)")
+    if "*" in runtime.fhir_allowed:
+        logger.warning("any FHIR server may be called (set CDS_FHIR_ALLOWED_SERVERS in production)")
     return app
 
 
@@ -58,7 +66,10 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError) -> Response:
         g.error = type(error).__name__
-        return json_response(error.outcome(), error.status)
+        response = json_response(error.outcome(), error.status)
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

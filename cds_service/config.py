@@ -19,6 +19,13 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     cors_origins: str = "*"  # comma-separated origins, or * for any (the sandbox is a browser app)
     public_base_url: str = ""  # e.g. https://cds.example.org; empty: taken from each request
+    max_prefetch_entries: int = 10000  # Bundle entries across prefetch and draftOrders
+    # Trust boundary: JWT authentication of CDS clients and the FHIR servers the service may call
+    auth_required: bool = False
+    trusted_issuers: str = ""  # JSON: {"<iss>": {"jwks_url", "jku": [...], "fhir_servers": [...]}}
+    jwt_leeway_seconds: float = 60.0  # clock skew allowed on exp, iat and nbf
+    fhir_allowed_servers: str = "*"  # comma-separated FHIR base URLs; * allows any http(s) server
+    state_db: str = "cds-state.sqlite3"  # SQLite file for state shared by workers (seen jti values)
     # FHIR server fallback
     fhir_connect_timeout: float = 0.5  # seconds
     fhir_read_timeout: float = 1.0  # seconds, per request
@@ -60,6 +67,13 @@ class Settings:
 
 
 def _parse(raw: str, kind: type) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"invalid value for a true/false setting: {raw!r}")
     try:
         return kind(raw)
     except ValueError:

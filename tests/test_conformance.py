@@ -76,3 +76,10 @@ def test_our_discovery_has_every_member_the_spec_example_has(client):
     assert required <= set(spec["services"][0])
     for service in client.get("/cds-services").get_json()["services"]:
         assert required <= set(service)
+
+
+def test_the_sandbox_signing_key_is_usable():
+    from cds_service.security.jwt_auth import signing_key
+
+    jwks = json.loads((EXAMPLES / "cds-hooks-sandbox" / "sandbox-jwks.json").read_text())
+    assert signing_key(jwks["keys"][0], "ES384") is not None

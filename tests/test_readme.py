@@ -24,7 +24,7 @@ def test_every_setting_is_documented_with_its_default():
             continue
         row = re.search(rf"\| `CDS_{f.name.upper()}` \| ([^|]+) \|", README)
         assert row, f.name
-        if f.default not in ("",):
+        if f.default != "":
             assert row.group(1).strip().strip("`") == str(f.default), f.name
 
 

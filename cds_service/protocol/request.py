@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, PayloadTooLarge
 
 
 def load_schema(name: str) -> dict:
@@ -76,7 +76,7 @@ class RequestValidator:
         if error is not None:
             raise InvalidRequest(_describe(error))
 
-    def parse(self, body: Any, expected_hook: str) -> HookRequest:
+    def parse(self, body: Any, expected_hook: str, max_entries: int | None = None) -> HookRequest:
         """Validate `body` for a service of `expected_hook` and return the HookRequest."""
         if not isinstance(body, dict):
             raise InvalidRequest("request body must be a JSON object")
@@ -86,6 +86,8 @@ class RequestValidator:
         context_validator = self._contexts.get(expected_hook)
         if context_validator is not None:
             self._check(context_validator, body["context"])
+        if max_entries is not None and _entry_count(body) > max_entries:
+            raise PayloadTooLarge(f"more than {max_entries} Bundle entries in prefetch and draftOrders")
         auth = body.get("fhirAuthorization") or {}
         return HookRequest(
             hook=body["hook"],
@@ -101,6 +103,12 @@ class RequestValidator:
             raise InvalidRequest("request body must be a JSON object")
         self._check(self._feedback, body)
         return body["feedback"]
+
+
+def _entry_count(body: Mapping[str, Any]) -> int:
+    bundles = list((body.get("prefetch") or {}).values()) + [body["context"].get("draftOrders")]
+    return sum(len(b["entry"]) for b in bundles
+               if isinstance(b, dict) and isinstance(b.get("entry"), list))
 
 
 @lru_cache(maxsize=1)

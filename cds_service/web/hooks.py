@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, current_app, g, request
 
 from .. import logs
-from ..protocol.errors import InvalidRequest, PayloadTooLarge, UnknownService, UnsupportedMediaType
+from ..protocol.errors import (InvalidRequest, PayloadTooLarge, Unauthorized, UnknownService,
+                               UnsupportedMediaType)
+from ..security.jwt_auth import AuthFailure
 from ..protocol.request import request_validator
 from ..protocol.response import cards_response
 from ..services import SERVICES, SERVICES_BY_ID, HookEnvironment
@@ -46,6 +48,29 @@ def read_json_body() -> object:
         raise InvalidRequest("request body is not valid JSON") from None
 
 
+@bp.before_request
+def authenticate() -> None:
+    """With CDS_AUTH_REQUIRED, every hook and feedback call carries a valid client JWT; discovery
+    is checked when signed. The client is told only that authentication failed; the log says
+    which check failed (never the token)."""
+    verifier = current_app.extensions["cds"].verifier
+    if verifier is None or request.method == "OPTIONS":
+        return
+    if request.endpoint == "cds.discovery" and "Authorization" not in request.headers:
+        return
+    try:
+        g.client = verifier.verify(request.headers.get("Authorization"), audience=endpoint_url())
+    except AuthFailure as failure:
+        logs.event("auth_failed", check=failure.check, route=request.url_rule.rule if request.url_rule else None)
+        raise Unauthorized("authentication failed") from None
+
+
+def endpoint_url() -> str:
+    """This endpoint's URL as the client should address it (the JWT audience)."""
+    base = current_app.extensions["cds"].settings.public_base_url or request.host_url
+    return base.rstrip("/") + request.path
+
+
 @bp.get("/cds-services")
 def discovery() -> Response:
     return json_response({"services": [service.discovery() for service in SERVICES]})
@@ -57,12 +82,13 @@ def call_hook(service_id: str) -> Response:
     if service is None:
         raise UnknownService("no CDS service with this id; see GET /cds-services")
     g.service_id = service.id
-    hook_request = request_validator().parse(read_json_body(), service.hook)
-    g.hook_instance = hook_request.hook_instance
     runtime = current_app.extensions["cds"]
+    hook_request = request_validator().parse(read_json_body(), service.hook,
+                                             max_entries=runtime.settings.max_prefetch_entries)
+    g.hook_instance = hook_request.hook_instance
     env = HookEnvironment(settings=runtime.settings, now=utc_now(),
                           executor=runtime.executor, docs_base_url=docs_base_url(),
-                          client=runtime.fhir_client(hook_request))
+                          client=runtime.fhir_client(hook_request, g.get("client")))
     cards = service.handler(hook_request, env)
     g.card_kinds = [card.topic for card in cards]
     return json_response(cards_response(cards))

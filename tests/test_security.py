@@ -1,0 +1,325 @@
+"""Trust boundary: JWT authentication of CDS clients, FHIR server allowlist, hostile input, logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import uuid
+
+import jwt
+import pytest
+import responses
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cds_service import create_app
+from cds_service.logs import LOGGER_NAME, JsonFormatter
+from cds_service.security.jwt_auth import AuthFailure, JwksCache
+
+from . import factories as f
+from .conftest import PATIENT_VIEW
+
+ISS = "https://ehr.example.org"
+JWKS_URL = "https://ehr.example.org/.well-known/jwks.json"
+ROTATED_JKU = "https://keys.example.org/jwks.json"
+AUDIENCE = "http://localhost" + PATIENT_VIEW
+FHIR = "https://fhir.example.org/r4"
+
+
+def public_jwk(private_key, kid: str, alg: str) -> dict:
+    jwk = json.loads(jwt.algorithms.get_default_algorithms()[alg].to_jwk(private_key.public_key()))
+    return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
+
+
+EC_KEY = ec.generate_private_key(ec.SECP384R1())
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_KEY = ec.generate_private_key(ec.SECP384R1())
+JWKS = {"keys": [public_jwk(EC_KEY, "ec-1", "ES384"), public_jwk(RSA_KEY, "rsa-1", "RS384")]}
+
+
+def token(*, key=EC_KEY, alg="ES384", kid="ec-1", headers=None, **claims) -> str:
+    now = int(time.time())
+    payload = {"iss": ISS, "aud": AUDIENCE, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4()),
+               "sub": "client-1", "tenant": "t1"}
+    payload.update(claims)
+    payload = {k: v for k, v in payload.items() if v is not None}
+    headers = {**({"kid": kid} if kid else {}), **(headers or {})}
+    return jwt.encode(payload, key, algorithm=alg, headers=headers)
+
+
+@pytest.fixture
+def secure_app(tmp_path):
+    issuers = {ISS: {"jwks_url": JWKS_URL, "jku": [ROTATED_JKU]}}
+    return create_app({"auth_required": True, "trusted_issuers": json.dumps(issuers),
+                       "state_db": str(tmp_path / "state.sqlite3"), "log_level": "INFO"})
+
+
+@pytest.fixture
+def jwks():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(responses.GET, JWKS_URL, json=JWKS)
+        mock.add(responses.GET, ROTATED_JKU, json={"keys": [public_jwk(OTHER_KEY, "other-1", "ES384")]})
+        yield mock
+
+
+@pytest.fixture
+def log_lines():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(handler)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logger.removeHandler(handler)
+
+
+def call(app, bearer: str | None, path: str = PATIENT_VIEW, body: dict | None = None):
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    body = body or f.hook_request([f.tacrolimus(), f.magnesium(2.0)])
+    return app.test_client().post(path, json=body, headers=headers)
+
+
+# --- JWT ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [
+    lambda: token(),
+    lambda: token(key=RSA_KEY, alg="RS384", kid="rsa-1"),
+    lambda: token(nbf=int(time.time()) - 10, extra_claim="ignored"),
+    lambda: token(key=OTHER_KEY, kid="other-1", headers={"jku": ROTATED_JKU}),
+], ids=["ES384", "RS384", "extra claims and nbf", "jku on the issuer's allowlist"])
+def test_valid_tokens_are_accepted(secure_app, jwks, make):
+    assert call(secure_app, make()).status_code == 200
+
+
+def _hs256_with_public_key() -> str:
+    pem = EC_KEY.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    header = jwt.utils.base64url_encode(json.dumps({"alg": "HS256", "kid": "ec-1", "typ": "JWT"}).encode())
+    now = int(time.time())
+    body = jwt.utils.base64url_encode(json.dumps({"iss": ISS, "aud": AUDIENCE, "exp": now + 300, "iat": now,
+                                                  "jti": "x"}).encode())
+    import hmac, hashlib  # noqa: E401 - forging the classic key-confusion token by hand
+    signature = hmac.new(pem, header + b"." + body, hashlib.sha256).digest()
+    return (header + b"." + body + b"." + jwt.utils.base64url_encode(signature)).decode()
+
+
+def _alg_none() -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": ISS, "aud": AUDIENCE, "exp": now + 300, "iat": now, "jti": "n"},
+                      None, algorithm="none", headers={"kid": "ec-1"})
+
+
+def _tampered() -> str:
+    header, payload, signature = token().split(".")
+    claims = json.loads(jwt.utils.base64url_decode(payload))
+    claims["sub"] = "someone-else"
+    forged = jwt.utils.base64url_encode(json.dumps(claims).encode()).decode()
+    return ".".join([header, forged, signature])
+
+
+@pytest.mark.parametrize("make, check", [
+    (lambda: None, "no bearer token"),
+    (lambda: "not-a-jwt", "malformed token"),
+    (lambda: token(exp=int(time.time()) - 3600), "expired"),
+    (lambda: token(aud="https://other.example.org/cds-services/x"), "wrong audience"),
+    (lambda: token(iss="https://evil.example.org"), "untrusted issuer"),
+    (lambda: token(kid="nope"), "unknown kid"),
+    (lambda: token(kid=None), "no kid"),
+    (_tampered, "bad signature"),
+    (_alg_none, "algorithm not allowed"),
+    (_hs256_with_public_key, "algorithm not allowed"),
+    (lambda: token(key=RSA_KEY, alg="RS384", kid="ec-1"), "algorithm does not match key"),
+    (lambda: token(headers={"jku": "https://evil.example.org/jwks.json"}), "jku not allowed for issuer"),
+    (lambda: token(nbf=int(time.time()) + 3600), "not yet valid (iat/nbf)"),
+    (lambda: token(iat=int(time.time()) + 3600), "not yet valid (iat/nbf)"),
+    (lambda: token(jti=None), "missing claim jti"),
+    (lambda: token(key=OTHER_KEY), "bad signature"),
+])
+def test_bad_tokens_get_a_plain_401_and_the_log_names_the_check(secure_app, jwks, log_lines, make, check):
+    bearer = make()
+    response = call(secure_app, bearer)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.get_json()["issue"][0]["details"]["text"] == "authentication failed"
+    failures = [line for line in log_lines() if line["event"] == "auth_failed"]
+    assert [line["check"] for line in failures] == [check]
+    if bearer:
+        assert bearer not in json.dumps(log_lines())
+
+
+def test_replayed_token_is_refused(secure_app, jwks):
+    bearer = token()
+    assert call(secure_app, bearer).status_code == 200
+    assert call(secure_app, bearer).status_code == 401
+
+
+def test_replay_is_refused_by_another_worker_sharing_the_database(tmp_path, jwks):
+    issuers = json.dumps({ISS: {"jwks_url": JWKS_URL}})
+    config = {"auth_required": True, "trusted_issuers": issuers, "state_db": str(tmp_path / "s.sqlite3"),
+              "log_level": "WARNING"}
+    first, second = create_app(config), create_app(config)
+    bearer = token()
+    assert call(first, bearer).status_code == 200
+    assert call(second, bearer).status_code == 401
+
+
+def test_discovery_is_open_but_a_signed_discovery_is_checked(secure_app, jwks):
+    client = secure_app.test_client()
+    assert client.get("/cds-services").status_code == 200
+    good = token(aud="http://localhost/cds-services")
+    assert client.get("/cds-services", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+    bad = token(aud=AUDIENCE)
+    assert client.get("/cds-services", headers={"Authorization": f"Bearer {bad}"}).status_code == 401
+
+
+def test_feedback_audience_is_the_feedback_url(secure_app, jwks):
+    body = {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-25T00:00:00Z"}]}
+    path = PATIENT_VIEW + "/feedback"
+    assert call(secure_app, token(aud="http://localhost" + path), path, body).status_code == 200
+    assert call(secure_app, token(), path, body).status_code == 401
+
+
+def test_cors_preflight_needs_no_token(secure_app):
+    response = secure_app.test_client().options(PATIENT_VIEW, headers={
+        "Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST"})
+    assert response.status_code == 200
+
+
+def test_auth_on_without_issuers_refuses_to_start():
+    with pytest.raises(ValueError, match="names no issuer"):
+        create_app({"auth_required": True})
+
+
+def test_unknown_kid_refreshes_the_jwks_once_keys_rotate():
+    clock = [0.0]
+    documents = [{"keys": [public_jwk(EC_KEY, "old", "ES384")]},
+                 {"keys": [public_jwk(EC_KEY, "old", "ES384"), public_jwk(OTHER_KEY, "new", "ES384")]}]
+    fetched = []
+
+    def fetch(url):
+        fetched.append(url)
+        return documents[min(len(fetched) - 1, 1)]
+
+    cache = JwksCache(fetch, ttl=3600, min_refresh=30, clock=lambda: clock[0])
+    assert cache.key(JWKS_URL, "old")["kid"] == "old"
+    with pytest.raises(AuthFailure, match="unknown kid"):
+        cache.key(JWKS_URL, "new")  # too soon after the last fetch: no refetch storm
+    assert len(fetched) == 1
+    clock[0] = 31
+    assert cache.key(JWKS_URL, "new")["kid"] == "new"
+    assert len(fetched) == 2
+    clock[0] = 4000
+    cache.key(JWKS_URL, "old")  # expired: fetched again
+    assert len(fetched) == 3
+
+
+# --- FHIR server allowlist ----------------------------------------------------------------------
+
+
+def test_fhir_server_not_on_the_allowlist_is_never_called(log_lines):
+    app = create_app({"fhir_allowed_servers": FHIR, "log_level": "INFO"})
+    body = f.hook_request(prefetch={}, fhir_server="http://169.254.169.254/latest", token="secret")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        response = app.test_client().post(PATIENT_VIEW, json=body)
+        assert len(mock.calls) == 0
+    assert response.status_code == 412
+    assert any(line["event"] == "fhir_server_refused" for line in log_lines())
+
+
+def test_refused_fhir_server_still_answers_from_prefetch():
+    app = create_app({"fhir_allowed_servers": FHIR, "log_level": "WARNING"})
+    body = f.hook_request([f.tacrolimus(), f.magnesium(0.8)], fhir_server="https://elsewhere.example.com/fhir",
+                          token="secret")
+    del body["prefetch"]["conditions"]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        response = app.test_client().post(PATIENT_VIEW, json=body)
+        assert len(mock.calls) == 0
+    assert response.status_code == 200
+    assert response.get_json()["cards"][0]["indicator"] == "critical"
+
+
+def test_allowed_fhir_server_path_prefix_is_exact():
+    from cds_service.security.issuers import url_allowed
+
+    assert url_allowed(FHIR + "/", [FHIR]) and url_allowed(FHIR, [FHIR + "/"])
+    assert not url_allowed("https://fhir.example.org/r4-evil", [FHIR])
+    assert not url_allowed("https://fhir.example.org.evil.com/r4", [FHIR])
+    assert not url_allowed("http://fhir.example.org/r4", [FHIR])  # scheme matters
+    assert not url_allowed("file:///etc/passwd", ["*"])
+
+
+def test_issuer_fhir_servers_replace_the_global_list(tmp_path, jwks):
+    issuers = json.dumps({ISS: {"jwks_url": JWKS_URL, "fhir_servers": [FHIR]}})
+    app = create_app({"auth_required": True, "trusted_issuers": issuers, "fhir_allowed_servers": "*",
+                      "state_db": str(tmp_path / "s.sqlite3"), "log_level": "WARNING"})
+    jwks.add(responses.GET, f"{FHIR}/Patient/pat-1", json=f.patient())
+    body = f.hook_request(prefetch={"patient": None}, fhir_server="https://other.example.org/fhir", token="t")
+    response = call(app, token(), body=body)
+    assert response.status_code == 412  # the other server was refused, nothing else to read
+    assert not [c for c in jwks.calls if "other.example.org" in c.request.url]
+
+
+# --- Hostile input ------------------------------------------------------------------------------
+
+
+def test_too_many_prefetch_entries_is_413():
+    app = create_app({"max_prefetch_entries": 10, "log_level": "WARNING"})
+    body = f.hook_request([f.tacrolimus()] + [f.magnesium(2.0, days=d) for d in range(1, 12)])
+    response = app.test_client().post(PATIENT_VIEW, json=body)
+    assert response.status_code == 413
+    assert "Bundle entries" in response.get_json()["issue"][0]["details"]["text"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=30)
+hook_shaped = st.fixed_dictionaries({
+    "hook": st.sampled_from(["patient-view", "order-select", "x"]) | json_values,
+    "hookInstance": st.text(max_size=5) | json_values,
+    "context": st.fixed_dictionaries({"userId": st.text(max_size=5), "patientId": st.text(max_size=5)})
+    | json_values,
+}, optional={"prefetch": st.dictionaries(st.sampled_from(["medications", "magnesium", "labs", "x"]),
+                                         json_values | st.fixed_dictionaries({"resourceType": st.sampled_from(["Bundle", "Observation", "OperationOutcome"]),
+                                                                              "entry": json_values}), max_size=3),
+             "fhirServer": st.text(max_size=10) | json_values})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=json_values | hook_shaped)
+def test_fuzz_any_json_gets_a_json_2xx_or_4xx(client, body):
+    for path in (PATIENT_VIEW, "/cds-services/tacrolimus-magnesium-order-select"):
+        response = client.post(path, data=json.dumps(body), content_type="application/json")
+        assert 200 <= response.status_code < 500, response.get_data(as_text=True)
+        assert isinstance(response.get_json(), dict)
+
+
+def test_server_still_answers_after_hostile_bodies(client):
+    for raw in (b"\xff\xfe\x00garbage", b"[" * 50000, b'{"hook": "' + b"a" * 100000 + b'"}', b"{}" * 1000):
+        assert client.post(PATIENT_VIEW, data=raw, content_type="application/json").status_code == 400
+    assert client.post(PATIENT_VIEW, json=f.hook_request([f.tacrolimus(), f.magnesium(2.0)])).status_code == 200
+
+
+# --- Logs -------------------------------------------------------------------------------------
+
+
+def test_logs_never_carry_patient_ids_values_or_tokens(log_lines):
+    app = create_app({"log_level": "DEBUG"})
+    patient_id = "PATIENT-7731-SECRET"
+    body = f.hook_request([f.tacrolimus(), f.medication("omeprazole 20 mg"), f.magnesium(0.437, days=1)],
+                          fhir_server="https://fhir.example.org/r4", token="TOKEN-SECRET-991")
+    body["context"]["patientId"] = patient_id
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(responses.GET, f"{FHIR}/Encounter/none", status=500)
+        response = app.test_client().post(PATIENT_VIEW, json=body)
+        app.test_client().post(PATIENT_VIEW, json={**body, "hook": "bad"})
+    assert response.status_code == 200
+    text = json.dumps(log_lines())
+    assert any(line.get("event") == "request" and line.get("status") == 200 for line in log_lines())
+    for secret in (patient_id, "TOKEN-SECRET-991", "0.437", "omeprazole", "1970-01-01"):
+        assert secret not in text
