@@ -105,7 +105,16 @@ def mg_text(result: LabResult) -> str:
     """'Mg 1.1 mg/dL (0.91 mEq/L)': the lab's unit, with mEq/L where it differs."""
     text = f"Mg {result.shown}"
     if result.normalised is not None and result.unit.replace(" ", "").lower() not in ("meq/l",):
-        text += f" ({result.comparator or ''}{result.normalised:.2f} mEq/L)"
+        text += f" ({result.comparator or ''}{_meq_text(result.normalised)} mEq/L)"
+    return text
+
+
+def _meq_text(value: float) -> str:
+    """Two decimals, or three when rounding would land on a tenth (where the section 3
+    thresholds sit): 1.21 mg/dL is 0.996 mEq/L (severe), never shown as "1.00"."""
+    text = f"{value:.2f}"
+    if text.endswith("0") and abs(float(text) - value) > 1e-9:
+        text = f"{value:.3f}"
     return text
 
 
@@ -243,14 +252,21 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
         advice.append(f"Caution: {caution}.")
     if f.stale and f.severity is not Severity.BELOW_TARGET and not suggestions:
         suggestions.append(_repeat_mg(ctx, 7, "repeat level"))
-    indicator = "info" if f.severity is Severity.BELOW_TARGET else (
-        "warning" if f.severity is Severity.MILD_MODERATE else "critical")
+    # A stale result makes the patient due (section 4, a warning); the severity card carries
+    # that repeat request instead of a second card, so it must not be milder than the due card.
+    indicator = "info" if f.severity is Severity.BELOW_TARGET and not f.stale else (
+        "warning" if f.severity in (Severity.MILD_MODERATE, Severity.BELOW_TARGET) else "critical")
     return _card(ctx, "mg-severity", indicator, summary,
                  _detail(evidence, advice, a, "mg-severity"), tuple(suggestions))
 
 
 def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
-    if f.latest is None:
+    if f.latest is None and a.unreadable:
+        # Section 2: a result exists but could not be read; "never measured" would be untrue.
+        summary = (f"Serum magnesium due: latest result ({a.unreadable[0].day}) could not be read "
+                   "— patient on tacrolimus")
+        evidence = ["No usable serum magnesium result on record."]
+    elif f.latest is None:
         summary = "Serum magnesium due: never measured — patient on tacrolimus"
         evidence = ["No usable serum magnesium result on record."]
     else:

@@ -213,7 +213,10 @@ def renal_caution(facts: PatientFacts, thresholds: Thresholds) -> LabResult | No
     egfr = latest_egfr(facts)
     if egfr is None or egfr.comparator in (">", ">="):
         return None
-    return egfr if egfr.normalised < thresholds.egfr_caution_below else None
+    limit = thresholds.egfr_caution_below
+    # '< 30' means certainly below 30: an upper bound at the threshold counts.
+    below = egfr.normalised <= limit if egfr.comparator == "<" else egfr.normalised < limit
+    return egfr if below else None
 
 
 def egfr_rise(facts: PatientFacts, thresholds: Thresholds) -> EgfrRise | None:

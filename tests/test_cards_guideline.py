@@ -1,0 +1,339 @@
+"""The guideline's cards through the patient-view hook (GUIDELINE.md sections 3, 4, 7 and 10)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from . import factories as f
+
+VALIDATORS = {"MedicationRequest": MedicationRequest, "ServiceRequest": ServiceRequest}
+INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}
+EGFR_UNIT = "mL/min/{1.73_m2}"
+RECENT_LEVEL = f.lab("11253-2", 8.0, "ng/mL", days=5)
+
+
+def topic(card: dict) -> str:
+    return card["source"]["topic"]["code"]
+
+
+def by_topic(cards: list[dict]) -> dict[str, dict]:
+    topics = [topic(c) for c in cards]
+    assert len(topics) == len(set(topics)), f"more than one card per topic: {topics}"
+    return dict(zip(topics, cards))
+
+
+def actions(card: dict) -> list[dict]:
+    return [a for s in card.get("suggestions", []) for a in s["actions"]]
+
+
+def created(card: dict, resource_type: str) -> list[dict]:
+    return [a["resource"] for a in actions(card)
+            if a["type"] == "create" and a["resource"]["resourceType"] == resource_type]
+
+
+def loinc_codes(service_requests: list[dict]) -> set[str]:
+    return {c["code"] for r in service_requests for c in r["code"]["coding"] if c["system"] == f.LOINC}
+
+
+def hook(call_hook, *resources, encounter_id=None, tacrolimus=True):
+    meds = [f.tacrolimus()] if tacrolimus else []
+    return call_hook(f.hook_request([*meds, *resources], encounter_id=encounter_id))
+
+
+# --------------------------------------------------------------------------------------------
+# Section 3 and 10: one severity card per class, in each unit
+
+
+MG_DATE = f.days_ago(3)[:10]  # the results below are 3 days old
+
+
+@pytest.mark.parametrize("value, unit, symptom, indicator, title", [
+    (0.8, "mEq/L", False, "critical", "Severe hypomagnesemia"),
+    (0.4, "mmol/L", False, "critical", "Severe hypomagnesemia"),
+    (1.1, "mg/dL", False, "critical", "Severe hypomagnesemia"),
+    (1.3, "mEq/L", True, "critical", "Symptomatic hypomagnesemia"),
+    (0.65, "mmol/L", True, "critical", "Symptomatic hypomagnesemia"),
+    (1.6, "mg/dL", True, "critical", "Symptomatic hypomagnesemia"),
+    (1.2, "mEq/L", False, "warning", "Hypomagnesemia (mild-moderate)"),
+    (0.6, "mmol/L", False, "warning", "Hypomagnesemia (mild-moderate)"),
+    (1.5, "mg/dL", False, "warning", "Hypomagnesemia (mild-moderate)"),
+    (1.45, "mEq/L", False, "info", "Magnesium below target"),
+    (0.72, "mmol/L", False, "info", "Magnesium below target"),
+    (1.78, "mg/dL", False, "info", "Magnesium below target"),
+])
+def test_severity_card_in_each_unit(call_hook, value, unit, symptom, indicator, title):
+    resources = [f.magnesium(value, unit, days=3), RECENT_LEVEL]
+    if symptom:
+        resources.append(f.condition(snomed="26079004", days=2))
+    cards = by_topic(hook(call_hook, *resources))
+    card = cards["mg-severity"]
+    assert card["indicator"] == indicator
+    summary = card["summary"]
+    assert summary.startswith(title)
+    assert f"{value:g} {unit}" in summary
+    assert MG_DATE in summary and re.search(r"\d{4}-\d{2}-\d{2}", summary)
+    assert len(summary) <= 140
+    if unit != "mEq/L":
+        assert re.search(r"\(\d\.\d{2,3} mEq/L\)", summary), "the mEq/L equivalent where the unit differs"
+    if symptom:
+        assert "tremor" in summary
+    assert "mg-monitoring" not in cards
+
+
+@pytest.mark.parametrize("value, unit", [(1.8, "mEq/L"), (0.85, "mmol/L"), (2.0, "mg/dL")])
+def test_at_target_gives_no_card(call_hook, value, unit):
+    assert hook(call_hook, f.magnesium(value, unit, days=3)) == []
+
+
+@pytest.mark.parametrize("value, unit, drug, route_code", [
+    (0.8, "mEq/L", "magnesium sulfate", "47625008"),
+    (1.2, "mEq/L", "magnesium oxide", "26643006"),
+])
+def test_supplementation_suggestion_is_a_valid_draft_order(call_hook, value, unit, drug, route_code):
+    body = f.hook_request([f.tacrolimus(), f.magnesium(value, unit, days=3), f.encounter("AMB")],
+                          encounter_id="enc-1")
+    card = by_topic(call_hook(body))["mg-severity"]
+    [order] = created(card, "MedicationRequest")
+    MedicationRequest.model_validate(order)
+    assert order["status"] == "draft" and order["intent"] == "order"
+    assert order["subject"] == {"reference": "Patient/pat-1"}
+    assert order["encounter"] == {"reference": "Encounter/enc-1"}
+    assert drug in order["medicationCodeableConcept"]["text"].lower()
+    dosage = order["dosageInstruction"][0]
+    assert dosage["text"] and dosage["timing"] and dosage["doseAndRate"]
+    assert dosage["route"]["coding"][0]["code"] == route_code
+    assert "CAUTION" not in dosage["text"]
+    [recheck] = created(card, "ServiceRequest")
+    assert recheck["encounter"] == {"reference": "Encounter/enc-1"}
+    assert loinc_codes([recheck]) == {"19123-9"}
+
+
+def test_no_encounter_reference_without_an_encounter_in_the_hook(call_hook):
+    card = by_topic(hook(call_hook, f.magnesium(1.2, days=3)))["mg-severity"]
+    for resource in created(card, "MedicationRequest") + created(card, "ServiceRequest"):
+        assert "encounter" not in resource
+        assert resource["subject"] == {"reference": "Patient/pat-1"}
+
+
+@pytest.mark.parametrize("scenario", [
+    [f.magnesium(0.8, days=3), f.medication("omeprazole 20 mg", id="ppi-1")],
+    [f.magnesium(1.2, days=60), f.medication("furosemide 40 mg")],
+    [f.magnesium(1.45, days=60)],
+    [],
+    [f.magnesium(0.6, "mmol/L", days=3), f.medication("magnesium oxide 400 mg", days=60),
+     f.magnesium(0.6, "mmol/L", days=30)],
+], ids=["severe+ppi", "stale-mild", "stale-below-target", "never-measured", "persistent"])
+def test_every_suggested_resource_is_valid_fhir_r4(call_hook, scenario):
+    cards = hook(call_hook, *scenario, encounter_id="enc-1")
+    resources = [a["resource"] for c in cards for a in actions(c) if a["type"] == "create"]
+    assert resources
+    for resource in resources:
+        VALIDATORS[resource["resourceType"]].model_validate(resource)
+        assert resource["status"] == "draft"
+        assert resource["intent"] == "order"
+        assert resource["subject"] == {"reference": "Patient/pat-1"}
+        assert resource["encounter"] == {"reference": "Encounter/enc-1"}
+        if resource["resourceType"] == "ServiceRequest":
+            assert {c["system"] for c in resource["code"]["coding"]} == {f.LOINC}
+
+
+# --------------------------------------------------------------------------------------------
+# Renal caution (eGFR below 30) on every supplementation suggestion
+
+
+@pytest.mark.parametrize("mg, egfr, caution", [
+    (0.8, 29, True),
+    (1.2, 29, True),
+    (1.2, 30, False),
+    (0.8, 45, False),
+])
+def test_renal_caution_in_the_dosage_text(call_hook, mg, egfr, caution):
+    card = by_topic(hook(call_hook, f.magnesium(mg, days=3), f.lab("98979-8", egfr, EGFR_UNIT, days=2)))["mg-severity"]
+    orders = created(card, "MedicationRequest")
+    assert orders
+    for order in orders:
+        text = order["dosageInstruction"][0]["text"]
+        assert ("CAUTION" in text and "halve the dose" in text and f"eGFR {egfr}" in text) is caution
+    assert ("halve the dose" in card["detail"]) is caution
+
+
+# --------------------------------------------------------------------------------------------
+# Section 7: contributing factors -> delete suggestions (the clinician decides)
+
+
+def test_wasting_drugs_get_delete_suggestions_not_recommended(call_hook):
+    cards = by_topic(hook(call_hook, f.magnesium(1.2, days=3), RECENT_LEVEL,
+                          f.medication("omeprazole 20 mg", id="ppi-1"),
+                          f.medication("Lasix 40 mg", id="loop-1"),
+                          f.medication("pantoprazole 40 mg", id="old-ppi", status="stopped")))
+    card = cards["mg-contributing"]
+    assert card["indicator"] == "warning"
+    assert "omeprazole" in card["summary"] and "furosemide" in card["summary"]
+    deletes = [(s, a) for s in card["suggestions"] for a in s["actions"] if a["type"] == "delete"]
+    assert sorted(a["resourceId"] for _, a in deletes) == ["MedicationRequest/loop-1", "MedicationRequest/ppi-1"]
+    assert all(s["isRecommended"] is False for s, _ in deletes)
+    assert "famotidine" in card["detail"]  # the PPI alternative
+
+
+def test_contributing_card_suggests_a_tacrolimus_trough_when_none_is_recent(call_hook):
+    card = by_topic(hook(call_hook, f.magnesium(1.2, days=3)))["mg-contributing"]
+    assert "no recent tacrolimus level" in card["summary"]
+    assert loinc_codes(created(card, "ServiceRequest")) == {"11253-2"}
+
+
+def test_below_target_gets_only_its_info_card(call_hook):
+    cards = by_topic(hook(call_hook, f.magnesium(1.45, days=3), f.medication("omeprazole 20 mg")))
+    assert list(cards) == ["mg-severity"]
+    assert cards["mg-severity"]["indicator"] == "info"
+
+
+def test_femg_card_shows_the_value_to_one_decimal(call_hook):
+    cards = by_topic(hook(call_hook, RECENT_LEVEL, f.magnesium(1.5, "mg/dL", days=1),
+                          f.lab("2160-0", 1.2, "mg/dL", days=1),
+                          f.lab("19124-7", 8.0, "mg/dL", days=1.1),
+                          f.lab("2161-8", 60.0, "mg/dL", days=1.1)))
+    card = cards["mg-femg"]
+    assert card["summary"].startswith("FEMg 15.2% ")
+    assert "renal magnesium wasting" in card["summary"]
+    assert "suggestions" not in card
+
+
+def test_femg_missing_suggests_urine_magnesium_and_creatinine(call_hook):
+    card = by_topic(hook(call_hook, RECENT_LEVEL, f.magnesium(1.2, days=1)))["mg-femg"]
+    assert card["indicator"] == "info"
+    assert loinc_codes(created(card, "ServiceRequest")) == {"19124-7", "2161-8"}
+
+
+def test_persistent_card(call_hook):
+    cards = by_topic(hook(call_hook, RECENT_LEVEL, f.medication("magnesium oxide 400 mg", days=60),
+                          f.magnesium(1.2, days=30), f.magnesium(1.3, days=3)))
+    card = cards["mg-persistent"]
+    assert card["indicator"] == "warning"
+    assert card["summary"].startswith("Persistent hypomagnesemia despite supplementation: Mg 1.3 mEq/L")
+    assert "amiloride" in card["detail"] and "FEMg" in card["detail"]
+
+
+# --------------------------------------------------------------------------------------------
+# Section 10: order, one card per topic, override reasons, no empty values
+
+
+def test_cards_are_ordered_critical_warning_info_one_per_topic(call_hook):
+    cards = hook(call_hook, f.magnesium(0.8, days=3), f.medication("omeprazole 20 mg", id="ppi-1"),
+                 f.medication("magnesium oxide 400 mg", days=60), f.magnesium(1.2, days=30))
+    ranks = [INDICATOR_RANK[c["indicator"]] for c in cards]
+    assert ranks == sorted(ranks)
+    assert set(by_topic(cards)) == {"mg-severity", "mg-contributing", "mg-persistent", "mg-femg"}
+    assert [c["indicator"] for c in cards] == ["critical", "critical", "warning", "info"]
+
+
+def _no_empty(value, path="$"):
+    assert value is not None and value != "" and value != [] and value != {}, path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_empty(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _no_empty(item, f"{path}[{i}]")
+
+
+@pytest.mark.parametrize("scenario", [
+    [f.magnesium(0.8, days=3), f.medication("omeprazole 20 mg"), f.condition("seizure", days=1)],
+    [f.magnesium(1.9, days=3), f.condition(snomed="26079004", days=1)],
+    [],
+], ids=["severe", "symptoms-normal-mg", "never-measured"])
+def test_every_card_is_complete(call_hook, scenario):
+    cards = hook(call_hook, *scenario)
+    assert cards
+    for card in cards:
+        _no_empty(card)
+        assert len(card["summary"]) <= 140
+        assert card["uuid"]
+        assert card["source"]["label"] and card["source"]["url"].endswith("/" + topic(card))
+        assert {r["code"] for r in card["overrideReasons"]} >= {"already-addressed", "patient-declined"}
+        if card.get("suggestions"):
+            assert card["selectionBehavior"] == "any"
+            assert all(s["uuid"] for s in card["suggestions"])
+
+
+# --------------------------------------------------------------------------------------------
+# Section 4: monitoring
+
+
+def test_never_measured_is_due(call_hook):
+    cards = hook(call_hook)
+    [card] = cards
+    assert topic(card) == "mg-monitoring"
+    assert card["indicator"] == "warning"
+    assert "never measured" in card["summary"]
+    assert loinc_codes(created(card, "ServiceRequest")) == {"19123-9"}
+
+
+def test_monitoring_card_names_the_last_result_and_the_interval(call_hook):
+    [card] = hook(call_hook, f.magnesium(0.9, "mmol/L", days=50))
+    assert topic(card) == "mg-monitoring"
+    assert "0.9 mmol/L" in card["summary"] and f.days_ago(50)[:10] in card["summary"]
+    assert "42-day" in card["summary"]
+
+
+def test_hospitalized_patient_is_due_after_3_days(call_hook):
+    body = f.hook_request([f.tacrolimus(), f.magnesium(1.8, days=4), f.encounter("IMP")], encounter_id="enc-1")
+    [card] = call_hook(body)
+    assert topic(card) == "mg-monitoring" and "3-day" in card["summary"]
+
+
+@pytest.mark.parametrize("value, days, indicator", [
+    (1.2, 50, "warning"),
+    (0.8, 50, "critical"),
+    (1.45, 50, "warning"),   # a stale below-target result is also due: not milder than the due card
+])
+def test_stale_severity_card_says_the_interval_and_asks_for_a_repeat(call_hook, value, days, indicator):
+    cards = by_topic(hook(call_hook, RECENT_LEVEL, f.magnesium(value, days=days)))
+    assert "mg-monitoring" not in cards  # the repeat request is on the severity card
+    card = cards["mg-severity"]
+    assert card["indicator"] == indicator
+    assert "older than the 42-day monitoring interval" in card["detail"]
+    assert "19123-9" in loinc_codes(created(card, "ServiceRequest"))
+
+
+# --------------------------------------------------------------------------------------------
+# Scope and readability
+
+
+@pytest.mark.parametrize("medications", [
+    [],
+    [f.medication("tacrolimus 0.1% ointment")],
+    [f.medication("Protopic 0.1%", route="topical")],
+    [f.tacrolimus(status="stopped")],
+])
+def test_no_cards_when_not_on_systemic_tacrolimus(call_hook, medications):
+    assert hook(call_hook, *medications, f.magnesium(0.3, days=1), tacrolimus=False) == []
+
+
+def test_ionized_magnesium_is_shown_but_not_classified(call_hook):
+    [card] = hook(call_hook, f.magnesium(0.3, "mmol/L", code="73573-8", days=1))
+    assert topic(card) == "mg-monitoring"
+    assert "never measured" in card["summary"]
+
+
+def test_ionized_magnesium_is_shown_on_the_severity_card(call_hook):
+    cards = by_topic(hook(call_hook, f.magnesium(1.2, days=2), f.magnesium(0.4, "mmol/L", code="73573-8", days=1)))
+    assert "Ionized magnesium 0.4 mmol/L" in cards["mg-severity"]["detail"]
+    assert cards["mg-severity"]["indicator"] == "warning"
+
+
+def test_unreadable_newer_result_is_mentioned(call_hook):
+    cards = by_topic(hook(call_hook, RECENT_LEVEL, f.magnesium(1.2, days=5), f.magnesium(0.4, "mg/kg", days=1)))
+    detail = cards["mg-severity"]["detail"]
+    assert "Could not read a magnesium result" in detail and "mg/kg" in detail
+    assert "1.2 mEq/L" in cards["mg-severity"]["summary"]
+
+
+def test_symptoms_with_normal_magnesium_get_an_info_card(call_hook):
+    cards = by_topic(hook(call_hook, f.magnesium(1.9, days=3), f.condition(snomed="26079004", days=1)))
+    assert list(cards) == ["mg-symptoms"]
+    assert cards["mg-symptoms"]["indicator"] == "info"
+    assert "1.9 mEq/L" in cards["mg-symptoms"]["summary"]
