@@ -1,0 +1,522 @@
+"""Build the synthetic fixtures: one patient Bundle, one patient-view request and the expected
+cards per scenario (GUIDELINE.md sections 1-5 and 7).
+
+Run from the repository root: ``python -m fhir_fixtures.generate``. Output is deterministic:
+every date is relative to tests.factories.NOW (2026-11-25T12:00Z) and resource ids restart for
+each scenario. No real patient data: every resource is made up here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests import factories as f
+
+HERE = Path(__file__).parent
+NOW = "2026-11-25T12:00:00Z"
+FHIR_BASE = "https://fhir.example.org/r4"  # synthetic server; fullUrl base of the patient Bundles
+
+# Card topics (cds_service.guideline.cards): one card per kind.
+SEVERITY, MONITORING, SYMPTOMS = "mg-severity", "mg-monitoring", "mg-symptoms"
+CONTRIBUTING, PERSISTENT, FEMG = "mg-contributing", "mg-persistent", "mg-femg"
+
+
+def day(days: float) -> str:
+    """The calendar day (as cards print it) of a time `days` before NOW."""
+    return f.days_ago(days)[:10]
+
+
+# --------------------------------------------------------------------------------------------
+# Patient building blocks
+
+
+def tacrolimus(**kwargs) -> dict:
+    """Systemic tacrolimus (Prograf 1 mg capsule), active for over a year unless told."""
+    return f.tacrolimus(**kwargs)
+
+
+def tacrolimus_level(value: float = 8.0, days: float = 3, **kwargs) -> dict:
+    return f.lab("11253-2", value, "ng/mL", days=days, **kwargs)
+
+
+def egfr(value: float = 55, days: float = 3) -> dict:
+    return f.lab("98979-8", value, "mL/min/{1.73_m2}", days=days)
+
+
+def stable_recipient(*extra: dict, level: bool = True) -> list[dict]:
+    """A kidney recipient on tacrolimus for over a year, trough 8 ng/mL and eGFR 55 three days ago.
+
+    A recent in-range trough keeps the "no recent tacrolimus level" factor (section 7) out of
+    scenarios about something else.
+    """
+    resources = [tacrolimus(), f.transplant(days=800), egfr()]
+    if level:
+        resources.append(tacrolimus_level())
+    return resources + list(extra)
+
+
+# --------------------------------------------------------------------------------------------
+# Expected cards
+
+
+def card(indicator: str, topic: str, *summary: str, detail: tuple[str, ...] = ()) -> dict:
+    expected = {"indicator": indicator, "topic": topic, "summary_contains": list(summary)}
+    if detail:
+        expected["detail_contains"] = list(detail)
+    return expected
+
+
+def no_femg(mg: str, days: float = 1) -> dict:
+    """Low Mg without urine results: FEMg cannot be computed, urine tests are suggested."""
+    return card("info", FEMG, "No FEMg", mg, day(days), "order urine Mg and creatinine")
+
+
+def severe(mg: str, days: float = 1, **kw) -> dict:
+    return card("critical", SEVERITY, "Severe hypomagnesemia", mg, day(days), **kw)
+
+
+def mild(mg: str, days: float = 1, **kw) -> dict:
+    return card("warning", SEVERITY, "Hypomagnesemia (mild-moderate)", mg, day(days), **kw)
+
+
+def below_target(mg: str, days: float = 1, **kw) -> dict:
+    return card("info", SEVERITY, "Magnesium below target", mg, day(days), **kw)
+
+
+def due(*summary: str, **kw) -> dict:
+    return card("warning", MONITORING, "Serum magnesium due", *summary, **kw)
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    build: object  # () -> list of resources (called after the id counter is reset)
+    expected: list[dict]
+    encounter_id: str | None = None
+    resources: list[dict] = field(default_factory=list)
+
+
+SCENARIOS: list[Scenario] = []
+
+
+def scenario(name: str, description: str, expected: list[dict], encounter_id: str | None = None):
+    def register(build):
+        SCENARIOS.append(Scenario(name, description, build, expected, encounter_id))
+        return build
+    return register
+
+
+def mg(value: float, unit: str = "mEq/L", days: float = 1, **kwargs) -> dict:
+    """Serum magnesium, LOINC 2601-3 for mmol/L and mEq/L results, 19123-9 for mass units."""
+    kwargs.setdefault("code", "19123-9" if unit in ("mg/dL", "mg/L") else "2601-3")
+    return f.magnesium(value, unit, days=days, **kwargs)
+
+
+# --- Section 3: one scenario per severity class ----------------------------------------------
+
+@scenario("severe", "Mg 0.9 mEq/L yesterday on tacrolimus: severe (critical), IV magnesium.",
+          [severe("Mg 0.9 mEq/L", detail=("IV magnesium sulfate 2 g",)), no_femg("Mg 0.9 mEq/L")])
+def _():
+    return stable_recipient(mg(0.9))
+
+
+@scenario("symptomatic", "Mg 1.2 mEq/L with muscle cramp recorded 3 days ago: symptomatic (critical).",
+          [card("critical", SEVERITY, "Symptomatic hypomagnesemia", "Mg 1.2 mEq/L", day(1), "cramp"),
+           no_femg("Mg 1.2 mEq/L")])
+def _():
+    return stable_recipient(mg(1.2), f.condition("Muscle cramp", snomed="55300003", days=3))
+
+
+@scenario("mild-moderate", "Mg 1.2 mEq/L, no symptoms: mild-moderate (warning), oral magnesium oxide.",
+          [mild("Mg 1.2 mEq/L", detail=("magnesium oxide 400 mg", "1–2 weeks")), no_femg("Mg 1.2 mEq/L")])
+def _():
+    return stable_recipient(mg(1.2))
+
+
+@scenario("below-target", "Mg 1.45 mEq/L: below target (info) only; no factors card for a result above 1.4.",
+          [below_target("Mg 1.45 mEq/L")])
+def _():
+    return stable_recipient(mg(1.45), f.medication("omeprazole 20 MG Delayed Release Oral Capsule",
+                                                   rxnorm="7646", display="omeprazole"))
+
+
+@scenario("at-target", "Mg 1.8 mEq/L measured 10 days ago: at target, no cards.", [])
+def _():
+    return stable_recipient(mg(1.8, days=10))
+
+
+# --- Section 3: both sides of every boundary, in the three units --------------------------------
+
+_CLASS_CARDS = {
+    "severe": lambda text: [severe(text), no_femg(text)],
+    "mild-moderate": lambda text: [mild(text), no_femg(text)],
+    "below target": lambda text: [below_target(text)],
+    "at target": lambda text: [],
+}
+BOUNDARIES = [
+    # (value, unit, mEq/L equivalent as printed, class)
+    (0.99, "mEq/L", None, "severe"), (1.0, "mEq/L", None, "mild-moderate"),
+    (1.4, "mEq/L", None, "mild-moderate"), (1.41, "mEq/L", None, "below target"),
+    (1.49, "mEq/L", None, "below target"), (1.5, "mEq/L", None, "at target"),
+    (0.49, "mmol/L", "0.98", "severe"), (0.5, "mmol/L", "1.00", "mild-moderate"),
+    (0.7, "mmol/L", "1.40", "mild-moderate"), (0.71, "mmol/L", "1.42", "below target"),
+    (0.74, "mmol/L", "1.48", "below target"), (0.75, "mmol/L", "1.50", "at target"),
+    # mg/dL: 1.0 / 1.4 / 1.5 mEq/L are 1.2153 / 1.7013 / 1.8229 mg/dL; labs report 2 decimals.
+    # The mEq/L equivalent gets a third decimal where two would round onto a threshold.
+    (1.21, "mg/dL", "0.996", "severe"),  # 0.9957 mEq/L
+    (1.22, "mg/dL", "1.004", "mild-moderate"),  # 1.0039 mEq/L
+    (1.70, "mg/dL", "1.399", "mild-moderate"),  # 1.3989 mEq/L
+    (1.71, "mg/dL", "1.41", "below target"),  # 1.4071 mEq/L
+    (1.82, "mg/dL", "1.498", "below target"),  # 1.4976 mEq/L
+    (1.83, "mg/dL", "1.51", "at target"),  # 1.5059 mEq/L
+]
+
+
+def _boundary(value: float, unit: str, meq: str | None, klass: str) -> None:
+    shown = f"Mg {value:g} {unit}" + (f" ({meq} mEq/L)" if meq else "")
+    unit_key = {"mEq/L": "meq", "mmol/L": "mmol", "mg/dL": "mgdl"}[unit]
+    name = f"boundary-{unit_key}-{value:.2f}"
+    description = (f"Mg {value:g} {unit}" + (f" (= {meq} mEq/L)" if meq else "")
+                   + f" yesterday: {klass}" + (" (no severity card)." if klass == "at target" else "."))
+    scenario(name, description, _CLASS_CARDS[klass](shown))(lambda: stable_recipient(mg(value, unit)))
+
+
+for _boundary_args in BOUNDARIES:
+    _boundary(*_boundary_args)
+
+
+@scenario("comparator-below-0.5-mmol", "Mg reported as '<0.5 mmol/L': an upper bound, certainly severe.",
+          [severe("Mg <0.5 mmol/L", detail=("upper bound",)), card("info", FEMG, "No FEMg", "<0.5 mmol/L")])
+def _():
+    return stable_recipient(mg(0.5, "mmol/L", comparator="<"))
+
+
+@scenario("stale-low-result", "Mg 1.2 mEq/L 50 days ago and nothing since: the severity card asks for a "
+          "repeat level (no second card for the same test).",
+          [mild("Mg 1.2 mEq/L", days=50, detail=("older than the 42-day monitoring interval",)),
+           no_femg("Mg 1.2 mEq/L", days=50)])
+def _():
+    return stable_recipient(mg(1.2, days=50))
+
+
+@scenario("renal-impairment-caution", "Severe Mg 0.9 mEq/L with eGFR 24: supplementation carries the "
+          "renal caution (halve the dose, hypermagnesemia risk).",
+          [severe("Mg 0.9 mEq/L", detail=("Caution: renal impairment (eGFR 24", "halve the dose")),
+           no_femg("Mg 0.9 mEq/L")])
+def _():
+    return [tacrolimus(), f.transplant(days=800), tacrolimus_level(), egfr(24, days=2), mg(0.9)]
+
+
+# --- Section 4: monitoring ------------------------------------------------------------------
+
+@scenario("routine-due", "Mg 1.8 mEq/L 50 days ago, routine follow-up: due (42-day interval).",
+          [due(f"last Mg 1.8 mEq/L on {day(50)}", "42-day interval", detail=("routine on tacrolimus",))])
+def _():
+    return stable_recipient(mg(1.8, days=50))
+
+
+@scenario("routine-not-yet-due", "Mg 1.8 mEq/L 41 days ago, routine follow-up: not due yet, no cards.", [])
+def _():
+    return stable_recipient(mg(1.8, days=41))
+
+
+@scenario("never-measured", "On tacrolimus, no magnesium result on record: due (never measured).",
+          [due("never measured")])
+def _():
+    return stable_recipient()
+
+
+@scenario("early-phase-after-transplant", "Kidney transplant 20 days ago, Mg 1.8 mEq/L 10 days ago: "
+          "due (7-day interval in the first month).",
+          [due(f"last Mg 1.8 mEq/L on {day(10)}", "7-day interval", detail=("first month after transplant",))])
+def _():
+    return [tacrolimus(days=21), f.transplant(days=20), tacrolimus_level(days=2), egfr(days=2),
+            mg(1.8, days=10)]
+
+
+@scenario("early-phase-tacrolimus-start", "Tacrolimus started 15 days ago (no earlier order, no transplant "
+          "on record), Mg 1.9 mEq/L 9 days ago: due (7-day interval).",
+          [due(f"last Mg 1.9 mEq/L on {day(9)}", "7-day interval", detail=("first month of tacrolimus",))])
+def _():
+    return [tacrolimus(days=15), tacrolimus_level(days=2), egfr(days=2), mg(1.9, days=9)]
+
+
+@scenario("tacrolimus-renewal-not-a-start", "Active tacrolimus order written 10 days ago renews one started "
+          "300 days ago (now completed): routine interval, Mg 1.9 mEq/L 9 days ago, no cards.", [])
+def _():
+    return [tacrolimus(days=10), tacrolimus(days=300, status="completed"), tacrolimus_level(days=2),
+            egfr(days=2), mg(1.9, days=9)]
+
+
+@scenario("inpatient-due", "In-progress inpatient encounter, Mg 1.8 mEq/L 4 days ago: due (3-day interval).",
+          [due(f"last Mg 1.8 mEq/L on {day(4)}", "3-day interval", detail=("hospitalized",))],
+          encounter_id="enc-1")
+def _():
+    return stable_recipient(mg(1.8, days=4), f.encounter("IMP"))
+
+
+@scenario("outpatient-encounter-not-due", "Ambulatory encounter, Mg 1.8 mEq/L 4 days ago: routine interval, "
+          "no cards.", [], encounter_id="enc-1")
+def _():
+    return stable_recipient(mg(1.8, days=4), f.encounter("AMB"))
+
+
+# --- Section 5: symptoms --------------------------------------------------------------------
+
+@scenario("symptoms-normal-mg", "Tremor recorded 3 days ago with Mg 1.8 mEq/L: info card (serum Mg may "
+          "not reflect body stores), never a severity card.",
+          [card("info", SYMPTOMS, "Symptoms with normal Mg 1.8 mEq/L", day(2), "tremor",
+                detail=("ionized Mg", "FEMg"))])
+def _():
+    return stable_recipient(mg(1.8, days=2), f.condition("Tremor", snomed="26079004", days=3))
+
+
+@scenario("symptom-older-than-14-days", "Muscle cramp recorded 20 days ago with Mg 1.2 mEq/L: outside the "
+          "14-day window, so mild-moderate, not symptomatic.",
+          [mild("Mg 1.2 mEq/L"), no_femg("Mg 1.2 mEq/L")])
+def _():
+    return stable_recipient(mg(1.2), f.condition("Muscle cramp", snomed="55300003", days=20))
+
+
+# --- Section 7: contributing factors, persistence, FEMg ----------------------------------------
+
+@scenario("contributing-ppi-and-loop-diuretic", "Mg 1.2 mEq/L on omeprazole and furosemide: factors card "
+          "naming both, with stop suggestions and the H2-blocker alternative.",
+          [mild("Mg 1.2 mEq/L"),
+           card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "omeprazole", "furosemide",
+                detail=("famotidine",)),
+           no_femg("Mg 1.2 mEq/L")])
+def _():
+    return stable_recipient(
+        mg(1.2),
+        f.medication("omeprazole 20 MG Delayed Release Oral Capsule", rxnorm="7646", display="omeprazole"),
+        f.medication("furosemide 40 MG Oral Tablet", days=90))
+
+
+@scenario("contributing-high-tacrolimus-level", "Mg 1.3 mEq/L with a tacrolimus trough of 18.2 ng/mL "
+          "(above 15): factors card.",
+          [mild("Mg 1.3 mEq/L"),
+           card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "tacrolimus level 18.2 ng/mL",
+                detail=("above range (> 15 ng/mL)",)),
+           no_femg("Mg 1.3 mEq/L")])
+def _():
+    return [tacrolimus(), f.transplant(days=800), egfr(), tacrolimus_level(18.2, days=2), mg(1.3)]
+
+
+@scenario("contributing-tacrolimus-above-lab-range", "Mg 1.3 mEq/L, trough 13 ng/mL above the lab's own "
+          "reference high of 12: factors card.",
+          [mild("Mg 1.3 mEq/L"),
+           card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "tacrolimus level 13 ng/mL",
+                detail=("above range (> 12 ng/mL)",)),
+           no_femg("Mg 1.3 mEq/L")])
+def _():
+    return [tacrolimus(), f.transplant(days=800), egfr(),
+            tacrolimus_level(13, days=2, reference_high=12), mg(1.3)]
+
+
+@scenario("contributing-azole", "Mg 1.2 mEq/L on voriconazole (raises tacrolimus levels): factors card.",
+          [mild("Mg 1.2 mEq/L"),
+           card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "voriconazole",
+                detail=("raises tacrolimus levels",)),
+           no_femg("Mg 1.2 mEq/L")])
+def _():
+    return stable_recipient(mg(1.2), f.medication("voriconazole 200 MG Oral Tablet", days=20))
+
+
+@scenario("contributing-no-recent-tacrolimus-level", "Mg 1.2 mEq/L, last tacrolimus trough 45 days ago: "
+          "factors card suggests a trough.",
+          [mild("Mg 1.2 mEq/L"),
+           card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "no recent tacrolimus level",
+                detail=("No tacrolimus level in the last 30 days",)),
+           no_femg("Mg 1.2 mEq/L")])
+def _():
+    return stable_recipient(mg(1.2), tacrolimus_level(7.5, days=45), level=False)
+
+
+@scenario("contributing-egfr-rise", "Mg 1.2 mEq/L, eGFR up from 40 to 55 in 60 days (better graft "
+          "function): factors card.",
+          [mild("Mg 1.2 mEq/L"),
+           card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "eGFR up 38%"),
+           no_femg("Mg 1.2 mEq/L")])
+def _():
+    return stable_recipient(mg(1.2), egfr(40, days=63))
+
+
+@scenario("persistent-despite-supplementation", "Magnesium oxide since 60 days; Mg 1.2, 1.3 and 1.25 mEq/L "
+          "over 39 days since: persistent (warning).",
+          [mild("Mg 1.25 mEq/L"),
+           card("warning", PERSISTENT, "Persistent hypomagnesemia despite supplementation", "Mg 1.25 mEq/L",
+                f"3 low since {day(40)}", detail=("amiloride", "FEMg")),
+           no_femg("Mg 1.25 mEq/L")])
+def _():
+    return stable_recipient(f.medication("magnesium oxide 400 MG Oral Tablet", days=60),
+                            mg(1.2, days=40), mg(1.3, days=20), mg(1.25, days=1))
+
+
+@scenario("persistent-severe", "Magnesium oxide since 45 days; Mg 1.1 then 0.9 mEq/L 21 days apart: "
+          "persistent and severe (critical).",
+          [severe("Mg 0.9 mEq/L"),
+           card("critical", PERSISTENT, "Persistent hypomagnesemia despite supplementation", "Mg 0.9 mEq/L",
+                f"2 low since {day(22)}"),
+           no_femg("Mg 0.9 mEq/L")])
+def _():
+    return stable_recipient(f.medication("magnesium oxide 400 MG Oral Tablet", days=45),
+                            mg(1.1, days=22), mg(0.9, days=1))
+
+
+def _femg_inputs(urine_mg: float) -> list[dict]:
+    """Serum creatinine 1.2 mg/dL, urine creatinine 80 mg/dL, urine Mg (mg/dL), all yesterday."""
+    return [f.lab("2160-0", 1.2, "mg/dL"), f.lab("2161-8", 80, "mg/dL"), f.lab("19124-7", urine_mg, "mg/dL")]
+
+
+@scenario("femg-renal-wasting", "Mg 1.4 mg/dL with same-day urine Mg 4.0 mg/dL, urine creatinine 80 and "
+          "serum creatinine 1.2 mg/dL: FEMg 6.1% (renal wasting).",
+          [mild("Mg 1.4 mg/dL (1.15 mEq/L)"),
+           card("info", FEMG, "FEMg 6.1%", day(1), "renal magnesium wasting")])
+def _():
+    return stable_recipient(mg(1.4, "mg/dL"), *_femg_inputs(4.0))
+
+
+@scenario("femg-extrarenal", "Mg 1.4 mg/dL with urine Mg 1.0 mg/dL: FEMg 1.5% (extrarenal loss).",
+          [mild("Mg 1.4 mg/dL (1.15 mEq/L)"),
+           card("info", FEMG, "FEMg 1.5%", day(1), "extrarenal loss")])
+def _():
+    return stable_recipient(mg(1.4, "mg/dL"), *_femg_inputs(1.0))
+
+
+# --- Section 1: scope and how tacrolimus is recognised ---------------------------------------
+
+@scenario("topical-tacrolimus-only", "Protopic 0.1% ointment (topical route) only, Mg 0.8 mEq/L: out of "
+          "scope, no cards.", [])
+def _():
+    return [f.medication("Protopic 0.1% ointment", days=100,
+                         dosageInstruction=[{"route": {"coding": [{"system": f.SNOMED, "code": "6064005"}],
+                                                       "text": "Topical route"}}]),
+            mg(0.8)]
+
+
+@scenario("not-on-tacrolimus", "No tacrolimus at all, Mg 0.8 mEq/L: no cards from this service.", [])
+def _():
+    return [f.medication("omeprazole 20 MG Delayed Release Oral Capsule", rxnorm="7646"), mg(0.8)]
+
+
+@scenario("tacrolimus-stopped", "Tacrolimus order stopped, Mg 0.8 mEq/L: not in scope, no cards.", [])
+def _():
+    return [tacrolimus(status="stopped"), mg(0.8)]
+
+
+@scenario("tacrolimus-on-hold", "Tacrolimus on hold still counts (effect outlasts a hold); Mg 1.2 mEq/L.",
+          [mild("Mg 1.2 mEq/L"), no_femg("Mg 1.2 mEq/L")])
+def _():
+    return [tacrolimus(status="on-hold"), f.transplant(days=800), egfr(), tacrolimus_level(), mg(1.2)]
+
+
+@scenario("contained-medication", "Tacrolimus given as medicationReference '#med' to a contained "
+          "Medication (Prograf); Mg 1.2 mEq/L.",
+          [mild("Mg 1.2 mEq/L"), no_femg("Mg 1.2 mEq/L")])
+def _():
+    return [f.medication_with_contained("Prograf 1 mg capsule", form="Capsule"), f.transplant(days=800),
+            egfr(), tacrolimus_level(), mg(1.2)]
+
+
+@scenario("text-only-codes", "Tacrolimus ('Envarsus XR 1 mg'), serum magnesium and 'leg cramps' carry text "
+          "only, no codings: recognised by name, symptomatic (critical).",
+          [card("critical", SEVERITY, "Symptomatic hypomagnesemia", "Mg 1.3 mEq/L", "leg cramps"),
+           no_femg("Mg 1.3 mEq/L")])
+def _():
+    return [f.medication("Envarsus XR 1 mg tablet"), tacrolimus_level(), egfr(),
+            f.magnesium(1.3, "mEq/L", code=None, text="Magnesium, serum"), f.condition("Leg cramps")]
+
+
+# --- Section 2: reading results -------------------------------------------------------------
+
+@scenario("unknown-unit-only", "The only Mg result has the unit 'mmol' (no volume): not interpretable. "
+          "Due, and the card says the result could not be read (not 'never measured').",
+          [due(f"latest result ({day(1)}) could not be read",
+               detail=("Could not read a magnesium result", "'mmol' not recognised"))])
+def _():
+    return stable_recipient(mg(0.6, "mmol"))
+
+
+@scenario("unknown-unit-newer-than-low", "Mg 1.2 mEq/L 10 days ago, then 0.6 'mmol' yesterday: severity "
+          "from the readable result only; the card says the newer one could not be read.",
+          [mild("Mg 1.2 mEq/L", days=10, detail=(f"Could not read a magnesium result of {day(1)}",)),
+           no_femg("Mg 1.2 mEq/L", days=10)])
+def _():
+    return stable_recipient(mg(1.2, days=10), mg(0.6, "mmol", days=1))
+
+
+@scenario("entered-in-error-ignored", "Mg 1.2 mEq/L 10 days ago; 0.6 mEq/L yesterday entered in error: "
+          "the error is ignored (mild-moderate, not severe).",
+          [mild("Mg 1.2 mEq/L", days=10), no_femg("Mg 1.2 mEq/L", days=10)])
+def _():
+    return stable_recipient(mg(1.2, days=10), mg(0.6, days=1, status="entered-in-error"))
+
+
+@scenario("preliminary-not-classified", "Mg 1.2 mEq/L final 10 days ago; 0.8 mEq/L preliminary yesterday: "
+          "the preliminary result is not used for classification (mild-moderate, not severe).",
+          [mild("Mg 1.2 mEq/L", days=10), no_femg("Mg 1.2 mEq/L", days=10)])
+def _():
+    return stable_recipient(mg(1.2, days=10), mg(0.8, days=1, status="preliminary"))
+
+
+@scenario("same-time-lowest-counts", "Two Mg results collected at the same time yesterday, 1.6 mEq/L and "
+          "0.62 mmol/L (1.24 mEq/L): the lowest counts (mild-moderate).",
+          [mild("Mg 0.62 mmol/L (1.24 mEq/L)"), no_femg("Mg 0.62 mmol/L")])
+def _():
+    when = f.days_ago(1)
+    return stable_recipient(mg(1.6, when=when), mg(0.62, "mmol/L", when=when))
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def patient_bundle(name: str, resources: list[dict]) -> dict:
+    """A FHIR R4 collection Bundle: the Patient first, then every resource of the scenario."""
+    everything = [f.patient()] + resources
+    return {"resourceType": "Bundle", "id": name, "type": "collection", "timestamp": NOW,
+            "entry": [{"fullUrl": f"{FHIR_BASE}/{r['resourceType']}/{r['id']}", "resource": r}
+                      for r in everything]}
+
+
+def hook_request(s: Scenario) -> dict:
+    body = f.hook_request(s.resources, encounter_id=s.encounter_id)
+    body["hookInstance"] = f"fixture-{s.name}"
+    return body
+
+
+def write_json(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+def main(out: Path = HERE) -> None:
+    """Write every scenario's files under `out` (the package directory by default)."""
+    names = [s.name for s in SCENARIOS]
+    assert len(names) == len(set(names)), "scenario names must be unique"
+    for directory in ("patients", "requests"):
+        for stale in (out / directory).glob("*.json"):
+            stale.unlink()
+    index = []
+    saved = f._ids
+    try:
+        for s in SCENARIOS:
+            f._ids = itertools.count(1)  # ids restart per scenario: stable files, readable diffs
+            s.resources = s.build()
+            write_json(out / "patients" / f"{s.name}.json", patient_bundle(s.name, s.resources))
+            write_json(out / "requests" / f"{s.name}.patient-view.json", hook_request(s))
+            index.append({"name": s.name, "description": s.description, "now": NOW,
+                          "expected": s.expected})
+    finally:
+        f._ids = saved  # other users of the factories (tests in the same process) keep unique ids
+    write_json(out / "scenarios.json", index)
+    print(f"wrote {len(SCENARIOS)} scenarios to {out}")
+
+
+if __name__ == "__main__":
+    main()

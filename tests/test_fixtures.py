@@ -1,0 +1,279 @@
+"""The synthetic patients of fhir_fixtures/ give the cards a clinician expects (scenarios.json),
+whichever way the service gets the data: full prefetch, or no prefetch and the EHR's FHIR server
+(mocked with `responses`), and through ``cds-service evaluate``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import responses
+from fhir.resources.R4B.bundle import Bundle
+
+from cds_service import cli
+from fhir_fixtures import generate
+
+from . import factories
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fhir_fixtures"
+SCENARIOS = json.loads((FIXTURES / "scenarios.json").read_text("utf-8"))
+BY_NAME = {s["name"]: s for s in SCENARIOS}
+FHIR_BASE = generate.FHIR_BASE
+TOKEN = "synthetic-access-token"
+SERUM_MG_CODES = {"19123-9", "2601-3"}
+
+
+def load(kind: str, name: str) -> dict:
+    suffix = ".patient-view.json" if kind == "requests" else ".json"
+    return json.loads((FIXTURES / kind / f"{name}{suffix}").read_text("utf-8"))
+
+
+def scenario_params():
+    return [pytest.param(s, id=s["name"]) for s in SCENARIOS]
+
+
+def assert_cards(cards: list[dict], expected: list[dict]) -> None:
+    """Indicators and topics in order, then each card's summary (and detail) substrings."""
+    got = [(c["indicator"], c["source"]["topic"]["code"]) for c in cards]
+    assert got == [(e["indicator"], e["topic"]) for e in expected], [c["summary"] for c in cards]
+    for card, want in zip(cards, expected):
+        for text in want["summary_contains"]:
+            assert text in card["summary"], (text, card["summary"])
+        for text in want.get("detail_contains", []):
+            assert text in card.get("detail", ""), (text, card.get("detail"))
+
+
+# --------------------------------------------------------------------------------------------
+# The fixture files themselves
+
+
+def test_scenarios_cover_the_brief():
+    names = set(BY_NAME)
+    assert len(names) == len(SCENARIOS)
+    for unit in ("meq", "mmol", "mgdl"):
+        assert sum(n.startswith(f"boundary-{unit}-") for n in names) == 6, unit
+    for name in ("severe", "symptomatic", "mild-moderate", "below-target", "at-target",
+                 "boundary-meq-1.00", "boundary-mmol-0.50", "boundary-mmol-0.70", "boundary-meq-1.50",
+                 "routine-due", "early-phase-after-transplant", "inpatient-due", "never-measured",
+                 "symptoms-normal-mg", "contributing-ppi-and-loop-diuretic",
+                 "contributing-high-tacrolimus-level", "contributing-azole",
+                 "persistent-despite-supplementation", "femg-renal-wasting", "renal-impairment-caution",
+                 "topical-tacrolimus-only", "not-on-tacrolimus", "contained-medication",
+                 "text-only-codes", "unknown-unit-only", "entered-in-error-ignored",
+                 "preliminary-not-classified", "same-time-lowest-counts"):
+        assert name in names, name
+    for s in SCENARIOS:
+        assert s["now"] == "2026-11-25T12:00:00Z"
+        assert s["description"]
+
+
+def test_generator_reproduces_the_committed_files(tmp_path):
+    generate.main(tmp_path)
+    for path in sorted(FIXTURES.glob("**/*.json")):
+        relative = path.relative_to(FIXTURES)
+        assert (tmp_path / relative).read_text("utf-8") == path.read_text("utf-8"), relative
+    assert len(list(tmp_path.glob("**/*.json"))) == len(list(FIXTURES.glob("**/*.json")))
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_patient_bundle_is_valid_fhir_r4_collection(scenario):
+    bundle = load("patients", scenario["name"])
+    Bundle.model_validate(bundle)  # raises on invalid FHIR
+    assert bundle["type"] == "collection"
+    resources = [e["resource"] for e in bundle["entry"]]
+    assert resources[0]["resourceType"] == "Patient"
+    assert all(r.get("subject", {}).get("reference", "Patient/pat-1") == "Patient/pat-1" for r in resources)
+    request = load("requests", scenario["name"])
+    sent = [r for key, value in request["prefetch"].items()
+            for r in (value.get("entry", []) if value.get("resourceType") == "Bundle" else [{"resource": value}])]
+    assert sorted(r["resource"]["id"] for r in sent) == sorted(r["id"] for r in resources)
+
+
+# --------------------------------------------------------------------------------------------
+# Mode (a): the request as it is, with full prefetch
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_full_prefetch(call_hook, scenario):
+    body = load("requests", scenario["name"])
+    assert set(body["prefetch"]) >= {"patient", "medications", "magnesium", "labs", "conditions", "procedures"}
+    assert "fhirServer" not in body
+    assert_cards(call_hook(body), scenario["expected"])
+
+
+# --------------------------------------------------------------------------------------------
+# Mode (b): no prefetch; the service reads a (mocked) FHIR server
+
+
+class MockFhirServer:
+    """Answers the service's reads and searches from one patient Bundle, as a FHIR server would.
+
+    Searches filter like a server: `patient`, Observation/Procedure `code` tokens, Condition
+    `clinical-status`; results come in pages of PAGE_SIZE with HAPI-style next links. Code-less
+    Observations (text only) are answered to the serum magnesium query only, as
+    tests.factories.prefetch_for files them (a real server would not return them to a token search).
+    """
+
+    PAGE_SIZE = 3
+
+    def __init__(self, bundle: dict):
+        self.resources = [e["resource"] for e in bundle["entry"]]
+        self.patient_id = next(r["id"] for r in self.resources if r["resourceType"] == "Patient")
+        self.authorizations: list[str | None] = []
+        self.queries: list[str] = []  # "Patient/read", "Observation:magnesium", ...
+        self.unexpected: list[str] = []
+        self.pages_read = 0
+        self._pages: dict[str, list[dict]] = {}
+
+    def register(self, mock: responses.RequestsMock) -> None:
+        mock.add_callback(responses.GET, re.compile(re.escape(FHIR_BASE) + r"(/.*)?(\?.*)?$"),
+                          callback=self.answer)
+
+    def answer(self, request):
+        self.authorizations.append(request.headers.get("Authorization"))
+        parts = urlsplit(request.url)
+        query = parse_qs(parts.query)
+        path = parts.path.removeprefix(urlsplit(FHIR_BASE).path).strip("/")
+        if "_getpages" in query:
+            self.pages_read += 1
+            return self._page(query["_getpages"][0], int(query["_getpagesoffset"][0]))
+        rtype, _, rid = path.partition("/")
+        if rid:
+            self.queries.append(f"{rtype}/read")
+            found = [r for r in self.resources if r["resourceType"] == rtype and r["id"] == rid]
+            return (200, {}, json.dumps(found[0])) if found else self._outcome(404, "not-found")
+        if query.get("patient") != [self.patient_id]:
+            self.unexpected.append(request.url)
+            return self._outcome(400, "not patient-scoped")
+        matches = self._search(rtype, query)
+        if matches is None:
+            self.unexpected.append(request.url)
+            return self._outcome(400, "unsupported search")
+        key = f"{rtype}-{len(self._pages)}"
+        self._pages[key] = matches
+        return self._page(key, 0)
+
+    def _search(self, rtype: str, query: dict) -> list[dict] | None:
+        of_type = [r for r in self.resources if r["resourceType"] == rtype]
+        tokens = set(query.get("code", [""])[0].split(",")) - {""}
+
+        def coded(r: dict) -> set[str]:
+            return {f"{c.get('system')}|{c.get('code')}" for c in r.get("code", {}).get("coding", [])}
+
+        if rtype == "MedicationRequest":
+            self.queries.append("MedicationRequest")
+            return of_type
+        if rtype == "Observation":
+            magnesium = any(t.split("|")[-1] in SERUM_MG_CODES for t in tokens)
+            self.queries.append("Observation:" + ("magnesium" if magnesium else "labs"))
+            return [r for r in of_type if coded(r) & tokens or (magnesium and not coded(r))]
+        if rtype == "Procedure":
+            self.queries.append("Procedure")
+            return [r for r in of_type if coded(r) & tokens]
+        if rtype == "Condition":
+            self.queries.append("Condition")
+            wanted = set(query.get("clinical-status", [""])[0].split(","))
+            return [r for r in of_type if r["clinicalStatus"]["coding"][0]["code"] in wanted]
+        return None
+
+    def _page(self, key: str, offset: int):
+        matches = self._pages[key]
+        page = matches[offset:offset + self.PAGE_SIZE]
+        bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(matches),
+                  "entry": [{"fullUrl": f"{FHIR_BASE}/{r['resourceType']}/{r['id']}", "resource": r,
+                             "search": {"mode": "match"}} for r in page]}
+        if offset + self.PAGE_SIZE < len(matches):
+            next_query = urlencode({"_getpages": key, "_getpagesoffset": offset + self.PAGE_SIZE})
+            bundle["link"] = [{"relation": "next", "url": f"{FHIR_BASE}?{next_query}"}]
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(bundle)
+
+    @staticmethod
+    def _outcome(status: int, text: str):
+        return status, {}, json.dumps({"resourceType": "OperationOutcome",
+                                       "issue": [{"severity": "error", "code": "processing",
+                                                  "diagnostics": text}]})
+
+
+def fallback_request(scenario: dict, token: str | None = TOKEN) -> dict:
+    """The scenario's request without prefetch, pointing at the mocked FHIR server."""
+    context = load("requests", scenario["name"])["context"]
+    return factories.hook_request(fhir_server=FHIR_BASE, token=token,
+                                  encounter_id=context.get("encounterId"))
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_fhir_server_fallback(call_hook, scenario):
+    server = MockFhirServer(load("patients", scenario["name"]))
+    body = fallback_request(scenario)
+    assert "prefetch" not in body
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        server.register(mock)
+        cards = call_hook(body)
+    assert_cards(cards, scenario["expected"])
+    assert not server.unexpected
+    expected_queries = ["Condition", "MedicationRequest", "Observation:labs", "Observation:magnesium",
+                        "Patient/read", "Procedure"]
+    if "encounterId" in body["context"]:
+        expected_queries.append("Encounter/read")
+    assert sorted(server.queries) == sorted(expected_queries)
+    assert server.authorizations and set(server.authorizations) == {f"Bearer {TOKEN}"}
+
+
+def test_fhir_server_fallback_without_authorization_sends_no_token(call_hook):
+    scenario = BY_NAME["contributing-ppi-and-loop-diuretic"]
+    server = MockFhirServer(load("patients", scenario["name"]))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        server.register(mock)
+        cards = call_hook(fallback_request(scenario, token=None))
+    assert_cards(cards, scenario["expected"])
+    assert server.authorizations and set(server.authorizations) == {None}
+
+
+def test_fhir_server_fallback_follows_pages(call_hook):
+    """FEMg needs all five labs of the scenario, more than one page: the next links are read."""
+    scenario = BY_NAME["femg-renal-wasting"]
+    server = MockFhirServer(load("patients", scenario["name"]))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        server.register(mock)
+        cards = call_hook(fallback_request(scenario))
+    assert_cards(cards, scenario["expected"])
+    assert server.pages_read >= 1
+
+
+# --------------------------------------------------------------------------------------------
+# cds-service evaluate
+
+
+def evaluate(capsys, path: Path, *extra: str) -> str:
+    assert cli.main(["evaluate", str(path), "--now", "2026-11-25T12:00:00Z", *extra]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["severe", "contributing-ppi-and-loop-diuretic", "unknown-unit-only",
+                                  "boundary-mgdl-1.21"])
+def test_cli_prints_expected_summaries(capsys, name):
+    out = evaluate(capsys, FIXTURES / "requests" / f"{name}.patient-view.json")
+    expected = BY_NAME[name]["expected"]
+    headers = [line for line in out.splitlines() if line.startswith("[")]
+    assert [h.split("]")[0][1:] for h in headers] == [e["indicator"].upper() for e in expected]
+    for header, want in zip(headers, expected):
+        for text in want["summary_contains"]:
+            assert text in header
+    for want in expected:
+        assert f"topic: {want['topic']}" in out
+
+
+@pytest.mark.parametrize("name", ["at-target", "topical-tacrolimus-only", "not-on-tacrolimus"])
+def test_cli_prints_no_cards(capsys, name):
+    assert evaluate(capsys, FIXTURES / "requests" / f"{name}.patient-view.json").strip() == "No cards."
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_cli_on_the_patient_bundle_gives_the_same_cards(capsys, scenario):
+    """`cds-service evaluate patients/<x>.json` (the whole Bundle as prefetch) agrees too."""
+    out = evaluate(capsys, FIXTURES / "patients" / f"{scenario['name']}.json", "--json")
+    assert_cards(json.loads(out)["cards"], scenario["expected"])
