@@ -269,7 +269,7 @@ def _():
 
 @scenario("symptoms-normal-mg", "Tremor recorded 3 days ago with Mg 1.8 mEq/L: info card (serum Mg may "
           "not reflect body stores), never a severity card.",
-          [card("info", SYMPTOMS, "Symptoms with normal Mg 1.8 mEq/L", day(2), "tremor",
+          [card("info", SYMPTOMS, "Symptoms despite Mg 1.8 mEq/L", day(2), "tremor",
                 detail=("ionized Mg", "FEMg"))])
 def _():
     return stable_recipient(mg(1.8, days=2), f.condition("Tremor", snomed="26079004", days=3))

@@ -337,3 +337,42 @@ def test_symptoms_with_normal_magnesium_get_an_info_card(call_hook):
     assert list(cards) == ["mg-symptoms"]
     assert cards["mg-symptoms"]["indicator"] == "info"
     assert "1.9 mEq/L" in cards["mg-symptoms"]["summary"]
+
+
+def test_already_supplemented_patient_is_not_offered_a_second_supplement(call_hook):
+    supplement = f.medication("magnesium oxide 400 mg tablet", days=20)
+    cards = hook(call_hook, supplement, f.magnesium(1.2, days=1))
+    severity = by_topic(cards)["mg-severity"]
+    assert created(severity, "MedicationRequest") == []
+    assert "Already on magnesium oxide 400 mg tablet" in severity["detail"]
+    assert loinc_codes(created(severity, "ServiceRequest")) == {"19123-9"}
+
+
+def test_stale_low_result_recommends_the_repeat_level_first(call_hook):
+    cards = hook(call_hook, f.magnesium(1.2, days=50))
+    severity = by_topic(cards)["mg-severity"]
+    supplement = next(s for s in severity["suggestions"] if "Magnesium oxide" in s["label"])
+    assert supplement["isRecommended"] is False
+    assert "older than the 42-day monitoring interval" in severity["detail"]
+
+
+def test_unreadable_newer_result_gets_its_own_card_when_nothing_else_applies(call_hook):
+    cards = hook(call_hook, f.magnesium(1.8, days=5), f.magnesium(0.4, "furlongs", days=1))
+    assert [topic(c) for c in cards] == ["mg-not-used"]
+    assert cards[0]["indicator"] == "info"
+    assert "could not be read (0.4 furlongs)" in cards[0]["summary"]
+    assert "last usable Mg 1.8 mEq/L" in cards[0]["summary"]
+
+
+def test_preliminary_newer_result_is_shown(call_hook):
+    cards = hook(call_hook, f.magnesium(1.8, days=5), f.magnesium(0.5, days=1, status="preliminary"))
+    assert [topic(c) for c in cards] == ["mg-not-used"]
+    assert "is preliminary (0.5 mEq/L)" in cards[0]["summary"]
+
+
+def test_long_names_from_the_ehr_are_clipped_in_cards(call_hook):
+    long_name = "omeprazole " + "x" * 5000
+    cards = hook(call_hook, f.medication(long_name), f.magnesium(1.2, days=1))
+    contributing = by_topic(cards)["mg-contributing"]
+    assert "x" * 100 not in contributing["detail"]
+    assert len(contributing["summary"]) <= 140

@@ -11,7 +11,7 @@ import pytest
 
 from cds_service.guideline.facts import build_facts
 from cds_service.guideline.rules import (Assessment, ContributingFactors, FemgFinding, MonitoringDue,
-                                         PersistentLow, Severity, SeverityFinding,
+                                         PersistentLow, ResultsNotUsed, Severity, SeverityFinding,
                                          SymptomsWithNormalMagnesium, assess, classify,
                                          renal_caution,
                                          tacrolimus_start)
@@ -159,10 +159,29 @@ def test_newest_low_result_wins_over_an_older_normal_one():
     assert severity_of(assessment) is SEVERE
 
 
-def test_preliminary_result_is_ignored_for_classification():
+def test_preliminary_result_is_ignored_for_classification_but_shown():
     assessment = on_tac(f.magnesium(1.8, days=5), f.magnesium(0.5, days=1, status="preliminary"))
     assert severity_of(assessment) is AT
-    assert assessment.findings == ()
+    assert [r.value for r in assessment.preliminary] == [0.5]
+    shown = one(assessment, ResultsNotUsed)
+    assert shown is not None and shown.latest.value == 1.8 and shown.preliminary[0].value == 0.5
+
+
+def test_lower_bound_falls_back_to_the_older_usable_result():
+    assessment = on_tac(f.magnesium(1.2, days=5), f.magnesium(1.0, comparator=">", days=1))
+    assert severity_of(assessment) is MILD
+    assert [r.value for r in assessment.unreadable] == [1.0]
+
+
+def test_unreadable_newer_result_is_never_silent_when_no_other_card_applies():
+    assessment = on_tac(f.magnesium(1.8, days=5), f.magnesium(0.4, "furlongs", days=1))
+    shown = one(assessment, ResultsNotUsed)
+    assert shown is not None and [r.value for r in shown.unreadable] == [0.4]
+
+
+def test_older_preliminary_result_is_not_shown():
+    assessment = on_tac(f.magnesium(0.5, days=5, status="preliminary"), f.magnesium(1.8, days=1))
+    assert assessment.preliminary == () and assessment.findings == ()
 
 
 @pytest.mark.parametrize("status", ["entered-in-error", "cancelled"])
@@ -513,3 +532,45 @@ def test_renal_caution_uses_the_latest_egfr():
     finding = one(on_tac(f.magnesium(1.2, days=1), f.lab("98979-8", 20, EGFR_UNIT, days=30),
                          f.lab("98979-8", 45, EGFR_UNIT, days=2)), SeverityFinding)
     assert finding.renal_caution is None
+
+
+# --------------------------------------------------------------------------------------------
+# Review fixes: recency, windows and text fallbacks
+
+
+def test_old_high_tacrolimus_level_is_not_called_high_but_asks_for_a_new_level():
+    old_high = f.lab("11253-2", 22, "ng/mL", days=45)
+    factors = one(on_tac(f.magnesium(1.2, days=1), old_high), ContributingFactors)
+    assert factors.tacrolimus_high is False and factors.tacrolimus_level_missing is True
+
+
+def test_femg_inputs_must_lie_within_24_hours_of_each_other():
+    # Each input is within 24 h of the serum Mg, but urine Mg and urine creatinine are 40 h apart.
+    mg = f.magnesium(1.2, days=2)
+    inputs = [f.lab("2160-0", 1.0, "mg/dL", days=2), f.lab("19124-7", 5.0, "mg/dL", days=2 + 20 * HOUR),
+              f.lab("2161-8", 100.0, "mg/dL", days=2 - 20 * HOUR)]
+    assert one(on_tac(mg, *inputs), FemgFinding).value is None
+
+
+@pytest.mark.parametrize("procedure, counts", [
+    (dict(snomed=None, text="Kidney transplant"), True),
+    (dict(snomed=None, text="Living donor kidney transplant"), True),
+    (dict(snomed=None, text="Renal transplant biopsy"), False),
+    (dict(snomed="1234567", text="Kidney transplant"), False),  # a SNOMED coding says what it was
+    (dict(snomed=None, text="Hair transplant"), False),
+])
+def test_transplant_text_fallback(procedure, counts):
+    interval = run(f.tacrolimus(), f.transplant(10, **procedure), f.magnesium(1.8, days=9))
+    assert (one(interval, MonitoringDue) is not None) is counts
+
+
+def test_result_day_is_the_labs_own_date_not_utc():
+    late_evening = f.magnesium(1.2, when="2026-11-20T23:30:00-05:00")
+    finding = one(on_tac(late_evening), SeverityFinding)
+    assert finding.latest.day == "2026-11-20"
+
+
+def test_active_supplement_is_carried_on_the_severity_finding():
+    supplement = f.medication("magnesium oxide 400 mg tablet", days=20)
+    finding = one(on_tac(supplement, f.magnesium(1.2, days=1)), SeverityFinding)
+    assert [m.name for m in finding.supplements] == ["magnesium oxide 400 mg tablet"]

@@ -14,7 +14,7 @@ from ..protocol.response import Action, Card, Coding, Source, Suggestion
 from . import codes
 from .facts import LabResult, MedicationUse, Symptom
 from .rules import (Assessment, ContributingFactors, FemgFinding, MonitoringDue, PersistentLow,
-                    Severity, SeverityFinding, SymptomsWithNormalMagnesium)
+                    ResultsNotUsed, Severity, SeverityFinding, SymptomsWithNormalMagnesium)
 from .suggestions import (OrderContext, intravenous_magnesium, lab_order, oral_magnesium,
                           renal_caution_text)
 from .thresholds import Thresholds
@@ -80,6 +80,11 @@ RULES = {doc.topic: doc for doc in (
             "supplement was started: increase or split the dose, check adherence and GI losses, "
             "measure FEMg, review tacrolimus and interacting drugs, consider amiloride and the "
             "transplant nephrology team."),
+    RuleDoc("mg-not-used", "Magnesium results that could not be used", "2",
+            "A serum magnesium result that cannot be interpreted (unknown unit, no value, a lower "
+            "bound below target) or is still preliminary never drives a severity. When no other "
+            "card applies and such a result is newer than the one used, an info card asks for it "
+            "to be checked, so it is never ignored silently."),
     RuleDoc("mg-femg", "Fractional excretion of magnesium (FEMg)", "7",
             "With low magnesium, FEMg (%) = (U_Mg x S_Cr) / (0.7 x S_Mg x U_Cr) x 100 from results "
             "within {femg_window_hours} hours of each other. Above {femg_renal_wasting_above}%: "
@@ -144,6 +149,8 @@ def _reference(topic: str) -> str:
 def _not_read(assessment: Assessment) -> list[str]:
     lines = [f"Could not read a magnesium result of {r.day} ({r.shown}): {r.unreadable_reason or 'a lower bound cannot be classified'}; it was not used."
              for r in assessment.unreadable]
+    lines += [f"Preliminary magnesium result of {r.day}: {mg_text(r)}; not used until final."
+              for r in assessment.preliminary]
     if assessment.unavailable:
         lines.append("Not available from the EHR: " + ", ".join(assessment.unavailable)
                      + "; rules needing them may be incomplete.")
@@ -232,6 +239,14 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
                                    intravenous_magnesium(ctx.orders, f.severity is Severity.SEVERE, caution),
                                    recommended=True))
         suggestions.append(_repeat_mg(ctx, 1, "recheck within 24 hours"))
+    elif f.severity is Severity.MILD_MODERATE and f.supplements:
+        # Already supplemented: a second supplement order would be a duplicate.
+        advice += [
+            f"Already on {_drug_names(f.supplements)}: check adherence, then titrate (e.g. magnesium "
+            "oxide 400 mg up to three times daily as tolerated; split doses limit diarrhoea).",
+            "Recheck serum Mg in 1–2 weeks.",
+        ]
+        suggestions.append(_repeat_mg(ctx, 14, "recheck in 1-2 weeks"))
     elif f.severity is Severity.MILD_MODERATE:
         advice += [
             "Start oral magnesium, e.g. magnesium oxide 400 mg (241 mg elemental) twice daily, "
@@ -239,9 +254,10 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
             "(slow-release magnesium chloride is an alternative).",
             "Recheck serum Mg in 1–2 weeks.",
         ]
+        # On a stale result the repeat level comes first; the supplement stays on offer.
         suggestions.append(_create("Magnesium oxide 400 mg by mouth twice daily",
                                    "Order oral magnesium oxide", oral_magnesium(ctx.orders, caution),
-                                   recommended=True))
+                                   recommended=not f.stale))
         suggestions.append(_repeat_mg(ctx, 14, "recheck in 1-2 weeks"))
     else:
         advice.append(f"Target is ≥ {t.target_above:g} mEq/L; no supplementation rule applies "
@@ -276,6 +292,8 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
     evidence.append(f"Interval that applies: every {f.interval.days} days ({f.interval.reason}).")
     if f.symptoms:
         evidence.append(f"Recent symptoms: {_symptom_names(f.symptoms)}.")
+    if a.ionized is not None:
+        evidence.append(f"Ionized magnesium {a.ionized.shown} on {a.ionized.day} (not a serum level).")
     advice = ["Order a serum magnesium level now."]
     return _card(ctx, "mg-monitoring", "warning", summary,
                  _detail(evidence, advice, a, "mg-monitoring"),
@@ -284,13 +302,17 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
 
 def symptoms_card(f: SymptomsWithNormalMagnesium, a: Assessment, ctx: CardContext) -> Card:
     names = _symptom_names(f.symptoms)
-    summary = (f"Symptoms with normal {mg_text(f.latest)} on {f.latest.day}: serum Mg may not "
+    summary = (f"Symptoms despite {mg_text(f.latest)} on {f.latest.day}: serum Mg may not "
                f"reflect body stores ({names})")
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}.",
                 f"Recorded in the last {ctx.thresholds.symptom_window_days} days: {names}."]
     advice = ["Serum levels may not reflect total body magnesium: consider ionized Mg, "
               "FEMg or an empirical trial of supplementation."]
     return _card(ctx, "mg-symptoms", "info", summary, _detail(evidence, advice, a, "mg-symptoms"))
+
+
+def _drug_names(medications: tuple[MedicationUse, ...]) -> str:
+    return ", ".join(dict.fromkeys(m.name for m in medications))
 
 
 def _drug_line(m: MedicationUse, why: str) -> str:
@@ -385,6 +407,18 @@ def femg_card(f: FemgFinding, a: Assessment, ctx: CardContext) -> Card:
     return _card(ctx, "mg-femg", "info", summary, _detail(evidence, advice, a, "mg-femg"), suggestions)
 
 
+def not_used_card(f: ResultsNotUsed, a: Assessment, ctx: CardContext) -> Card:
+    newest = (f.unreadable + f.preliminary)[0]
+    what = "is preliminary" if newest in f.preliminary else "could not be read"
+    summary = f"Magnesium result of {newest.day} {what} ({newest.shown}): review it"
+    if f.latest is not None:
+        summary += f"; last usable {mg_text(f.latest)} on {f.latest.day}"
+    evidence = ([f"Last usable serum {mg_text(f.latest)} on {f.latest.day}."] if f.latest
+                else ["No usable serum magnesium result."])
+    advice = ["Check the result with the laboratory (unit, value, status); repeat it if it cannot be confirmed."]
+    return _card(ctx, "mg-not-used", "info", summary, _detail(evidence, advice, a, "mg-not-used"))
+
+
 _BUILDERS: dict[type, Callable] = {
     SeverityFinding: severity_card,
     MonitoringDue: monitoring_card,
@@ -392,6 +426,7 @@ _BUILDERS: dict[type, Callable] = {
     ContributingFactors: contributing_card,
     PersistentLow: persistent_card,
     FemgFinding: femg_card,
+    ResultsNotUsed: not_used_card,
 }
 
 

@@ -223,6 +223,8 @@ TRANSPLANT_PROCEDURES = (
     Code(SNOMED, "32413006", "Transplantation of heart"),
 )
 TRANSPLANT_WORDS = ("transplant", "transplantation", "graft")
+NOT_A_TRANSPLANT_WORDS = ("biopsy", "evaluation", "assessment", "workup", "work-up", "rejection",
+                          "failure", "removal", "explant", "nephrectomy", "ultrasound")
 TRANSPLANT_ORGAN_WORDS = ("kidney", "renal", "liver", "hepatic", "heart", "cardiac", "lung",
                           "pancreas", "pancreatic", "intestine", "intestinal")
 

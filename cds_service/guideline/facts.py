@@ -41,6 +41,7 @@ class LabResult:
     comparator: str | None
     normalised: float | None  # mEq/L for magnesium, mg/dL for creatinine, as reported otherwise
     reference_high: float | None = None
+    local_day: str | None = None  # the date as the lab wrote it (its own time zone)
 
     @property
     def usable(self) -> bool:
@@ -57,6 +58,9 @@ class LabResult:
 
     @property
     def day(self) -> str:
+        """The result's date as the lab reported it (not shifted to UTC)."""
+        if self.local_day:
+            return self.local_day
         return self.when.date().isoformat() if self.when else "undated"
 
     @property
@@ -126,6 +130,11 @@ class PatientFacts:
 
 # --------------------------------------------------------------------------------------------
 # Small readers
+
+
+def clip(text: str, limit: int) -> str:
+    """Text from the EHR, cut to what a card may echo (hostile input must not bloat cards)."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def parse_datetime(value: Any) -> datetime | None:
@@ -202,14 +211,16 @@ def status_code(value: Any) -> str | None:
 # Observations
 
 
-def observation_time(obs: Resource) -> datetime | None:
-    """effectiveDateTime, else effectivePeriod start/end, else effectiveInstant, else issued."""
-    when = parse_datetime(obs.get("effectiveDateTime"))
-    if when is None:
-        period = obs.get("effectivePeriod")
-        if isinstance(period, Mapping):
-            when = parse_datetime(period.get("start")) or parse_datetime(period.get("end"))
-    return when or parse_datetime(obs.get("effectiveInstant")) or parse_datetime(obs.get("issued"))
+def observation_time(obs: Resource) -> tuple[datetime | None, str | None]:
+    """effectiveDateTime, else effectivePeriod start/end, else effectiveInstant, else issued;
+    with the date as written (YYYY-MM-DD), which is what a clinician expects to read."""
+    period = obs.get("effectivePeriod") if isinstance(obs.get("effectivePeriod"), Mapping) else {}
+    for raw in (obs.get("effectiveDateTime"), period.get("start"), period.get("end"),
+                obs.get("effectiveInstant"), obs.get("issued")):
+        when = parse_datetime(raw)
+        if when is not None:
+            return when, raw[:10] if len(raw) >= 10 else None
+    return None, None
 
 
 def lab_kind(obs: Resource) -> str | None:
@@ -306,16 +317,18 @@ def read_lab(obs: Resource) -> LabResult | None:
         unit = str(quantity.get("unit") or quantity.get("code") or "")
         if value is not None:
             normalised = _normalise(kind, value, unit_keys)
+    when, local_day = observation_time(obs)
     return LabResult(
         kind=kind,
         observation_id=obs.get("id") if isinstance(obs.get("id"), str) else None,
-        when=observation_time(obs),
-        status=str(obs.get("status") or "unknown"),
+        when=when,
+        status=clip(str(obs.get("status") or "unknown"), 20),
         value=value,
-        unit=unit,
-        comparator=comparator,
+        unit=clip(unit, 20),
+        comparator=comparator if comparator in ("<", "<=", ">", ">=") else None,
         normalised=normalised,
         reference_high=_reference_high(obs),
+        local_day=local_day,
     )
 
 
@@ -438,8 +451,8 @@ def read_medication(request: Resource, medications: Mapping[str, Resource]) -> M
     return MedicationUse(
         resource_type=str(request.get("resourceType")),
         request_id=request.get("id") if isinstance(request.get("id"), str) else None,
-        name=_short_name(concept, display),
-        status=status,
+        name=clip(_short_name(concept, display), 80),
+        status=clip(status, 20),
         authored_on=authored,
         is_topical=is_topical,
         is_tacrolimus=is_tacrolimus,
@@ -479,6 +492,7 @@ _URGENT_PATTERN = codes.name_pattern(codes.URGENT_SYMPTOM_WORDS)
 _TRANSPLANT_CODES = codes.keys(codes.TRANSPLANT_PROCEDURES)
 _TRANSPLANT_PATTERN = codes.name_pattern(codes.TRANSPLANT_WORDS)
 _ORGAN_PATTERN = codes.name_pattern(codes.TRANSPLANT_ORGAN_WORDS)
+_NOT_A_TRANSPLANT_PATTERN = codes.name_pattern(codes.NOT_A_TRANSPLANT_WORDS)
 
 
 def read_symptom(condition: Resource) -> Symptom | None:
@@ -502,7 +516,7 @@ def read_symptom(condition: Resource) -> Symptom | None:
     found = _SYMPTOM_PATTERN.search(text)
     if found is None:
         return None
-    return Symptom(text, None, when, bool(_URGENT_PATTERN.search(text)))
+    return Symptom(clip(text, 60), None, when, bool(_URGENT_PATTERN.search(text)))
 
 
 def read_transplant_date(procedure: Resource) -> datetime | None:
@@ -510,10 +524,15 @@ def read_transplant_date(procedure: Resource) -> datetime | None:
     if procedure.get("status") != "completed":
         return None
     code = procedure.get("code")
-    text = concept_text(code)
-    named = bool(_TRANSPLANT_PATTERN.search(text)) and bool(_ORGAN_PATTERN.search(text))
-    if not (coding_keys(code) & _TRANSPLANT_CODES) and not named:
-        return None
+    keys = coding_keys(code)
+    if not keys & _TRANSPLANT_CODES:
+        # Names are the fallback only where no SNOMED coding says what the procedure was
+        # (section 9), and a biopsy or evaluation of a transplant is not a transplant.
+        text = concept_text(code)
+        if (any(system == codes.SNOMED for system, _ in keys)
+                or not (_TRANSPLANT_PATTERN.search(text) and _ORGAN_PATTERN.search(text))
+                or _NOT_A_TRANSPLANT_PATTERN.search(text)):
+            return None
     when = parse_datetime(procedure.get("performedDateTime"))
     period = procedure.get("performedPeriod")
     if when is None and isinstance(period, Mapping):

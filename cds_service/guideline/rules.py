@@ -52,6 +52,7 @@ class SeverityFinding:
     stale: bool  # older than the monitoring interval: ask for a repeat level
     interval: MonitoringInterval
     renal_caution: LabResult | None  # the eGFR below egfr_caution_below, when there is one
+    supplements: tuple[MedicationUse, ...] = ()  # active magnesium supplements (already treated)
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,17 @@ class FemgFinding:
     inputs: tuple[LabResult, ...]
 
 
+@dataclass(frozen=True)
+class ResultsNotUsed:
+    """Newer magnesium results that could not be used, when no other card would say so."""
+
+    latest: LabResult | None  # the result the assessment used, if any
+    unreadable: tuple[LabResult, ...]
+    preliminary: tuple[LabResult, ...]
+
+
 Finding = (SeverityFinding | MonitoringDue | SymptomsWithNormalMagnesium | ContributingFactors
-           | PersistentLow | FemgFinding)
+           | PersistentLow | FemgFinding | ResultsNotUsed)
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,7 @@ class Assessment:
     findings: tuple[Finding, ...] = ()
     unreadable: tuple[LabResult, ...] = ()  # magnesium results newer than the one used
     ionized: LabResult | None = None
+    preliminary: tuple[LabResult, ...] = ()  # newer preliminary results: shown, not classified
     unavailable: tuple[str, ...] = ()
 
 
@@ -242,12 +253,13 @@ def contributing_factors(facts: PatientFacts, latest: LabResult, now: datetime,
     wasting = tuple(m for m in active if m.wasting_class)
     raising = tuple(m for m in active if m.raises_tacrolimus_class)
     level = latest_usable(facts.labs_of("tacrolimus_level"))
+    missing = level is None or is_older_than(level, thresholds.tacrolimus_level_recent_days, now)
     high = False
-    if level is not None and level.comparator not in ("<", "<="):
+    # Only a recent level says anything about today's exposure; an old one asks for a new level.
+    if level is not None and not missing and level.comparator not in ("<", "<="):
         limit = thresholds.tacrolimus_high_above
         high = level.normalised > limit + COMPARISON_TOLERANCE or (
             level.reference_high is not None and level.value > level.reference_high)
-    missing = level is None or is_older_than(level, thresholds.tacrolimus_level_recent_days, now)
     rise = egfr_rise(facts, thresholds)
     if not (wasting or raising or high or missing or rise):
         return None
@@ -297,6 +309,9 @@ def femg(facts: PatientFacts, latest: LabResult, thresholds: Thresholds) -> Femg
     urine_mg, serum_cr, urine_cr = near("mg_urine"), near("creatinine_serum"), near("creatinine_urine")
     if latest.comparator is not None or None in (urine_mg, serum_cr, urine_cr):
         return FemgFinding(latest, None, None, ())
+    times = [r.when for r in (latest, urine_mg, serum_cr, urine_cr)]
+    if max(times) - min(times) > window:  # "within 24 hours of each other" (section 7)
+        return FemgFinding(latest, None, None, ())
     if latest.normalised <= 0 or urine_cr.normalised <= 0:
         return FemgFinding(latest, None, None, ())
     value = (urine_mg.normalised * serum_cr.normalised) / (
@@ -314,11 +329,19 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
     if not on_tacrolimus(facts):
         return Assessment(on_tacrolimus=False, unavailable=facts.unavailable)
     serum = facts.labs_of("mg_serum")
-    latest = latest_usable(serum)
-    unreadable = tuple(sorted(
-        (r for r in serum if r.unreadable_reason and (latest is None or r.when is None
-                                                       or r.when >= latest.when)),
-        key=lambda r: r.when.timestamp() if r.when else 0.0, reverse=True))
+    # A lower bound below target ('> 1.0') cannot be classified: it is reported, not used.
+    bounds = [r for r in serum if r.usable and classify(r.normalised, r.comparator, False, thresholds) is None]
+    latest = latest_usable(r for r in serum if r not in bounds)
+
+    def newer(r: LabResult) -> bool:
+        return latest is None or r.when is None or r.when >= latest.when
+
+    def newest_first(results: Iterable[LabResult]) -> tuple[LabResult, ...]:
+        return tuple(sorted(results, key=lambda r: r.when.timestamp() if r.when else 0.0, reverse=True))
+
+    unreadable = newest_first(r for r in serum if (r.unreadable_reason or r in bounds) and newer(r))
+    preliminary = newest_first(r for r in serum if r.status == "preliminary" and not r.unreadable_reason
+                               and newer(r))
     ionized = latest_usable(facts.labs_of("mg_ionized"))
     interval = monitoring_interval(facts, now, thresholds)
     symptoms = recent_symptoms(facts, now, thresholds)
@@ -327,15 +350,13 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
     severity = None
     if latest is not None:
         severity = classify(latest.normalised, latest.comparator, bool(symptoms), thresholds)
-    if latest is not None and severity is None:
-        # A lower bound below target cannot be classified: treat it like an unreadable result.
-        unreadable = (latest,) + unreadable
-        latest = None
     stale = latest is None or is_older_than(latest, interval.days, now)
 
     if severity is not None and severity is not Severity.AT_TARGET:
+        supplements = tuple(m for m in facts.medications if m.is_magnesium_supplement and m.active)
         findings.append(SeverityFinding(severity, latest, symptoms if severity.is_low else (),
-                                        stale, interval, renal_caution(facts, thresholds)))
+                                        stale, interval, renal_caution(facts, thresholds),
+                                        supplements))
     elif stale:
         findings.append(MonitoringDue(interval, latest, symptoms))
     if latest is not None and severity is not None and not severity.is_low and symptoms:
@@ -348,4 +369,8 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
         if persistent is not None:
             findings.append(persistent)
         findings.append(femg(facts, latest, thresholds))
-    return Assessment(True, tuple(findings), unreadable, ionized, facts.unavailable)
+    if not findings and (unreadable or preliminary):
+        # Never silent: a newer result exists that could not be used (section 2).
+        findings.append(ResultsNotUsed(latest, unreadable, preliminary))
+    return Assessment(on_tacrolimus=True, findings=tuple(findings), unreadable=unreadable,
+                      ionized=ionized, preliminary=preliminary, unavailable=facts.unavailable)
