@@ -7,7 +7,7 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .config import Settings
 from .fhir.client import FhirClient
@@ -15,6 +15,7 @@ from .fhir.data import PrefetchKey, gather
 from .guideline import codes
 from .guideline.cards import CardContext, build_cards
 from .guideline.facts import build_facts
+from .guideline.orders import assess_orders
 from .guideline.rules import assess
 from .guideline.suggestions import OrderContext
 from .protocol.request import HookRequest
@@ -89,27 +90,52 @@ PATIENT_DATA = (
 )
 
 
-def assess_patient(request: HookRequest, env: HookEnvironment) -> list[Card]:
-    """Sections 1-5 and 7 for the patient of the request (also applied in order hooks, section 6)."""
-    data = gather(request, PATIENT_DATA, client=env.client, executor=env.executor,
+# Order hooks also read the serum magnesium orders already placed (is the monitoring plan in place?).
+ORDER_DATA = PATIENT_DATA + (
+    PrefetchKey("magnesiumOrders",
+                f"ServiceRequest?patient={PATIENT}&code={_token_list(codes.MG_SERUM)}"
+                "&status=active,draft,on-hold&_sort=-authored&_count=20",
+                "magnesium lab orders"),
+)
+
+
+def _evaluate(request: HookRequest, env: HookEnvironment, keys: tuple[PrefetchKey, ...],
+              orders: bool) -> list[Card]:
+    data = gather(request, keys, client=env.client, executor=env.executor,
                   deadline_seconds=env.settings.fhir_deadline)
-    drafts = request.context.get("draftOrders")
+    selections = request.context.get("selections") if request.hook == "order-select" else None
     facts = build_facts(
         data.resources, patient_id=request.patient_id, encounter_id=request.encounter_id,
         unavailable=data.unavailable,
-        draft_orders=[] if not isinstance(drafts, dict) else list(_draft_resources(drafts)))
-    assessment = assess(facts, env.now, env.settings.thresholds)
+        draft_orders=list(_draft_resources(request.context.get("draftOrders"))),
+        selections=selections)
+    thresholds = env.settings.thresholds
+    assessment = assess(facts, env.now, thresholds)
+    findings = assess_orders(facts, assessment, env.now, thresholds) if orders else None
     serum_order = next((c for c in codes.MG_SERUM if c.code == env.settings.serum_mg_order_loinc),
                        codes.MG_SERUM_MASS)
     context = CardContext(
         orders=OrderContext(request.patient_id, request.encounter_id, env.now, serum_order),
-        thresholds=env.settings.thresholds,
+        thresholds=thresholds,
         docs_base_url=env.docs_base_url)
-    return build_cards(assessment, context)
+    return build_cards(assessment, context, findings)
 
 
-def _draft_resources(bundle: dict):
-    for entry in bundle.get("entry") or []:
+def assess_patient(request: HookRequest, env: HookEnvironment) -> list[Card]:
+    """patient-view: sections 1-5 and 7 for the patient of the request."""
+    return _evaluate(request, env, PATIENT_DATA, orders=False)
+
+
+def assess_draft_orders(request: HookRequest, env: HookEnvironment) -> list[Card]:
+    """order-select / order-sign: section 6 for the drafts acted on, plus sections 3-5 and 7."""
+    return _evaluate(request, env, ORDER_DATA, orders=True)
+
+
+def _draft_resources(bundle: object) -> Iterator[dict]:
+    """The resources of a draftOrders Bundle; anything malformed is skipped, never an error."""
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("entry"), list):
+        return
+    for entry in bundle["entry"]:
         if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
             yield entry["resource"]
 
@@ -129,11 +155,21 @@ SERVICES = (
     CdsService(
         id="tacrolimus-magnesium-order-select",
         hook="order-select",
-        title="Magnesium on tacrolimus (orders)",
-        description=(f"{GUIDELINE_NAME}: magnesium severity and monitoring while tacrolimus and "
-                     "the drugs around it are ordered."),
-        prefetch=PATIENT_DATA,
-        handler=assess_patient,
+        title="Magnesium on tacrolimus (order selection)",
+        description=(f"{GUIDELINE_NAME}: when tacrolimus is started, or a drug that wastes "
+                     "magnesium or changes tacrolimus levels is selected, plus magnesium severity "
+                     "and monitoring."),
+        prefetch=ORDER_DATA,
+        handler=assess_draft_orders,
+    ),
+    CdsService(
+        id="tacrolimus-magnesium-order-sign",
+        hook="order-sign",
+        title="Magnesium on tacrolimus (order signing)",
+        description=(f"{GUIDELINE_NAME}: the order-select checks over every draft order about to "
+                     "be signed."),
+        prefetch=ORDER_DATA,
+        handler=assess_draft_orders,
     ),
 )
 

@@ -189,3 +189,28 @@ def hook_request(resources: list[dict] | None = None, *, hook: str = "patient-vi
                                          "expires_in": 300, "scope": "patient/*.read",
                                          "subject": "cds-service"}
     return body
+
+
+def draft(resource: dict) -> dict:
+    """The same order as a draft being placed (order-select / order-sign draftOrders)."""
+    return {**resource, "status": "draft", "authoredOn": NOW.isoformat()}
+
+
+def serum_mg_order(status: str = "active") -> dict:
+    return {"resourceType": "ServiceRequest", "id": _id("sr"), "status": status, "intent": "order",
+            "code": {"coding": [{"system": LOINC, "code": "19123-9"}]},
+            "subject": {"reference": f"Patient/{PATIENT_ID}"}}
+
+
+def order_request(history: list[dict], drafts: list[dict], *, hook: str = "order-select",
+                  selected: list[dict] | None = None, **kwargs: Any) -> dict:
+    """An order hook request: `drafts` in draftOrders, `selected` (default: all) in selections."""
+    context: dict = {"draftOrders": {"resourceType": "Bundle", "type": "collection",
+                                     "entry": [{"resource": d} for d in drafts]}}
+    if hook == "order-select":
+        chosen = drafts if selected is None else selected
+        context["selections"] = [f"{d['resourceType']}/{d['id']}" for d in chosen]
+    body = hook_request(history, hook=hook, **context, **kwargs)
+    if history is not None and "prefetch" in body:
+        body["prefetch"]["magnesiumOrders"] = bundle(*[r for r in history if r["resourceType"] == "ServiceRequest"])
+    return body

@@ -16,7 +16,8 @@ from . import factories as f
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "cds-hooks-examples"
 pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="no ../shared/conformance beside the checkout")
 SERVICE_FOR_HOOK = {"patient-view": "tacrolimus-magnesium-patient-view",
-                    "order-select": "tacrolimus-magnesium-order-select"}
+                    "order-select": "tacrolimus-magnesium-order-select",
+                    "order-sign": "tacrolimus-magnesium-order-sign"}
 
 
 def examples(pattern: str) -> list[Path]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -15,51 +14,8 @@ from cds_service.fhir.templates import render, token_values
 
 from . import factories as f
 from .conftest import PATIENT_VIEW
+from .fake_fhir import BASE, FakeFhirServer
 
-BASE = "https://ehr.example.org/fhir"
-MG_CODES = {"http://loinc.org|19123-9", "http://loinc.org|2601-3"}
-
-
-class FakeFhirServer:
-    """Answers the service's queries from a list of resources, the way a FHIR server would."""
-
-    def __init__(self, resources: list[dict], base: str = BASE):
-        self.resources = resources
-        self.base = base
-        self.calls: list[requests.PreparedRequest] = []
-        self.overrides: dict[str, tuple[int, object]] = {}  # resource type -> (status, body)
-
-    def install(self, mock: responses.RequestsMock) -> None:
-        mock.add_callback(responses.GET, re.compile(re.escape(self.base) + r"/.*"),
-                          callback=self.answer)
-
-    def answer(self, request):
-        self.calls.append(request)
-        parts = urlsplit(request.url)
-        path = parts.path[len(urlsplit(self.base).path):].strip("/")
-        rtype = path.split("/")[0]
-        if rtype in self.overrides:
-            status, body = self.overrides[rtype]
-            if isinstance(body, Exception):
-                raise body
-            return status, {}, body if isinstance(body, str) else __import__("json").dumps(body)
-        if "/" in path:  # read
-            _, rid = path.split("/", 1)
-            found = [r for r in self.resources if r["resourceType"] == rtype and r["id"] == rid]
-            if rtype == "Patient" and not found:
-                found = [f.patient(rid)]
-            if not found:
-                return 404, {}, '{"resourceType": "OperationOutcome", "issue": []}'
-            return 200, {}, __import__("json").dumps(found[0])
-        query = parse_qs(parts.query)
-        matches = [r for r in self.resources if r["resourceType"] == rtype]
-        if rtype == "Observation":
-            wanted = set(query["code"][0].split(","))
-            matches = [r for r in matches if {f"{c['system']}|{c['code']}" for c in r["code"].get("coding", [])} & wanted]
-        return 200, {}, __import__("json").dumps(f.bundle(*matches))
-
-    def types_called(self) -> list[str]:
-        return sorted(urlsplit(c.url).path.split("/")[2] for c in self.calls)
 
 
 def fallback_request(resources, *, token: str | None = "secret-token", encounter_id=None, prefetch=None):

@@ -20,7 +20,8 @@ from .fhir_stub import FhirStub
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"patient-view": "tacrolimus-magnesium-patient-view",
-            "order-select": "tacrolimus-magnesium-order-select"}
+            "order-select": "tacrolimus-magnesium-order-select",
+            "order-sign": "tacrolimus-magnesium-order-sign"}
 
 
 def free_port() -> int:
@@ -81,8 +82,8 @@ def test_discovery_over_http(server):
     assert {s["hook"] for s in response.json()["services"]} >= {"patient-view", "order-select"}
 
 
-@pytest.mark.parametrize("hook", ["patient-view", "order-select"])
-def test_both_hooks_with_full_prefetch(server, schema, hook):
+@pytest.mark.parametrize("hook", ["patient-view", "order-select", "order-sign"])
+def test_every_hook_with_full_prefetch(server, schema, hook):
     response = post(server, hook, f.hook_request(record(), hook=hook))
     assert response.status_code == 200
     assert not list(schema.iter_errors(response.json()))
@@ -91,8 +92,8 @@ def test_both_hooks_with_full_prefetch(server, schema, hook):
     assert "0.4 mmol/L" in cards[0]["summary"]
 
 
-@pytest.mark.parametrize("hook", ["patient-view", "order-select"])
-def test_both_hooks_with_fhir_server_and_no_prefetch(server, schema, hook):
+@pytest.mark.parametrize("hook", ["patient-view", "order-select", "order-sign"])
+def test_every_hook_with_fhir_server_and_no_prefetch(server, schema, hook):
     with FhirStub(record()) as stub:
         body = f.hook_request(hook=hook, prefetch={}, fhir_server=stub.base_url, token="tok-123")
         response = post(server, hook, body)

@@ -31,7 +31,7 @@ def test_discovery_lists_patient_view_and_order_select(client):
     response = client.get("/cds-services")
     assert response.status_code == 200
     services = {s["hook"]: s for s in response.get_json()["services"]}
-    assert set(services) >= {"patient-view", "order-select"}
+    assert set(services) >= {"patient-view", "order-select", "order-sign"}
     for service in services.values():
         assert {"id", "hook", "title", "description", "prefetch"} <= set(service)
 

@@ -13,10 +13,11 @@ from typing import Callable
 from ..protocol.response import Action, Card, Coding, Source, Suggestion
 from . import codes
 from .facts import LabResult, MedicationUse, Symptom
+from .orders import InteractingDrugOrdered, TacrolimusStart, WastingDrugOrdered
 from .rules import (Assessment, ContributingFactors, FemgFinding, MonitoringDue, PersistentLow,
                     ResultsNotUsed, Severity, SeverityFinding, SymptomsWithNormalMagnesium)
-from .suggestions import (OrderContext, intravenous_magnesium, lab_order, oral_magnesium,
-                          renal_caution_text)
+from .suggestions import (OrderContext, famotidine_instead, intravenous_magnesium, lab_order,
+                          oral_magnesium, renal_caution_text)
 from .thresholds import Thresholds
 
 SUMMARY_LIMIT = 140
@@ -85,6 +86,22 @@ RULES = {doc.topic: doc for doc in (
             "bound below target) or is still preliminary never drives a severity. When no other "
             "card applies and such a result is newer than the one used, an info card asks for it "
             "to be checked, so it is never ignored silently."),
+    RuleDoc("mg-order-tacrolimus", "Starting tacrolimus: baseline magnesium and monitoring plan", "6",
+            "When systemic tacrolimus is ordered for a patient not yet on it: a baseline serum "
+            "magnesium and the monitoring plan (weekly for the first month, then every 4-6 weeks). "
+            "A warning when magnesium is low (at or below {low_at_or_below} mEq/L) or not measured "
+            "in {order_recent_mg_days} days; no card when a recent normal result exists and a "
+            "magnesium order is already in place."),
+    RuleDoc("mg-order-wasting", "Ordering a drug that worsens magnesium loss", "6",
+            "Ordering a magnesium-wasting drug (loop and thiazide diuretics, proton pump "
+            "inhibitors, aminoglycosides, amphotericin B, platinum drugs, foscarnet, pentamidine, "
+            "EGFR antibodies, cyclosporine) for a patient on tacrolimus: a warning naming the drug "
+            "and the latest magnesium; for a PPI, an H2 blocker such as famotidine is offered."),
+    RuleDoc("mg-order-interaction", "Ordering a drug that changes tacrolimus levels", "6",
+            "Ordering a drug that raises (azoles, macrolides, diltiazem, verapamil, protease "
+            "inhibitors and boosters, letermovir, amiodarone, grapefruit) or lowers (rifamycins, "
+            "enzyme-inducing anticonvulsants, St John's wort) tacrolimus levels: check the "
+            "tacrolimus trough and magnesium within about a week."),
     RuleDoc("mg-femg", "Fractional excretion of magnesium (FEMg)", "7",
             "With low magnesium, FEMg (%) = (U_Mg x S_Cr) / (0.7 x S_Mg x U_Cr) x 100 from results "
             "within {femg_window_hours} hours of each other. Above {femg_renal_wasting_above}%: "
@@ -221,59 +238,64 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
     if latest.comparator in ("<", "<="):
         evidence.append(f"Reported as an upper bound ({latest.shown}): the true value may be lower.")
     advice: list[str] = []
-    suggestions: list[Suggestion] = []
     if f.stale:
         advice.append(f"This result is older than the {f.interval.days}-day monitoring interval "
                       f"({f.interval.reason}): repeat the level.")
-    if f.severity in (Severity.SEVERE, Severity.SYMPTOMATIC):
-        urgent = any(s.urgent for s in f.symptoms)
-        advice += [
-            "Give IV magnesium sulfate 2 g over 1 hour" + (" (up to 4 g over 4 hours if severe)"
-                                                           if f.severity is Severity.SEVERE else "")
-            + "; continue oral replacement afterwards.",
-            "Recheck serum Mg within 24 hours (or after the infusion); cardiac monitoring if arrhythmia.",
-        ]
-        if urgent:
-            advice.insert(0, "**Urgent**: seizure or arrhythmia recorded.")
-        suggestions.append(_create("Magnesium sulfate 2 g IV over 1 hour", "Order IV magnesium sulfate",
-                                   intravenous_magnesium(ctx.orders, f.severity is Severity.SEVERE, caution),
-                                   recommended=True))
-        suggestions.append(_repeat_mg(ctx, 1, "recheck within 24 hours"))
-    elif f.severity is Severity.MILD_MODERATE and f.supplements:
-        # Already supplemented: a second supplement order would be a duplicate.
-        advice += [
-            f"Already on {_drug_names(f.supplements)}: check adherence, then titrate (e.g. magnesium "
-            "oxide 400 mg up to three times daily as tolerated; split doses limit diarrhoea).",
-            "Recheck serum Mg in 1–2 weeks.",
-        ]
-        suggestions.append(_repeat_mg(ctx, 14, "recheck in 1-2 weeks"))
-    elif f.severity is Severity.MILD_MODERATE:
-        advice += [
-            "Start oral magnesium, e.g. magnesium oxide 400 mg (241 mg elemental) twice daily, "
-            "titrated to three times daily as tolerated; split doses limit diarrhoea "
-            "(slow-release magnesium chloride is an alternative).",
-            "Recheck serum Mg in 1–2 weeks.",
-        ]
-        # On a stale result the repeat level comes first; the supplement stays on offer.
-        suggestions.append(_create("Magnesium oxide 400 mg by mouth twice daily",
-                                   "Order oral magnesium oxide", oral_magnesium(ctx.orders, caution),
-                                   recommended=not f.stale))
-        suggestions.append(_repeat_mg(ctx, 14, "recheck in 1-2 weeks"))
-    else:
+    if f.severity is Severity.BELOW_TARGET:
         advice.append(f"Target is ≥ {t.target_above:g} mEq/L; no supplementation rule applies "
                       "yet: consider diet and recheck at the next monitoring interval.")
-        if f.stale:
-            suggestions.append(_repeat_mg(ctx, 7, "repeat level"))
+        suggestions = [_repeat_mg(ctx, 7, "repeat level")] if f.stale else []
+    else:
+        more_advice, suggestions = _supplementation(f, ctx, caution)
+        advice += more_advice
     if caution:
         advice.append(f"Caution: {caution}.")
-    if f.stale and f.severity is not Severity.BELOW_TARGET and not suggestions:
-        suggestions.append(_repeat_mg(ctx, 7, "repeat level"))
     # A stale result makes the patient due (section 4, a warning); the severity card carries
     # that repeat request instead of a second card, so it must not be milder than the due card.
     indicator = "info" if f.severity is Severity.BELOW_TARGET and not f.stale else (
         "warning" if f.severity in (Severity.MILD_MODERATE, Severity.BELOW_TARGET) else "critical")
     return _card(ctx, "mg-severity", indicator, summary,
                  _detail(evidence, advice, a, "mg-severity"), tuple(suggestions))
+
+
+def _supplementation(f: SeverityFinding, ctx: CardContext,
+                     caution: str | None) -> tuple[list[str], list[Suggestion]]:
+    """Section 3's replacement advice and orders for a low level (section 6: not when a
+    supplement is already being ordered; section 7: not twice for a patient already on one)."""
+    severe = f.severity in (Severity.SEVERE, Severity.SYMPTOMATIC)
+    if severe:
+        advice = ["Give IV magnesium sulfate 2 g over 1 hour" + (" (up to 4 g over 4 hours if severe)"
+                                                                 if f.severity is Severity.SEVERE else "")
+                  + "; continue oral replacement afterwards.",
+                  "Recheck serum Mg within 24 hours (or after the infusion); cardiac monitoring if arrhythmia."]
+        if any(s.urgent for s in f.symptoms):
+            advice.insert(0, "**Urgent**: seizure or arrhythmia recorded.")
+        recheck = _repeat_mg(ctx, 1, "recheck within 24 hours")
+    elif f.supplements:
+        advice = [f"Already on {_drug_names(f.supplements)}: check adherence, then titrate (e.g. "
+                  "magnesium oxide 400 mg up to three times daily as tolerated; split doses limit "
+                  "diarrhoea).", "Recheck serum Mg in 1–2 weeks."]
+        recheck = _repeat_mg(ctx, 14, "recheck in 1-2 weeks")
+    else:
+        advice = ["Start oral magnesium, e.g. magnesium oxide 400 mg (241 mg elemental) twice daily, "
+                  "titrated to three times daily as tolerated; split doses limit diarrhoea "
+                  "(slow-release magnesium chloride is an alternative).", "Recheck serum Mg in 1–2 weeks."]
+        recheck = _repeat_mg(ctx, 14, "recheck in 1-2 weeks")
+    if f.supplement_drafts:
+        advice.insert(0, f"Magnesium order in progress: {_drug_names(f.supplement_drafts)}"
+                      + (" (for a severe level, make sure it is IV)." if severe else "."))
+        return advice, [recheck]
+    if severe:
+        order = _create("Magnesium sulfate 2 g IV over 1 hour", "Order IV magnesium sulfate",
+                        intravenous_magnesium(ctx.orders, f.severity is Severity.SEVERE, caution),
+                        recommended=True)
+    elif f.supplements:
+        return advice, [recheck]
+    else:
+        # On a stale result the repeat level comes first; the supplement stays on offer.
+        order = _create("Magnesium oxide 400 mg by mouth twice daily", "Order oral magnesium oxide",
+                        oral_magnesium(ctx.orders, caution), recommended=not f.stale)
+    return advice, [order, recheck]
 
 
 def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
@@ -419,6 +441,95 @@ def not_used_card(f: ResultsNotUsed, a: Assessment, ctx: CardContext) -> Card:
     return _card(ctx, "mg-not-used", "info", summary, _detail(evidence, advice, a, "mg-not-used"))
 
 
+def _latest_mg_line(latest: LabResult | None) -> str:
+    return (f"Latest serum {mg_text(latest)} on {latest.day}." if latest
+            else "No usable serum magnesium on record.")
+
+
+def _level_line(level: LabResult | None) -> str:
+    return (f"Latest tacrolimus level {level.shown} on {level.day}." if level
+            else "No tacrolimus level on record.")
+
+
+def _mg_brief(latest: LabResult | None) -> str:
+    return f"{mg_text(latest)} on {latest.day}" if latest else "Mg never measured"
+
+
+def tacrolimus_start_card(f: TacrolimusStart, a: Assessment, ctx: CardContext) -> Card:
+    t = ctx.thresholds
+    if f.concern == "low":
+        summary = f"Starting tacrolimus with low {_mg_brief(f.latest)}: treat and plan Mg monitoring"
+    elif f.concern:
+        summary = f"Starting tacrolimus: baseline serum Mg needed (last {_mg_brief(f.latest)})"
+    else:
+        summary = f"Starting tacrolimus ({_mg_brief(f.latest)}): plan weekly serum Mg for the first month"
+    evidence = [f"Ordering {f.draft.name}; no active tacrolimus on record.", _latest_mg_line(f.latest)]
+    advice = ["Tacrolimus wastes magnesium, most in the first weeks: check a baseline serum Mg, then "
+              f"weekly for the first month, then every 4–6 weeks (every {t.routine_interval_days} days at most)."]
+    suggestions: tuple[Suggestion, ...] = ()
+    if f.suggest_baseline:
+        suggestions = (_repeat_mg(ctx, 1 if f.due_now else 7,
+                                  "baseline before tacrolimus" if f.due_now else "weekly in the first month"),)
+    else:
+        advice.append("The serum Mg order is on the severity card.")
+    return _card(ctx, "mg-order-tacrolimus", "warning" if f.concern else "info", summary,
+                 _detail(evidence, advice, a, "mg-order-tacrolimus"), suggestions)
+
+
+def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -> Card:
+    names = ", ".join(dict.fromkeys(d.ingredient or d.name for d in f.drafts))
+    summary = f"Magnesium-wasting drug ordered ({names}) with {_mg_brief(f.latest)} — patient on tacrolimus"
+    evidence = [f"Ordering {d.name} ({_class_label(d.wasting_class)})." for d in f.drafts]
+    evidence += [_latest_mg_line(f.latest), _level_line(f.tacrolimus_level)]
+    advice = ["This drug adds to tacrolimus' renal magnesium loss: prefer an alternative, or "
+              "recheck serum Mg within 1–2 weeks."]
+    suggestions: list[Suggestion] = []
+    for draft in f.drafts:
+        if draft.wasting_class == "ppi":
+            advice.append(f"Instead of {draft.ingredient or draft.name}, an H2 blocker such as "
+                          f"{codes.PPI_ALTERNATIVE} does not waste magnesium.")
+            actions = [Action("create", "Order famotidine 20 mg twice daily",
+                              resource=famotidine_instead(ctx.orders))]
+            if draft.request_id:
+                actions.insert(0, Action("delete", f"Remove the draft {draft.name}",
+                                         resourceId=f"MedicationRequest/{draft.request_id}"))
+            suggestions.append(Suggestion(label=f"Replace {draft.ingredient or draft.name} with famotidine",
+                                          isRecommended=False, actions=tuple(actions)))
+    suggestions.append(_repeat_mg(ctx, 14, "recheck in 1-2 weeks on a magnesium-wasting drug"))
+    return _card(ctx, "mg-order-wasting", "warning", summary,
+                 _detail(evidence, advice, a, "mg-order-wasting"), tuple(suggestions))
+
+
+def interaction_order_card(f: InteractingDrugOrdered, a: Assessment, ctx: CardContext) -> Card:
+    changes = [f"{d.ingredient or d.name} raises" for d in f.raising] + [
+        f"{d.ingredient or d.name} lowers" for d in f.lowering]
+    level = (f"last trough {f.tacrolimus_level.shown} on {f.tacrolimus_level.day}"
+             if f.tacrolimus_level else "no trough on record")
+    summary = f"Tacrolimus level changer ordered ({level}): {', '.join(dict.fromkeys(changes))} tacrolimus"
+    evidence = [f"Ordering {d.name}: raises tacrolimus levels." for d in f.raising]
+    evidence += [f"Ordering {d.name}: lowers tacrolimus levels." for d in f.lowering]
+    evidence += [_level_line(f.tacrolimus_level), _latest_mg_line(f.latest)]
+    advice = ["Check the tacrolimus trough and serum magnesium within about a week; higher levels "
+              "waste more magnesium, lower levels risk rejection."]
+    suggestions = (
+        _create("Order tacrolimus trough within a week", "Order tacrolimus trough",
+                lab_order(ctx.orders, codes.TACROLIMUS_TROUGH_ORDER, within_days=7,
+                          note="trough before the morning dose; interacting drug started",
+                          reason_low_mg=False), recommended=True),
+        _repeat_mg(ctx, 7, "within a week of an interacting drug"),
+    )
+    return _card(ctx, "mg-order-interaction", "warning", summary,
+                 _detail(evidence, advice, a, "mg-order-interaction"), suggestions)
+
+
+def _class_label(key: str | None) -> str:
+    for group in (codes.MAGNESIUM_WASTING, codes.RAISES_TACROLIMUS, codes.LOWERS_TACROLIMUS):
+        for drug_class in group:
+            if drug_class.key == key:
+                return drug_class.label
+    return "listed drug"
+
+
 _BUILDERS: dict[type, Callable] = {
     SeverityFinding: severity_card,
     MonitoringDue: monitoring_card,
@@ -427,9 +538,14 @@ _BUILDERS: dict[type, Callable] = {
     PersistentLow: persistent_card,
     FemgFinding: femg_card,
     ResultsNotUsed: not_used_card,
+    TacrolimusStart: tacrolimus_start_card,
+    WastingDrugOrdered: wasting_order_card,
+    InteractingDrugOrdered: interaction_order_card,
 }
 
 
-def build_cards(assessment: Assessment, ctx: CardContext) -> list[Card]:
-    """One card per finding (the rules emit at most one finding per kind)."""
-    return [_BUILDERS[type(f)](f, assessment, ctx) for f in assessment.findings]
+def build_cards(assessment: Assessment, ctx: CardContext, findings=None) -> list[Card]:
+    """One card per finding (the rules emit at most one finding per kind); `findings` defaults
+    to the assessment's own (the order hooks pass theirs, section 6)."""
+    chosen = assessment.findings if findings is None else findings
+    return [_BUILDERS[type(f)](f, assessment, ctx) for f in chosen]

@@ -122,7 +122,12 @@ class PatientFacts:
     transplant_dates: tuple[datetime, ...] = ()
     hospitalized: bool = False
     unavailable: tuple[str, ...] = ()  # data that could not be read (e.g. "procedures")
+    # Order hooks (section 6): every draft medication order, and those the clinician acts on
+    # (order-select's selections; all drafts for order-sign).
     draft_orders: tuple[MedicationUse, ...] = field(default=())
+    selected_drafts: tuple[MedicationUse, ...] = field(default=())
+    # Serum magnesium lab orders already placed or drafted (the monitoring plan is in place).
+    magnesium_lab_orders: int = 0
 
     def labs_of(self, kind: str) -> list[LabResult]:
         return [lab for lab in self.labs if lab.kind == kind]
@@ -560,12 +565,15 @@ def is_hospitalized(encounter: Resource) -> bool:
 
 def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
                 encounter_id: str | None, unavailable: Iterable[str] = (),
-                draft_orders: Iterable[Resource] = ()) -> PatientFacts:
+                draft_orders: Iterable[Resource] = (),
+                selections: Iterable[str] | None = None) -> PatientFacts:
     """Every resource of the patient's data (any prefetch key) -> PatientFacts.
 
     Resources are de-duplicated by type and id, so the same Observation arriving under two
-    prefetch keys counts once. Resources about another patient are ignored.
+    prefetch keys counts once. Resources about another patient are ignored. `draft_orders` are
+    the order hooks' drafts; `selections` names the ones acted on (None: all of them).
     """
+    draft_orders = [r for r in draft_orders if isinstance(r, Mapping)]
     by_type: dict[str, dict[str, Resource]] = {}
     anonymous: dict[str, list[Resource]] = {}
     for resource in resources:
@@ -586,7 +594,9 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
         found = reference_id(subject, "Patient")
         return patient_id is None or found is None or found == patient_id
 
-    medication_index = by_type.get("Medication", {})
+    medication_index = {**by_type.get("Medication", {}),
+                        **{r["id"]: r for r in draft_orders
+                           if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}}
     medications = tuple(
         use for resource in of_type("MedicationRequest") + of_type("MedicationStatement")
         if about_patient(resource)
@@ -605,8 +615,15 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
         encounters = [e for e in encounters if e.get("id") == encounter_id]
     drafts = tuple(
         use for resource in draft_orders
-        if resource.get("resourceType") in ("MedicationRequest", "MedicationStatement")
+        if resource.get("resourceType") == "MedicationRequest"
+        and resource.get("status") in ("draft", "active", None)
         for use in [read_medication(resource, medication_index)] if use is not None)
+    selected = set(selections) if selections is not None else None
+    selected_drafts = tuple(d for d in drafts if selected is None
+                            or f"{d.resource_type}/{d.request_id}" in selected)
+    lab_orders = sum(1 for r in of_type("ServiceRequest") + [
+        d for d in draft_orders if d.get("resourceType") == "ServiceRequest"]
+        if is_magnesium_lab_order(r))
     return PatientFacts(
         patient_id=patient_id,
         encounter_id=encounter_id,
@@ -617,4 +634,16 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
         hospitalized=any(is_hospitalized(e) for e in encounters),
         unavailable=tuple(unavailable),
         draft_orders=drafts,
+        selected_drafts=selected_drafts,
+        magnesium_lab_orders=lab_orders,
     )
+
+
+_PLANNED_ORDER_STATUSES = frozenset({"draft", "active", "on-hold"})
+
+
+def is_magnesium_lab_order(request: Resource) -> bool:
+    """A placed or drafted ServiceRequest for a serum magnesium (the monitoring plan)."""
+    if request.get("status") not in _PLANNED_ORDER_STATUSES:
+        return False
+    return lab_kind({"code": request.get("code")}) == "mg_serum"

@@ -53,6 +53,7 @@ class SeverityFinding:
     interval: MonitoringInterval
     renal_caution: LabResult | None  # the eGFR below egfr_caution_below, when there is one
     supplements: tuple[MedicationUse, ...] = ()  # active magnesium supplements (already treated)
+    supplement_drafts: tuple[MedicationUse, ...] = ()  # supplements being ordered right now
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,10 @@ class Assessment:
 
 
 def on_tacrolimus(facts: PatientFacts) -> bool:
-    """At least one active/on-hold systemic tacrolimus order or statement."""
-    return any(m.is_systemic_tacrolimus and m.active for m in facts.medications)
+    """At least one active/on-hold systemic tacrolimus order or statement, or (order hooks) a
+    draft systemic tacrolimus order being placed (sections 1 and 6)."""
+    return (any(m.is_systemic_tacrolimus and m.active for m in facts.medications)
+            or any(m.is_systemic_tacrolimus for m in facts.draft_orders))
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,7 +184,8 @@ def monitoring_interval(facts: PatientFacts, now: datetime,
     if facts.transplant_dates and max(facts.transplant_dates) >= early_since:
         candidates.append(MonitoringInterval(thresholds.early_interval_days,
                                              "first month after transplant"))
-    start = tacrolimus_start(facts)
+    start = tacrolimus_start(facts) or (now if any(
+        m.is_systemic_tacrolimus for m in facts.draft_orders) else None)  # a first order starts now
     if start is not None and start >= early_since:
         candidates.append(MonitoringInterval(thresholds.early_interval_days,
                                              "first month of tacrolimus"))
@@ -253,10 +257,13 @@ def contributing_factors(facts: PatientFacts, latest: LabResult, now: datetime,
     wasting = tuple(m for m in active if m.wasting_class)
     raising = tuple(m for m in active if m.raises_tacrolimus_class)
     level = latest_usable(facts.labs_of("tacrolimus_level"))
-    missing = level is None or is_older_than(level, thresholds.tacrolimus_level_recent_days, now)
+    # A level is only missing for a patient already taking tacrolimus (not one starting it).
+    taking = any(m.is_systemic_tacrolimus and m.active for m in facts.medications)
+    missing = taking and (level is None or is_older_than(level, thresholds.tacrolimus_level_recent_days, now))
     high = False
     # Only a recent level says anything about today's exposure; an old one asks for a new level.
-    if level is not None and not missing and level.comparator not in ("<", "<="):
+    if level is not None and not is_older_than(level, thresholds.tacrolimus_level_recent_days, now) \
+            and level.comparator not in ("<", "<="):
         limit = thresholds.tacrolimus_high_above
         high = level.normalised > limit + COMPARISON_TOLERANCE or (
             level.reference_high is not None and level.value > level.reference_high)
@@ -354,9 +361,10 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
 
     if severity is not None and severity is not Severity.AT_TARGET:
         supplements = tuple(m for m in facts.medications if m.is_magnesium_supplement and m.active)
+        drafts = tuple(m for m in facts.draft_orders if m.is_magnesium_supplement)
         findings.append(SeverityFinding(severity, latest, symptoms if severity.is_low else (),
                                         stale, interval, renal_caution(facts, thresholds),
-                                        supplements))
+                                        supplements, drafts))
     elif stale:
         findings.append(MonitoringDue(interval, latest, symptoms))
     if latest is not None and severity is not None and not severity.is_low and symptoms:

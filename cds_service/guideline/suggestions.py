@@ -64,7 +64,8 @@ def lab_order(ctx: OrderContext, test: codes.Code, *, within_days: float, note: 
 
 
 def _medication_request(ctx: OrderContext, drug: str, text: str, dose_mg: float,
-                        route: codes.Code, timing: dict, caution: str | None) -> dict:
+                        route: codes.Code, timing: dict, caution: str | None,
+                        reason: list[dict] | None = None) -> dict:
     instruction = text if caution is None else f"{text}. CAUTION: {caution}"
     resource = {
         "resourceType": "MedicationRequest",
@@ -73,7 +74,7 @@ def _medication_request(ctx: OrderContext, drug: str, text: str, dose_mg: float,
         "medicationCodeableConcept": {"text": drug},
         **_references(ctx),
         "authoredOn": ctx.now.date().isoformat(),
-        "reasonCode": _reason(),
+        "reasonCode": reason or _reason(),
         "dosageInstruction": [{
             "text": instruction,
             "route": {"coding": [route.coding()], "text": route.display},
@@ -106,6 +107,16 @@ def intravenous_magnesium(ctx: OrderContext, severe: bool, caution: str | None) 
     return _medication_request(
         ctx, codes.MAGNESIUM_SULFATE_IV, text, 2000, codes.INTRAVENOUS_ROUTE,
         {"repeat": {"count": 1, "duration": 1, "durationUnit": "h"}}, caution)
+
+
+def famotidine_instead(ctx: OrderContext) -> dict:
+    """Section 6: an H2 blocker in place of a PPI (PPIs waste magnesium)."""
+    return _medication_request(
+        ctx, "famotidine 20 MG Oral Tablet",
+        "Famotidine 20 mg by mouth twice daily in place of the proton pump inhibitor; adjust the "
+        "dose to renal function", 20, codes.ORAL_ROUTE,
+        {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}, None,
+        reason=[{"text": "Acid suppression without PPI-related magnesium loss (patient on tacrolimus)"}])
 
 
 def renal_caution_text(egfr: LabResult | None) -> str | None:
