@@ -41,12 +41,12 @@ def server():
     process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a fresh checkout compiles its bytecode on first start
     while True:
         try:
-            if requests.get(f"{base}/cds-services", timeout=1).status_code == 200:
+            if requests.get(f"{base}/cds-services", timeout=5).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
