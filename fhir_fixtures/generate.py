@@ -1,5 +1,6 @@
-"""Build the synthetic fixtures: one patient Bundle, one patient-view request and the expected
-cards per scenario (GUIDELINE.md sections 1-5 and 7).
+"""Build the synthetic fixtures: one patient Bundle, one hook request and the expected cards per
+scenario (GUIDELINE.md sections 1-7). Most scenarios are patient-view; the order scenarios
+(section 6) name order-select or order-sign and carry draft orders.
 
 Run from the repository root: ``python -m fhir_fixtures.generate``. Output is deterministic:
 every date is relative to tests.factories.NOW (2026-11-25T12:00Z) and resource ids restart for
@@ -22,6 +23,9 @@ FHIR_BASE = "https://fhir.example.org/r4"  # synthetic server; fullUrl base of t
 # Card topics (cds_service.guideline.cards): one card per kind.
 SEVERITY, MONITORING, SYMPTOMS = "mg-severity", "mg-monitoring", "mg-symptoms"
 CONTRIBUTING, PERSISTENT, FEMG = "mg-contributing", "mg-persistent", "mg-femg"
+ORDER_START, ORDER_WASTING = "mg-order-tacrolimus", "mg-order-wasting"
+ORDER_INTERACTION = "mg-order-interaction"
+HOOKS = ("patient-view", "order-select", "order-sign")
 
 
 def day(days: float) -> str:
@@ -62,10 +66,17 @@ def stable_recipient(*extra: dict, level: bool = True) -> list[dict]:
 # Expected cards
 
 
-def card(indicator: str, topic: str, *summary: str, detail: tuple[str, ...] = ()) -> dict:
+def card(indicator: str, topic: str, *summary: str, detail: tuple[str, ...] = (),
+         suggestions: tuple[str, ...] = (), no_suggestions: tuple[str, ...] = ()) -> dict:
+    """One expected card: substrings of its summary and detail, and of its suggestion labels
+    (`suggestions`: each in some label; `no_suggestions`: in none)."""
     expected = {"indicator": indicator, "topic": topic, "summary_contains": list(summary)}
     if detail:
         expected["detail_contains"] = list(detail)
+    if suggestions:
+        expected["suggestions_contain"] = list(suggestions)
+    if no_suggestions:
+        expected["suggestions_exclude"] = list(no_suggestions)
     return expected
 
 
@@ -94,10 +105,17 @@ def due(*summary: str, **kw) -> dict:
 class Scenario:
     name: str
     description: str
-    build: object  # () -> list of resources (called after the id counter is reset)
+    build: object  # () -> resources, or (history, drafts) for an order hook; called after the id reset
     expected: list[dict]
     encounter_id: str | None = None
-    resources: list[dict] = field(default_factory=list)
+    hook: str = "patient-view"
+    selected: tuple[int, ...] | None = None  # order-select: indices of the selected drafts (None: all)
+    resources: list[dict] = field(default_factory=list)  # the history: the patient Bundle, the prefetch
+    drafts: list[dict] = field(default_factory=list)  # order hooks: context.draftOrders
+
+    @property
+    def request_file(self) -> str:
+        return f"{self.name}.{self.hook}.json"
 
 
 SCENARIOS: list[Scenario] = []
@@ -106,6 +124,19 @@ SCENARIOS: list[Scenario] = []
 def scenario(name: str, description: str, expected: list[dict], encounter_id: str | None = None):
     def register(build):
         SCENARIOS.append(Scenario(name, description, build, expected, encounter_id))
+        return build
+    return register
+
+
+def order_scenario(name: str, description: str, expected: list[dict], *, hook: str = "order-select",
+                   selected: tuple[int, ...] | None = None, encounter_id: str | None = None):
+    """An order-hook scenario: `build` returns (history, drafts); `selected` picks drafts by index."""
+    assert hook in ("order-select", "order-sign")
+    assert selected is None or hook == "order-select"
+
+    def register(build):
+        SCENARIOS.append(Scenario(name, description, build, expected, encounter_id, hook,
+                                  tuple(selected) if selected is not None else None))
         return build
     return register
 
@@ -472,6 +503,167 @@ def _():
     return stable_recipient(mg(1.6, when=when), mg(0.62, "mmol/L", when=when))
 
 
+# --- Section 6: order-select and order-sign ------------------------------------------------------
+
+
+def ordered(text: str | None = None, **kwargs) -> dict:
+    """A draft MedicationRequest being placed now (status draft, authoredOn NOW)."""
+    return f.draft(f.medication(text, **kwargs))
+
+
+def prograf_draft() -> dict:
+    """Tacrolimus ordered the way an EHR drafts it: RxNorm 198377 and the product name as text."""
+    return ordered("Prograf 1 mg capsule", rxnorm="198377", display="tacrolimus 1 MG Oral Capsule")
+
+
+def sandbox_tacrolimus() -> dict:
+    """Tacrolimus as the CDS Hooks sandbox drafts it: RxNorm 198377 coding only, R4 dosageInstruction
+    with structured timing and doseAndRate (no text anywhere)."""
+    order = ordered(rxnorm="198377", display="tacrolimus 1 MG Oral Capsule")
+    order["dosageInstruction"] = [{
+        "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+        "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "mg", "system": f.UCUM, "code": "mg"}}]}]
+    return order
+
+
+def new_recipient(*extra: dict) -> list[dict]:
+    """A kidney recipient transplanted 2 days ago, eGFR 35 yesterday, no tacrolimus yet."""
+    return [f.transplant(days=2), egfr(35, days=1)] + list(extra)
+
+
+OMEPRAZOLE = dict(rxnorm="7646", display="omeprazole")
+
+
+def start(*summary: str, indicator: str = "info", **kw) -> dict:
+    return card(indicator, ORDER_START, "Starting tacrolimus", *summary, **kw)
+
+
+def wasting(*summary: str, **kw) -> dict:
+    return card("warning", ORDER_WASTING, "Magnesium-wasting drug ordered", *summary, **kw)
+
+
+def interaction(*summary: str, **kw) -> dict:
+    return card("warning", ORDER_INTERACTION, "Tacrolimus level changer ordered", *summary, **kw)
+
+
+@order_scenario("order-start-never-measured", "Tacrolimus ordered 2 days after a kidney transplant, no "
+                "magnesium ever measured: warning, baseline serum Mg with the monitoring plan.",
+                [start("baseline serum Mg needed", "never measured", indicator="warning",
+                       detail=("Ordering Prograf 1 mg capsule", "weekly for the first month"),
+                       suggestions=("Order serum magnesium (baseline",))])
+def _():
+    return new_recipient(), [prograf_draft()]
+
+
+@order_scenario("order-start-recent-normal-mg", "Tacrolimus ordered, Mg 1.9 mEq/L 3 days ago and no serum "
+                "Mg order in place: info card, plan weekly serum Mg for the first month.",
+                [start(f"(Mg 1.9 mEq/L on {day(3)})", "plan weekly serum Mg for the first month",
+                       detail=("weekly for the first month",), suggestions=("Order serum magnesium",))])
+def _():
+    return new_recipient(mg(1.9, days=3)), [prograf_draft()]
+
+
+@order_scenario("order-start-plan-in-place", "Tacrolimus ordered, Mg 1.9 mEq/L 3 days ago and an active "
+                "serum Mg ServiceRequest already placed: the plan is in place, no cards.",
+                [])
+def _():
+    return (new_recipient(mg(1.9, days=3), f.serum_mg_order("active")),
+            [prograf_draft()])
+
+
+@order_scenario("order-start-low-mg", "Tacrolimus ordered with Mg 1.2 mEq/L 3 days ago: the severity card "
+                "(with the Mg order) and a warning start card.",
+                [mild("Mg 1.2 mEq/L", days=3, suggestions=("Magnesium oxide 400 mg", "Order serum magnesium")),
+                 start(f"with low Mg 1.2 mEq/L on {day(3)}", indicator="warning",
+                       detail=("The serum Mg order is on the severity card",),
+                       no_suggestions=("serum magnesium",)),
+                 no_femg("Mg 1.2 mEq/L", days=3)])
+def _():
+    return new_recipient(mg(1.2, days=3)), [prograf_draft()]
+
+
+@order_scenario("order-ppi-on-tacrolimus", "Omeprazole ordered for a stable recipient on tacrolimus "
+                "(Mg 1.6 mEq/L 5 days ago): warning, famotidine offered instead.",
+                [wasting("(omeprazole)", f"Mg 1.6 mEq/L on {day(5)}", detail=("famotidine", "8 ng/mL"),
+                         suggestions=("Replace omeprazole with famotidine", "Order serum magnesium"))])
+def _():
+    return (stable_recipient(mg(1.6, days=5)),
+            [ordered("omeprazole 20 MG Delayed Release Oral Capsule", **OMEPRAZOLE)])
+
+
+@order_scenario("order-loop-diuretic", "Furosemide ordered for a stable recipient on tacrolimus (Mg 1.7 "
+                "mEq/L 5 days ago): warning, recheck Mg in 1-2 weeks, no famotidine.",
+                [wasting("(furosemide)", f"Mg 1.7 mEq/L on {day(5)}", detail=("loop diuretic", "1–2 weeks"),
+                         suggestions=("Order serum magnesium",), no_suggestions=("famotidine",))])
+def _():
+    return stable_recipient(mg(1.7, days=5)), [ordered("furosemide 40 MG Oral Tablet")]
+
+
+@order_scenario("order-fluconazole", "Fluconazole ordered for a recipient on tacrolimus (trough 8 ng/mL 3 "
+                "days ago): interaction warning, trough and Mg within a week.",
+                [interaction(f"last trough 8 ng/mL on {day(3)}", "fluconazole raises tacrolimus",
+                             detail=("within about a week",),
+                             suggestions=("Order tacrolimus trough", "Order serum magnesium"))])
+def _():
+    return stable_recipient(mg(1.8, days=5)), [ordered("fluconazole 200 MG Oral Tablet")]
+
+
+@order_scenario("order-rifampin", "Rifampin ordered for a recipient on tacrolimus: interaction warning "
+                "(lowers tacrolimus), trough and Mg within a week.",
+                [interaction(f"last trough 8 ng/mL on {day(3)}", "rifampin lowers tacrolimus",
+                             detail=("within about a week",),
+                             suggestions=("Order tacrolimus trough", "Order serum magnesium"))],
+                hook="order-sign")
+def _():
+    return stable_recipient(mg(1.8, days=5)), [ordered("rifampin 300 MG Oral Capsule")]
+
+
+@order_scenario("order-magnesium-oxide-for-low-mg", "Mg 1.2 mEq/L yesterday and magnesium oxide already "
+                "drafted: the severity card says 'Magnesium order in progress' instead of suggesting it "
+                "again.",
+                [mild("Mg 1.2 mEq/L",
+                      detail=("Magnesium order in progress: magnesium oxide 400 MG Oral Tablet",),
+                      suggestions=("Order serum magnesium",), no_suggestions=("Magnesium oxide",)),
+                 no_femg("Mg 1.2 mEq/L")])
+def _():
+    return stable_recipient(mg(1.2)), [ordered("magnesium oxide 400 MG Oral Tablet")]
+
+
+def _ppi_and_amlodipine() -> tuple[list[dict], list[dict]]:
+    return (stable_recipient(mg(1.8, days=5)),
+            [ordered("omeprazole 20 MG Delayed Release Oral Capsule", **OMEPRAZOLE),
+             ordered("amlodipine 5 MG Oral Tablet")])
+
+
+order_scenario("order-select-ppi-not-selected", "Omeprazole and amlodipine drafted, only amlodipine "
+               "selected: order-select acts on the selection, so no wasting card.",
+               [], selected=(1,))(_ppi_and_amlodipine)
+order_scenario("order-sign-ppi-among-drafts", "The same omeprazole and amlodipine drafts at signing: "
+               "order-sign looks at every draft, so the wasting card appears.",
+               [wasting("(omeprazole)", f"Mg 1.8 mEq/L on {day(5)}", detail=("famotidine",),
+                        suggestions=("Replace omeprazole with famotidine",))],
+               hook="order-sign")(_ppi_and_amlodipine)
+
+
+@order_scenario("order-sandbox-page-load", "The sandbox's page-load draft: a MedicationRequest with no "
+                "medication yet, for a stable recipient: no cards, no error.",
+                [])
+def _():
+    blank = {"resourceType": "MedicationRequest", "id": "sandbox-draft", "status": "draft",
+             "intent": "order", "subject": {"reference": f"Patient/{f.PATIENT_ID}"}}
+    return stable_recipient(mg(1.8, days=5)), [blank]
+
+
+@order_scenario("order-sandbox-tacrolimus", "Sandbox-shaped tacrolimus draft (RxNorm 198377 only, R4 timing "
+                "and doseAndRate), Mg 1.9 mEq/L 20 days ago: recognised as a start; info (a result within 30 "
+                "days), but the baseline is asked for now (older than the first month's 7-day interval).",
+                [start(f"(Mg 1.9 mEq/L on {day(20)})", "plan weekly serum Mg",
+                       detail=("Ordering tacrolimus 1 MG Oral Capsule", "weekly for the first month"),
+                       suggestions=("Order serum magnesium (baseline",))], hook="order-sign")
+def _():
+    return new_recipient(mg(1.9, days=20)), [sandbox_tacrolimus()]
+
+
 # --------------------------------------------------------------------------------------------
 # Output
 
@@ -485,7 +677,14 @@ def patient_bundle(name: str, resources: list[dict]) -> dict:
 
 
 def hook_request(s: Scenario) -> dict:
-    body = f.hook_request(s.resources, encounter_id=s.encounter_id)
+    """The request with full prefetch; order hooks add `magnesiumOrders` and the drafts in context."""
+    if s.hook == "patient-view":
+        body = f.hook_request(s.resources, encounter_id=s.encounter_id)
+    else:
+        selected = None if s.selected is None else [s.drafts[i] for i in s.selected]
+        body = f.order_request(s.resources, s.drafts, hook=s.hook, selected=selected,
+                               encounter_id=s.encounter_id)
+        assert "magnesiumOrders" in body["prefetch"]
     body["hookInstance"] = f"fixture-{s.name}"
     return body
 
@@ -507,11 +706,15 @@ def main(out: Path = HERE) -> None:
     try:
         for s in SCENARIOS:
             f._ids = itertools.count(1)  # ids restart per scenario: stable files, readable diffs
-            s.resources = s.build()
+            built = s.build()
+            if s.hook == "patient-view":
+                s.resources, s.drafts = built, []
+            else:
+                s.resources, s.drafts = built
             write_json(out / "patients" / f"{s.name}.json", patient_bundle(s.name, s.resources))
-            write_json(out / "requests" / f"{s.name}.patient-view.json", hook_request(s))
-            index.append({"name": s.name, "description": s.description, "now": NOW,
-                          "expected": s.expected})
+            write_json(out / "requests" / s.request_file, hook_request(s))
+            index.append({"name": s.name, "description": s.description, "now": NOW, "hook": s.hook,
+                          "request": s.request_file, "expected": s.expected})
     finally:
         f._ids = saved  # other users of the factories (tests in the same process) keep unique ids
     write_json(out / "scenarios.json", index)

@@ -1,6 +1,7 @@
 """The synthetic patients of fhir_fixtures/ give the cards a clinician expects (scenarios.json),
-whichever way the service gets the data: full prefetch, or no prefetch and the EHR's FHIR server
-(mocked with `responses`), and through ``cds-service evaluate``.
+through the endpoint of each scenario's hook (patient-view, order-select, order-sign), whichever
+way the service gets the data: full prefetch, or no prefetch and the EHR's FHIR server (mocked
+with `responses`), and through ``cds-service evaluate``.
 """
 
 from __future__ import annotations
@@ -25,19 +26,32 @@ BY_NAME = {s["name"]: s for s in SCENARIOS}
 FHIR_BASE = generate.FHIR_BASE
 TOKEN = "synthetic-access-token"
 SERUM_MG_CODES = {"19123-9", "2601-3"}
+ORDER_HOOKS = ("order-select", "order-sign")
+ENDPOINTS = {"patient-view": "/cds-services/tacrolimus-magnesium-patient-view",
+             "order-select": "/cds-services/tacrolimus-magnesium-order-select",
+             "order-sign": "/cds-services/tacrolimus-magnesium-order-sign"}
 
 
-def load(kind: str, name: str) -> dict:
-    suffix = ".patient-view.json" if kind == "requests" else ".json"
-    return json.loads((FIXTURES / kind / f"{name}{suffix}").read_text("utf-8"))
+def load_patient(name: str) -> dict:
+    return json.loads((FIXTURES / "patients" / f"{name}.json").read_text("utf-8"))
 
 
-def scenario_params():
-    return [pytest.param(s, id=s["name"]) for s in SCENARIOS]
+def load_request(scenario: dict) -> dict:
+    return json.loads((FIXTURES / "requests" / scenario["request"]).read_text("utf-8"))
+
+
+def scenario_params(*hooks: str):
+    return [pytest.param(s, id=f"{s['name']}.{s['hook']}") for s in SCENARIOS
+            if not hooks or s["hook"] in hooks]
+
+
+def drafts_of(request: dict) -> list[dict]:
+    return [e["resource"] for e in request["context"].get("draftOrders", {}).get("entry", [])]
 
 
 def assert_cards(cards: list[dict], expected: list[dict]) -> None:
-    """Indicators and topics in order, then each card's summary (and detail) substrings."""
+    """Indicators and topics in order, then each card's summary (and detail) substrings, and the
+    substrings its suggestion labels must (suggestions_contain) or must not (suggestions_exclude) hold."""
     got = [(c["indicator"], c["source"]["topic"]["code"]) for c in cards]
     assert got == [(e["indicator"], e["topic"]) for e in expected], [c["summary"] for c in cards]
     for card, want in zip(cards, expected):
@@ -45,6 +59,11 @@ def assert_cards(cards: list[dict], expected: list[dict]) -> None:
             assert text in card["summary"], (text, card["summary"])
         for text in want.get("detail_contains", []):
             assert text in card.get("detail", ""), (text, card.get("detail"))
+        labels = [s["label"] for s in card.get("suggestions", [])]
+        for text in want.get("suggestions_contain", []):
+            assert any(text in label for label in labels), (text, labels)
+        for text in want.get("suggestions_exclude", []):
+            assert not any(text in label for label in labels), (text, labels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,11 +83,25 @@ def test_scenarios_cover_the_brief():
                  "persistent-despite-supplementation", "femg-renal-wasting", "renal-impairment-caution",
                  "topical-tacrolimus-only", "not-on-tacrolimus", "contained-medication",
                  "text-only-codes", "unknown-unit-only", "entered-in-error-ignored",
-                 "preliminary-not-classified", "same-time-lowest-counts"):
+                 "preliminary-not-classified", "same-time-lowest-counts",
+                 # section 6, order hooks
+                 "order-start-never-measured", "order-start-recent-normal-mg", "order-start-plan-in-place",
+                 "order-start-low-mg", "order-ppi-on-tacrolimus", "order-loop-diuretic", "order-fluconazole",
+                 "order-rifampin", "order-magnesium-oxide-for-low-mg", "order-select-ppi-not-selected",
+                 "order-sign-ppi-among-drafts", "order-sandbox-page-load", "order-sandbox-tacrolimus"):
         assert name in names, name
     for s in SCENARIOS:
         assert s["now"] == "2026-11-25T12:00:00Z"
         assert s["description"]
+        assert s["hook"] in ENDPOINTS
+        assert s["request"] == f"{s['name']}.{s['hook']}.json"
+        assert (FIXTURES / "requests" / s["request"]).is_file()
+    assert {s["hook"] for s in SCENARIOS} == set(ENDPOINTS)
+    # The two selection scenarios share their drafts; only the hook (and the selection) differ.
+    select, sign = BY_NAME["order-select-ppi-not-selected"], BY_NAME["order-sign-ppi-among-drafts"]
+    assert (select["hook"], sign["hook"]) == ORDER_HOOKS
+    assert drafts_of(load_request(select)) == drafts_of(load_request(sign))
+    assert not select["expected"] and sign["expected"]
 
 
 def test_generator_reproduces_the_committed_files(tmp_path):
@@ -81,16 +114,40 @@ def test_generator_reproduces_the_committed_files(tmp_path):
 
 @pytest.mark.parametrize("scenario", scenario_params())
 def test_patient_bundle_is_valid_fhir_r4_collection(scenario):
-    bundle = load("patients", scenario["name"])
+    bundle = load_patient(scenario["name"])
     Bundle.model_validate(bundle)  # raises on invalid FHIR
     assert bundle["type"] == "collection"
     resources = [e["resource"] for e in bundle["entry"]]
     assert resources[0]["resourceType"] == "Patient"
     assert all(r.get("subject", {}).get("reference", "Patient/pat-1") == "Patient/pat-1" for r in resources)
-    request = load("requests", scenario["name"])
+    request = load_request(scenario)
+    assert request["hook"] == scenario["hook"]
     sent = [r for key, value in request["prefetch"].items()
             for r in (value.get("entry", []) if value.get("resourceType") == "Bundle" else [{"resource": value}])]
     assert sorted(r["resource"]["id"] for r in sent) == sorted(r["id"] for r in resources)
+    assert not any(r.get("status") == "draft" for r in resources)  # drafts are in context only
+
+
+@pytest.mark.parametrize("scenario", scenario_params(*ORDER_HOOKS))
+def test_order_request_carries_the_drafts(scenario):
+    request = load_request(scenario)
+    history = {r["resource"]["id"] for r in load_patient(scenario["name"])["entry"]}
+    orders = request["prefetch"]["magnesiumOrders"]
+    assert orders["resourceType"] == "Bundle"
+    assert {r["resource"]["id"] for r in orders["entry"]} == {
+        r["resource"]["id"] for r in load_patient(scenario["name"])["entry"]
+        if r["resource"]["resourceType"] == "ServiceRequest"}
+    draft_bundle = request["context"]["draftOrders"]
+    drafts = drafts_of(request)
+    assert draft_bundle["resourceType"] == "Bundle" and drafts
+    assert all(d["status"] == "draft" and d["id"] not in history for d in drafts)
+    if scenario["name"] != "order-sandbox-page-load":  # the sandbox's blank draft has no medication[x]
+        Bundle.model_validate(draft_bundle)
+    if scenario["hook"] == "order-select":
+        refs = {f"{d['resourceType']}/{d['id']}" for d in drafts}
+        assert request["context"]["selections"] and set(request["context"]["selections"]) <= refs
+    else:
+        assert "selections" not in request["context"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,10 +156,13 @@ def test_patient_bundle_is_valid_fhir_r4_collection(scenario):
 
 @pytest.mark.parametrize("scenario", scenario_params())
 def test_full_prefetch(call_hook, scenario):
-    body = load("requests", scenario["name"])
-    assert set(body["prefetch"]) >= {"patient", "medications", "magnesium", "labs", "conditions", "procedures"}
+    body = load_request(scenario)
+    keys = {"patient", "medications", "magnesium", "labs", "conditions", "procedures"}
+    if scenario["hook"] in ORDER_HOOKS:
+        keys.add("magnesiumOrders")
+    assert set(body["prefetch"]) >= keys
     assert "fhirServer" not in body
-    assert_cards(call_hook(body), scenario["expected"])
+    assert_cards(call_hook(body, ENDPOINTS[scenario["hook"]]), scenario["expected"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,8 +172,9 @@ def test_full_prefetch(call_hook, scenario):
 class MockFhirServer:
     """Answers the service's reads and searches from one patient Bundle, as a FHIR server would.
 
-    Searches filter like a server: `patient`, Observation/Procedure `code` tokens, Condition
-    `clinical-status`; results come in pages of PAGE_SIZE with HAPI-style next links. Code-less
+    Searches filter like a server: `patient`, Observation/Procedure/ServiceRequest `code` tokens,
+    Condition `clinical-status`, ServiceRequest `status`; results come in pages of PAGE_SIZE with
+    HAPI-style next links. Code-less
     Observations (text only) are answered to the serum magnesium query only, as
     tests.factories.prefetch_for files them (a real server would not return them to a token search).
     """
@@ -178,6 +239,10 @@ class MockFhirServer:
             self.queries.append("Condition")
             wanted = set(query.get("clinical-status", [""])[0].split(","))
             return [r for r in of_type if r["clinicalStatus"]["coding"][0]["code"] in wanted]
+        if rtype == "ServiceRequest":
+            self.queries.append("ServiceRequest")
+            statuses = set(query.get("status", [""])[0].split(",")) - {""}
+            return [r for r in of_type if coded(r) & tokens and (not statuses or r.get("status") in statuses)]
         return None
 
     def _page(self, key: str, offset: int):
@@ -199,33 +264,38 @@ class MockFhirServer:
 
 
 def fallback_request(scenario: dict, token: str | None = TOKEN) -> dict:
-    """The scenario's request without prefetch, pointing at the mocked FHIR server."""
-    context = load("requests", scenario["name"])["context"]
-    return factories.hook_request(fhir_server=FHIR_BASE, token=token,
-                                  encounter_id=context.get("encounterId"))
+    """The scenario's request without prefetch (same hook and context, drafts included), pointing
+    at the mocked FHIR server."""
+    request = load_request(scenario)
+    context = {k: v for k, v in request["context"].items() if k in ("draftOrders", "selections")}
+    return factories.hook_request(hook=request["hook"], fhir_server=FHIR_BASE, token=token,
+                                  encounter_id=request["context"].get("encounterId"), **context)
 
 
 @pytest.mark.parametrize("scenario", scenario_params())
 def test_fhir_server_fallback(call_hook, scenario):
-    server = MockFhirServer(load("patients", scenario["name"]))
+    server = MockFhirServer(load_patient(scenario["name"]))
     body = fallback_request(scenario)
     assert "prefetch" not in body
+    assert body["context"] == load_request(scenario)["context"]
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         server.register(mock)
-        cards = call_hook(body)
+        cards = call_hook(body, ENDPOINTS[scenario["hook"]])
     assert_cards(cards, scenario["expected"])
     assert not server.unexpected
     expected_queries = ["Condition", "MedicationRequest", "Observation:labs", "Observation:magnesium",
                         "Patient/read", "Procedure"]
     if "encounterId" in body["context"]:
         expected_queries.append("Encounter/read")
+    if scenario["hook"] in ORDER_HOOKS:
+        expected_queries.append("ServiceRequest")
     assert sorted(server.queries) == sorted(expected_queries)
     assert server.authorizations and set(server.authorizations) == {f"Bearer {TOKEN}"}
 
 
 def test_fhir_server_fallback_without_authorization_sends_no_token(call_hook):
     scenario = BY_NAME["contributing-ppi-and-loop-diuretic"]
-    server = MockFhirServer(load("patients", scenario["name"]))
+    server = MockFhirServer(load_patient(scenario["name"]))
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         server.register(mock)
         cards = call_hook(fallback_request(scenario, token=None))
@@ -236,7 +306,7 @@ def test_fhir_server_fallback_without_authorization_sends_no_token(call_hook):
 def test_fhir_server_fallback_follows_pages(call_hook):
     """FEMg needs all five labs of the scenario, more than one page: the next links are read."""
     scenario = BY_NAME["femg-renal-wasting"]
-    server = MockFhirServer(load("patients", scenario["name"]))
+    server = MockFhirServer(load_patient(scenario["name"]))
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         server.register(mock)
         cards = call_hook(fallback_request(scenario))
@@ -254,9 +324,10 @@ def evaluate(capsys, path: Path, *extra: str) -> str:
 
 
 @pytest.mark.parametrize("name", ["severe", "contributing-ppi-and-loop-diuretic", "unknown-unit-only",
-                                  "boundary-mgdl-1.21"])
+                                  "boundary-mgdl-1.21", "order-start-low-mg", "order-ppi-on-tacrolimus",
+                                  "order-rifampin", "order-sandbox-tacrolimus"])
 def test_cli_prints_expected_summaries(capsys, name):
-    out = evaluate(capsys, FIXTURES / "requests" / f"{name}.patient-view.json")
+    out = evaluate(capsys, FIXTURES / "requests" / BY_NAME[name]["request"])
     expected = BY_NAME[name]["expected"]
     headers = [line for line in out.splitlines() if line.startswith("[")]
     assert [h.split("]")[0][1:] for h in headers] == [e["indicator"].upper() for e in expected]
@@ -267,13 +338,23 @@ def test_cli_prints_expected_summaries(capsys, name):
         assert f"topic: {want['topic']}" in out
 
 
-@pytest.mark.parametrize("name", ["at-target", "topical-tacrolimus-only", "not-on-tacrolimus"])
+@pytest.mark.parametrize("name", ["at-target", "topical-tacrolimus-only", "not-on-tacrolimus",
+                                  "order-start-plan-in-place", "order-select-ppi-not-selected",
+                                  "order-sandbox-page-load"])
 def test_cli_prints_no_cards(capsys, name):
-    assert evaluate(capsys, FIXTURES / "requests" / f"{name}.patient-view.json").strip() == "No cards."
+    assert evaluate(capsys, FIXTURES / "requests" / BY_NAME[name]["request"]).strip() == "No cards."
 
 
-@pytest.mark.parametrize("scenario", scenario_params())
+@pytest.mark.parametrize("scenario", scenario_params(*ORDER_HOOKS))
+def test_cli_on_the_order_request_gives_the_same_cards(capsys, scenario):
+    """`cds-service evaluate requests/<x>.<order hook>.json` picks the order service by the hook."""
+    out = evaluate(capsys, FIXTURES / "requests" / scenario["request"], "--json")
+    assert_cards(json.loads(out)["cards"], scenario["expected"])
+
+
+@pytest.mark.parametrize("scenario", scenario_params("patient-view"))
 def test_cli_on_the_patient_bundle_gives_the_same_cards(capsys, scenario):
-    """`cds-service evaluate patients/<x>.json` (the whole Bundle as prefetch) agrees too."""
+    """`cds-service evaluate patients/<x>.json` (the whole Bundle as prefetch) agrees too. Only for
+    patient-view: an order scenario's Bundle holds the history, not the drafts."""
     out = evaluate(capsys, FIXTURES / "patients" / f"{scenario['name']}.json", "--json")
     assert_cards(json.loads(out)["cards"], scenario["expected"])

@@ -94,6 +94,17 @@ def test_starting_tacrolimus_with_low_magnesium(order_hook):
     start = by_topic(cards)["mg-order-tacrolimus"]
     assert start["indicator"] == "warning" and "Starting tacrolimus with low Mg 1.2 mEq/L" in start["summary"]
     assert resources(start, "ServiceRequest") == []  # the severity card carries the Mg order
+    severity = by_topic(cards)["mg-severity"]
+    assert severity["summary"].endswith("— starting tacrolimus")
+    assert "being ordered" in severity["detail"]
+    (recheck,) = resources(severity, "ServiceRequest")  # first month: weekly, not 1-2 weeks
+    assert recheck["occurrencePeriod"] == {"start": "2026-11-25", "end": "2026-12-02"}
+
+
+def test_drafted_supplement_replaces_the_start_advice(order_hook):
+    history = [f.tacrolimus(), f.magnesium(1.2, days=1)]
+    severity = by_topic(order_hook(history, [f.draft(f.medication("magnesium oxide 400 mg tablet"))]))["mg-severity"]
+    assert "Start oral magnesium" not in severity["detail"]
 
 
 def test_renewal_for_a_patient_already_on_tacrolimus_is_not_a_start(order_hook):

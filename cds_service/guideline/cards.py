@@ -185,6 +185,16 @@ def _detail(evidence: list[str], advice: list[str], assessment: Assessment, topi
     return "\n".join(parts)
 
 
+def _who(a: Assessment) -> str:
+    return "starting tacrolimus" if a.starting_tacrolimus else "patient on tacrolimus"
+
+
+def _tacrolimus_line(a: Assessment) -> str:
+    if a.starting_tacrolimus:
+        return "Systemic tacrolimus is being ordered (no active tacrolimus on record)."
+    return "Patient on systemic tacrolimus."
+
+
 def _card(ctx: CardContext, topic: str, indicator: str, summary: str, detail: str,
           suggestions: tuple[Suggestion, ...] = ()) -> Card:
     return Card(summary=fit(summary), indicator=indicator, source=_source(ctx, topic),
@@ -227,10 +237,10 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
     summary = f"{title}: {mg_text(latest)} on {latest.day}"
     if f.severity is Severity.SYMPTOMATIC:
         summary += f" with {_symptom_names(f.symptoms)}"
-    summary += " — patient on tacrolimus"
+    summary += f" — {_who(a)}"
     caution = renal_caution_text(f.renal_caution)
     evidence = [f"Latest serum {mg_text(latest)} on {latest.day} (status {latest.status}).",
-                "Patient on systemic tacrolimus."]
+                _tacrolimus_line(a)]
     if f.symptoms:
         evidence.append(f"Symptoms in the last {t.symptom_window_days} days: {_symptom_names(f.symptoms)}.")
     if a.ionized is not None:
@@ -260,41 +270,42 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
 
 def _supplementation(f: SeverityFinding, ctx: CardContext,
                      caution: str | None) -> tuple[list[str], list[Suggestion]]:
-    """Section 3's replacement advice and orders for a low level (section 6: not when a
-    supplement is already being ordered; section 7: not twice for a patient already on one)."""
+    """Section 3's replacement advice and orders for a low level. No supplement is suggested
+    while one is being ordered (section 6) or to a patient already taking one by mouth."""
     severe = f.severity in (Severity.SEVERE, Severity.SYMPTOMATIC)
     if severe:
-        advice = ["Give IV magnesium sulfate 2 g over 1 hour" + (" (up to 4 g over 4 hours if severe)"
-                                                                 if f.severity is Severity.SEVERE else "")
-                  + "; continue oral replacement afterwards.",
-                  "Recheck serum Mg within 24 hours (or after the infusion); cardiac monitoring if arrhythmia."]
-        if any(s.urgent for s in f.symptoms):
-            advice.insert(0, "**Urgent**: seizure or arrhythmia recorded.")
-        recheck = _repeat_mg(ctx, 1, "recheck within 24 hours")
-    elif f.supplements:
-        advice = [f"Already on {_drug_names(f.supplements)}: check adherence, then titrate (e.g. "
-                  "magnesium oxide 400 mg up to three times daily as tolerated; split doses limit "
-                  "diarrhoea).", "Recheck serum Mg in 1–2 weeks."]
-        recheck = _repeat_mg(ctx, 14, "recheck in 1-2 weeks")
+        recheck_days, recheck_text = 1, "within 24 hours (or after the infusion)"
     else:
-        advice = ["Start oral magnesium, e.g. magnesium oxide 400 mg (241 mg elemental) twice daily, "
-                  "titrated to three times daily as tolerated; split doses limit diarrhoea "
-                  "(slow-release magnesium chloride is an alternative).", "Recheck serum Mg in 1–2 weeks."]
-        recheck = _repeat_mg(ctx, 14, "recheck in 1-2 weeks")
+        # 1-2 weeks, or sooner when the monitoring interval is shorter (first month, inpatient).
+        recheck_days = min(14, f.interval.days)
+        recheck_text = "in 1–2 weeks" if recheck_days == 14 else f"within {recheck_days} days ({f.interval.reason})"
+    recheck = _repeat_mg(ctx, recheck_days, f"recheck {recheck_text}".replace("–", "-"))
+    urgent = ["**Urgent**: seizure or arrhythmia recorded."] if any(s.urgent for s in f.symptoms) else []
+    monitor = "; cardiac monitoring if arrhythmia" if severe else ""
+    recheck_line = f"Recheck serum Mg {recheck_text}{monitor}."
+
     if f.supplement_drafts:
-        advice.insert(0, f"Magnesium order in progress: {_drug_names(f.supplement_drafts)}"
-                      + (" (for a severe level, make sure it is IV)." if severe else "."))
-        return advice, [recheck]
+        check = " (for a severe level, make sure it is IV)" if severe else ""
+        return urgent + [f"Magnesium order in progress: {_drug_names(f.supplement_drafts)}{check}.",
+                         recheck_line], [recheck]
     if severe:
+        dose = " (up to 4 g over 4 hours if severe)" if f.severity is Severity.SEVERE else ""
+        advice = urgent + [f"Give IV magnesium sulfate 2 g over 1 hour{dose}; continue oral "
+                           "replacement afterwards.", recheck_line]
         order = _create("Magnesium sulfate 2 g IV over 1 hour", "Order IV magnesium sulfate",
                         intravenous_magnesium(ctx.orders, f.severity is Severity.SEVERE, caution),
                         recommended=True)
-    elif f.supplements:
-        return advice, [recheck]
-    else:
-        # On a stale result the repeat level comes first; the supplement stays on offer.
-        order = _create("Magnesium oxide 400 mg by mouth twice daily", "Order oral magnesium oxide",
-                        oral_magnesium(ctx.orders, caution), recommended=not f.stale)
+        return advice, [order, recheck]
+    if f.supplements:
+        return [f"Already on {_drug_names(f.supplements)}: check adherence, then titrate (e.g. "
+                "magnesium oxide 400 mg up to three times daily as tolerated; split doses limit "
+                "diarrhoea).", recheck_line], [recheck]
+    advice = ["Start oral magnesium, e.g. magnesium oxide 400 mg (241 mg elemental) twice daily, "
+              "titrated to three times daily as tolerated; split doses limit diarrhoea "
+              "(slow-release magnesium chloride is an alternative).", recheck_line]
+    # On a stale result the repeat level comes first; the supplement stays on offer.
+    order = _create("Magnesium oxide 400 mg by mouth twice daily", "Order oral magnesium oxide",
+                    oral_magnesium(ctx.orders, caution), recommended=not f.stale)
     return advice, [order, recheck]
 
 
@@ -302,10 +313,10 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
     if f.latest is None and a.unreadable:
         # Section 2: a result exists but could not be read; "never measured" would be untrue.
         summary = (f"Serum magnesium due: latest result ({a.unreadable[0].day}) could not be read "
-                   "— patient on tacrolimus")
+                   f"— {_who(a)}")
         evidence = ["No usable serum magnesium result on record."]
     elif f.latest is None:
-        summary = "Serum magnesium due: never measured — patient on tacrolimus"
+        summary = f"Serum magnesium due: never measured — {_who(a)}"
         evidence = ["No usable serum magnesium result on record."]
     else:
         summary = (f"Serum magnesium due: last {mg_text(f.latest)} on {f.latest.day} "

@@ -125,6 +125,7 @@ class Assessment:
     ionized: LabResult | None = None
     preliminary: tuple[LabResult, ...] = ()  # newer preliminary results: shown, not classified
     unavailable: tuple[str, ...] = ()
+    starting_tacrolimus: bool = False  # in scope only through a draft order (section 6)
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,5 +381,7 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
     if not findings and (unreadable or preliminary):
         # Never silent: a newer result exists that could not be used (section 2).
         findings.append(ResultsNotUsed(latest, unreadable, preliminary))
+    starting = not any(m.is_systemic_tacrolimus and m.active for m in facts.medications)
     return Assessment(on_tacrolimus=True, findings=tuple(findings), unreadable=unreadable,
-                      ionized=ionized, preliminary=preliminary, unavailable=facts.unavailable)
+                      ionized=ionized, preliminary=preliminary, unavailable=facts.unavailable,
+                      starting_tacrolimus=starting)
