@@ -117,13 +117,13 @@ def bundle_resources(value: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         return
     entries = value.get("entry")
     for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, Mapping):
+        if not isinstance(entry, dict):
             continue
         resource = entry.get("resource")
-        if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             continue  # one malformed entry does not spoil the bundle
         search = entry.get("search")
-        if isinstance(search, Mapping) and search.get("mode") == "outcome":
+        if isinstance(search, dict) and search.get("mode") == "outcome":
             continue
         yield resource
 
@@ -132,6 +132,6 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
     if bundle.get("resourceType") != "Bundle":
         return None
     for link in bundle.get("link") or []:
-        if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
     return None

@@ -162,10 +162,10 @@ def parse_datetime(value: Any) -> datetime | None:
 
 
 def codings(concept: Any) -> list[Mapping[str, Any]]:
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         return []
     found = concept.get("coding")
-    return [c for c in found if isinstance(c, Mapping)] if isinstance(found, list) else []
+    return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
 
 
 def coding_keys(concept: Any) -> set[tuple[str, str]]:
@@ -175,7 +175,7 @@ def coding_keys(concept: Any) -> set[tuple[str, str]]:
 
 def concept_text(concept: Any) -> str:
     """All human-readable text of a CodeableConcept: its text and every coding display."""
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         return ""
     parts = [concept.get("text")] + [c.get("display") for c in codings(concept)]
     return " ".join(p for p in parts if isinstance(p, str) and p)
@@ -192,7 +192,7 @@ def first_code(concept: Any, system: str | None = None) -> str | None:
 
 def reference_id(reference: Any, resource_type: str) -> str | None:
     """'Patient/123' (or a full URL ending so) -> '123' when it names that type."""
-    if not isinstance(reference, Mapping):
+    if not isinstance(reference, dict):
         return None
     ref = reference.get("reference")
     if not isinstance(ref, str):
@@ -219,7 +219,9 @@ def status_code(value: Any) -> str | None:
 def observation_time(obs: Resource) -> tuple[datetime | None, str | None]:
     """effectiveDateTime, else effectivePeriod start/end, else effectiveInstant, else issued;
     with the date as written (YYYY-MM-DD), which is what a clinician expects to read."""
-    period = obs.get("effectivePeriod") if isinstance(obs.get("effectivePeriod"), Mapping) else {}
+    period = obs.get("effectivePeriod")
+    if not isinstance(period, dict):
+        period = {}
     for raw in (obs.get("effectiveDateTime"), period.get("start"), period.get("end"),
                 obs.get("effectiveInstant"), obs.get("issued")):
         when = parse_datetime(raw)
@@ -230,8 +232,8 @@ def observation_time(obs: Resource) -> tuple[datetime | None, str | None]:
 
 def lab_kind(obs: Resource) -> str | None:
     code = obs.get("code")
-    for key in coding_keys(code):
-        kind = codes.LAB_KIND_BY_CODE.get(key)
+    for coding in codings(code):  # hot path: one dict look-up per coding
+        kind = codes.LAB_KIND_BY_CODE.get((coding.get("system"), coding.get("code")))
         if kind:
             return kind
     return _lab_kind_from_text(concept_text(code).lower())
@@ -313,7 +315,7 @@ def read_lab(obs: Resource) -> LabResult | None:
     value = comparator = None
     unit = ""
     normalised = None
-    if isinstance(quantity, Mapping) and not obs.get("dataAbsentReason"):
+    if isinstance(quantity, dict) and not obs.get("dataAbsentReason"):
         raw = quantity.get("value")
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
             value = float(raw)
@@ -341,8 +343,8 @@ def _reference_high(obs: Resource) -> float | None:
     ranges = obs.get("referenceRange")
     if isinstance(ranges, list):
         for entry in ranges:
-            high = entry.get("high") if isinstance(entry, Mapping) else None
-            if isinstance(high, Mapping) and isinstance(high.get("value"), (int, float)):
+            high = entry.get("high") if isinstance(entry, dict) else None
+            if isinstance(high, dict) and isinstance(high.get("value"), (int, float)):
                 return float(high["value"])
     return None
 
@@ -393,16 +395,16 @@ def medication_concept(request: Resource, medications: Mapping[str, Resource]) -
     in the patient data ('Medication/id').
     """
     concept = request.get("medicationCodeableConcept")
-    if isinstance(concept, Mapping):
+    if isinstance(concept, dict):
         return concept, None
     reference = request.get("medicationReference")
-    if not isinstance(reference, Mapping):
+    if not isinstance(reference, dict):
         return None, None
     ref = reference.get("reference")
     medication: Resource | None = None
     if isinstance(ref, str) and ref.startswith("#"):
         for contained in request.get("contained") or []:
-            if isinstance(contained, Mapping) and contained.get("id") == ref[1:]:
+            if isinstance(contained, dict) and contained.get("id") == ref[1:]:
                 medication = contained
                 break
     else:
@@ -421,7 +423,7 @@ def _route_text(request: Resource, medication: Resource | None) -> tuple[set[tup
     texts = []
     dosages = request.get("dosageInstruction") or request.get("dosage") or []
     for dosage in dosages if isinstance(dosages, list) else []:
-        if isinstance(dosage, Mapping):
+        if isinstance(dosage, dict):
             route = dosage.get("route")
             route_keys |= coding_keys(route)
             texts.append(concept_text(route))
@@ -472,7 +474,7 @@ def read_medication(request: Resource, medications: Mapping[str, Resource]) -> M
 
 def _short_name(concept: Any, fallback: str) -> str:
     """The concept's text, else its first display: what a clinician would read."""
-    if isinstance(concept, Mapping):
+    if isinstance(concept, dict):
         if isinstance(concept.get("text"), str) and concept["text"]:
             return concept["text"]
         for c in codings(concept):
@@ -483,7 +485,7 @@ def _short_name(concept: Any, fallback: str) -> str:
 
 def _effective_start(statement: Resource) -> datetime | None:
     period = statement.get("effectivePeriod")
-    if isinstance(period, Mapping):
+    if isinstance(period, dict):
         return parse_datetime(period.get("start"))
     return parse_datetime(statement.get("effectiveDateTime"))
 
@@ -511,7 +513,7 @@ def read_symptom(condition: Resource) -> Symptom | None:
     when = parse_datetime(condition.get("recordedDate")) or parse_datetime(
         condition.get("onsetDateTime"))
     onset_period = condition.get("onsetPeriod")
-    if when is None and isinstance(onset_period, Mapping):
+    if when is None and isinstance(onset_period, dict):
         when = parse_datetime(onset_period.get("start"))
     for c in codings(code):
         if c.get("system") == codes.SNOMED and c.get("code") in _SYMPTOM_CODES:
@@ -540,7 +542,7 @@ def read_transplant_date(procedure: Resource) -> datetime | None:
             return None
     when = parse_datetime(procedure.get("performedDateTime"))
     period = procedure.get("performedPeriod")
-    if when is None and isinstance(period, Mapping):
+    if when is None and isinstance(period, dict):
         when = parse_datetime(period.get("start")) or parse_datetime(period.get("end"))
     return when
 
@@ -552,7 +554,7 @@ def is_hospitalized(encounter: Resource) -> bool:
     enc_class = encounter.get("class")
     classes = enc_class if isinstance(enc_class, list) else [enc_class]
     for item in classes:
-        if isinstance(item, Mapping):
+        if isinstance(item, dict):
             code = item.get("code") or first_code(item)
             if code in codes.INPATIENT_CLASSES:
                 return True
@@ -573,7 +575,7 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
     prefetch keys counts once. Resources about another patient are ignored. `draft_orders` are
     the order hooks' drafts; `selections` names the ones acted on (None: all of them).
     """
-    draft_orders = [r for r in draft_orders if isinstance(r, Mapping)]
+    draft_orders = [r for r in draft_orders if isinstance(r, dict)]
     by_type: dict[str, dict[str, Resource]] = {}
     anonymous: dict[str, list[Resource]] = {}
     for resource in resources:

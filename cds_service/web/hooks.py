@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
+
+import orjson
 
 from flask import Blueprint, Response, current_app, g, request
 
@@ -24,8 +25,7 @@ def utc_now() -> datetime:
 
 
 def json_response(body: object, status: int = 200) -> Response:
-    return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False), status=status,
-                    mimetype="application/json")
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
 def read_json_body() -> object:
@@ -41,10 +41,10 @@ def read_json_body() -> object:
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
     try:
-        return json.loads(raw)
-    except RecursionError:
-        raise InvalidRequest("request body nests too deeply") from None
-    except ValueError:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        if "depth" in str(error).lower():
+            raise InvalidRequest("request body nests too deeply") from None
         raise InvalidRequest("request body is not valid JSON") from None
 
 
