@@ -1,0 +1,172 @@
+"""Where the hook's time goes, in-process (no HTTP server), with the two-year record.
+
+    python -m bench.profile                 # stage timings + pyinstrument tree (if installed)
+    python -m bench.profile --calls 500 --no-tree
+
+Stage timings call the service's own steps one by one (the same calls as web/hooks.py and
+services.assess_patient make); they import service internals, so a stage that no longer
+exists is reported as skipped rather than failing. The whole-request figures go through
+Flask's test client (routing, before/after-request hooks, logging, response), not gunicorn.
+pyinstrument and py-spy are not project dependencies: pip install pyinstrument into the venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import orjson
+import logging
+import os
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "bench"
+
+from bench import record  # noqa: E402
+
+HOOK_PATH = "/cds-services/tacrolimus-magnesium-patient-view"
+
+
+def per_call_ms(fn, calls: int) -> float:
+    fn()  # warm
+    samples = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--calls", type=int, default=300)
+    p.add_argument("--no-tree", action="store_true")
+    p.add_argument("--quiet-logs", action="store_true",
+                   help="silence the service's JSON logs (to see what logging costs)")
+    args = p.parse_args(argv)
+    os.environ.setdefault("CDS_LOG_LEVEL", "INFO")
+
+    from cds_service import create_app  # noqa: E402
+
+    app = create_app()
+    # Logs to stderr would dominate a terminal; send them to /dev/null but keep the formatting work.
+    devnull = open(os.devnull, "w")
+    for h in logging.getLogger().handlers + [h for n in logging.root.manager.loggerDict
+                                             for h in getattr(logging.getLogger(n), "handlers", [])]:
+        if isinstance(h, logging.StreamHandler):
+            h.setStream(devnull)
+    if args.quiet_logs:
+        logging.disable(logging.CRITICAL)
+    client = app.test_client()
+
+    prefetch = record.prefetch_for(record.two_year_record())
+    body_obj = record.hook_request(prefetch=prefetch)
+    raw = json.dumps(body_obj, separators=(",", ":")).encode()
+    print(f"body {len(raw) / 1024:.0f} KiB, prefetch {record.counts(prefetch)}, {args.calls} calls each\n")
+
+    def hook():
+        r = client.post(HOOK_PATH, data=raw, content_type="application/json")
+        assert r.status_code == 200, r.status_code
+
+    def discovery():
+        r = client.get("/cds-services")
+        assert r.status_code == 200
+
+    whole = per_call_ms(hook, args.calls)
+    floor = per_call_ms(discovery, args.calls)
+    print(f"{'whole hook request (Flask test client)':<52} {whole:7.3f} ms")
+    print(f"{'discovery request (Flask test client)':<52} {floor:7.3f} ms\n")
+
+    stages: list[tuple[str, float]] = []
+    try:
+        from cds_service.guideline import codes
+        from cds_service.guideline.cards import CardContext, build_cards
+        from cds_service.guideline.facts import build_facts
+        from cds_service.guideline.rules import assess
+        from cds_service.guideline.suggestions import OrderContext
+        from cds_service.fhir.data import gather
+        from cds_service.protocol.request import request_validator
+        from cds_service.protocol.response import cards_response
+        from cds_service.services import PATIENT_DATA
+        from cds_service.web.hooks import json_response  # noqa: F401
+
+        runtime = app.extensions["cds"]
+        settings = runtime.settings
+        now = datetime.now(timezone.utc)
+        validator = request_validator()
+        body = json.loads(raw)
+        req = validator.parse(body, "patient-view", max_entries=settings.max_prefetch_entries)
+        data = gather(req, PATIENT_DATA, client=None, executor=runtime.executor,
+                      deadline_seconds=settings.fhir_deadline)
+        facts = build_facts(data.resources, patient_id=req.patient_id,
+                            encounter_id=req.encounter_id, unavailable=data.unavailable,
+                            draft_orders=[])
+        assessment = assess(facts, now, settings.thresholds)
+        serum = next((c for c in codes.MG_SERUM if c.code == settings.serum_mg_order_loinc),
+                     codes.MG_SERUM_MASS)
+        ctx = CardContext(orders=OrderContext(req.patient_id, req.encounter_id, now, serum),
+                          thresholds=settings.thresholds,
+                          docs_base_url="http://127.0.0.1/docs/rules")
+        cards = build_cards(assessment, ctx)
+        out = cards_response(cards)
+
+        stages = [
+            ("orjson.loads of the body (as the service)", per_call_ms(lambda: orjson.loads(raw), args.calls)),
+            ("schema validation + HookRequest (request.py)",
+             per_call_ms(lambda: validator.parse(orjson.loads(raw), "patient-view",
+                                                 max_entries=settings.max_prefetch_entries),
+                         args.calls) - 0.0),
+            ("gather (prefetch → resources)",
+             per_call_ms(lambda: gather(req, PATIENT_DATA, client=None, executor=runtime.executor,
+                                        deadline_seconds=settings.fhir_deadline), args.calls)),
+            ("build_facts (facts.py)",
+             per_call_ms(lambda: build_facts(data.resources, patient_id=req.patient_id,
+                                             encounter_id=req.encounter_id,
+                                             unavailable=data.unavailable, draft_orders=[]),
+                         args.calls)),
+            ("assess (rules.py)", per_call_ms(lambda: assess(facts, now, settings.thresholds),
+                                              args.calls)),
+            ("build_cards (cards.py, fhir.resources)",
+             per_call_ms(lambda: build_cards(assessment, ctx), args.calls)),
+            ("cards_response (response.py)", per_call_ms(lambda: cards_response(cards), args.calls)),
+            ("orjson.dumps of the response",
+             per_call_ms(lambda: orjson.dumps(out),
+                         args.calls)),
+        ]
+        # validation alone = parse stage minus its json.loads
+        loads = stages[0][1]
+        stages[1] = (stages[1][0], stages[1][1] - loads)
+    except Exception as error:  # the service is being edited: report, do not fail
+        print(f"stage timings skipped: {type(error).__name__}: {error}")
+
+    if stages:
+        total = sum(ms for _, ms in stages)
+        print(f"{'stage (median per call)':<52} {'ms':>7} {'% of stages':>12}")
+        for name, ms in stages:
+            print(f"{name:<52} {ms:7.3f} {100 * ms / total:11.1f}%")
+        print(f"{'sum of stages':<52} {total:7.3f}")
+        print(f"{'Flask/werkzeug/logging overhead (whole − stages)':<52} {whole - total:7.3f}\n")
+
+    if not args.no_tree:
+        try:
+            from pyinstrument import Profiler
+        except ImportError:
+            print("pyinstrument not installed: pip install pyinstrument (into the venv)")
+            return 0
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        for _ in range(args.calls):
+            hook()
+        profiler.stop()
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
