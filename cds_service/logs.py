@@ -21,7 +21,7 @@ class JsonFormatter(logging.Formatter):
                  "level": record.levelname.lower(), "event": record.getMessage()}
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            entry.update(fields)
+            entry.update((k, v) for k, v in fields.items() if v is not None)
         return json.dumps(entry, separators=(",", ":"), default=str)
 
 
