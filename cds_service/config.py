@@ -24,6 +24,7 @@ class Settings:
     auth_required: bool = False
     trusted_issuers: str = ""  # JSON: {"<iss>": {"jwks_url", "jku": [...], "fhir_servers": [...]}}
     jwt_leeway_seconds: float = 60.0  # clock skew allowed on exp, iat and nbf
+    jwt_max_lifetime_seconds: float = 600.0  # exp - iat above this is refused (spec: minutes)
     fhir_allowed_servers: str = "*"  # comma-separated FHIR base URLs; * allows any http(s) server
     state_db: str = "cds-state.sqlite3"  # SQLite file for state shared by workers (seen jti values)
     # FHIR server fallback

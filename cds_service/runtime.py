@@ -25,10 +25,22 @@ class Runtime:
         self.fhir_allowed = tuple(u.strip() for u in settings.fhir_allowed_servers.split(",") if u.strip())
         self.verifier: TokenVerifier | None = None
         if settings.auth_required:
-            if not self.issuers:
-                raise ValueError("CDS_AUTH_REQUIRED is on but CDS_TRUSTED_ISSUERS names no issuer")
+            self._check_secure_configuration()
             self.verifier = TokenVerifier(self.issuers, JwksCache(), ReplayStore(settings.state_db),
-                                          leeway=settings.jwt_leeway_seconds)
+                                          leeway=settings.jwt_leeway_seconds,
+                                          max_lifetime=settings.jwt_max_lifetime_seconds)
+
+    def _check_secure_configuration(self) -> None:
+        """With authentication on, refuse to start on settings that would undo it."""
+        if not self.issuers:
+            raise ValueError("CDS_AUTH_REQUIRED is on but CDS_TRUSTED_ISSUERS names no issuer")
+        if not self.settings.public_base_url:
+            # The JWT audience must be this service's own URL, not one taken from the Host
+            # header the caller chose.
+            raise ValueError("CDS_AUTH_REQUIRED is on: set CDS_PUBLIC_BASE_URL to this service's URL")
+        if "*" in self.fhir_allowed and not all(i.fhir_servers for i in self.issuers.values()):
+            raise ValueError("CDS_AUTH_REQUIRED is on: list the FHIR servers the service may call "
+                             "in CDS_FHIR_ALLOWED_SERVERS (or fhir_servers for every issuer)")
 
     @property
     def executor(self) -> ThreadPoolExecutor:

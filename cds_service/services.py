@@ -101,14 +101,13 @@ ORDER_DATA = PATIENT_DATA + (
 
 def _evaluate(request: HookRequest, env: HookEnvironment, keys: tuple[PrefetchKey, ...],
               orders: bool) -> list[Card]:
+    drafts = list(_draft_resources(request.context.get("draftOrders")))
     data = gather(request, keys, client=env.client, executor=env.executor,
-                  deadline_seconds=env.settings.fhir_deadline)
+                  deadline_seconds=env.settings.fhir_deadline, extra=drafts)
     selections = request.context.get("selections") if request.hook == "order-select" else None
     facts = build_facts(
         data.resources, patient_id=request.patient_id, encounter_id=request.encounter_id,
-        unavailable=data.unavailable,
-        draft_orders=list(_draft_resources(request.context.get("draftOrders"))),
-        selections=selections)
+        unavailable=data.unavailable, draft_orders=drafts, selections=selections)
     thresholds = env.settings.thresholds
     assessment = assess(facts, env.now, thresholds)
     findings = assess_orders(facts, assessment, env.now, thresholds) if orders else None

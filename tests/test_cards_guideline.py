@@ -376,3 +376,62 @@ def test_long_names_from_the_ehr_are_clipped_in_cards(call_hook):
     contributing = by_topic(cards)["mg-contributing"]
     assert "x" * 100 not in contributing["detail"]
     assert len(contributing["summary"]) <= 140
+
+
+# --- Review fixes ------------------------------------------------------------------------------
+
+
+def test_old_severe_result_asks_for_a_repeat_before_iv_magnesium(call_hook):
+    severity = by_topic(hook(call_hook, f.magnesium(0.8, days=400)))["mg-severity"]
+    first, iv = severity["suggestions"][0], next(s for s in severity["suggestions"] if "IV" in s["label"])
+    assert "serum magnesium" in first["label"].lower()
+    assert iv["isRecommended"] is False
+
+
+@pytest.mark.parametrize("mg, drug, dose", [(1.2, "Magnesium oxide", 200), (0.8, "Magnesium sulfate", 1000)])
+def test_renal_caution_halves_the_structured_dose(call_hook, mg, drug, dose):
+    cards = hook(call_hook, f.magnesium(mg, days=1), f.lab("98979-8", 20, "mL/min/{1.73_m2}", days=1))
+    (order,) = created(by_topic(cards)["mg-severity"], "MedicationRequest")
+    dosage = order["dosageInstruction"][0]
+    assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == dose
+    assert "halved for renal impairment" in dosage["text"]
+
+
+def test_abdominal_cramps_are_not_a_magnesium_symptom(call_hook):
+    cards = hook(call_hook, f.magnesium(1.3, days=1), f.condition("Abdominal cramps", days=1))
+    assert by_topic(cards)["mg-severity"]["indicator"] == "warning"
+
+
+def test_recent_onset_counts_even_when_recorded_long_ago(call_hook):
+    seizure = f.condition(snomed="91175000", days=60)
+    seizure["onsetDateTime"] = f.days_ago(2)
+    cards = hook(call_hook, f.magnesium(1.2, days=1), seizure)
+    assert by_topic(cards)["mg-severity"]["indicator"] == "critical"
+
+
+def test_one_card_asks_for_each_test(call_hook):
+    # Low Mg, no recent trough, a PPI and an azole: several cards, each test suggested once.
+    body = f.order_request([f.tacrolimus(), f.magnesium(1.2, days=1)],
+                           [f.draft(f.medication("omeprazole 20 mg")), f.draft(f.medication("fluconazole 200 mg"))])
+    cards = call_hook(body, "/cds-services/tacrolimus-magnesium-order-select")
+    ordered = [code for card in cards for code in loinc_codes(created(card, "ServiceRequest"))]
+    assert sorted(ordered) == sorted(set(ordered))
+    assert {"19123-9", "11253-2"} <= set(ordered)
+    for card in cards:
+        assert ("selectionBehavior" in card) == bool(card.get("suggestions"))
+
+
+def test_persistent_card_carries_the_renal_caution(call_hook):
+    supplement = f.medication("magnesium oxide 400 mg tablet", days=60)
+    cards = hook(call_hook, supplement, f.magnesium(1.2, days=30), f.magnesium(1.1, days=1),
+                 f.lab("98979-8", 22, "mL/min/{1.73_m2}", days=1))
+    assert "Caution: renal impairment" in by_topic(cards)["mg-persistent"]["detail"]
+
+
+def test_only_a_preliminary_result_is_not_called_never_measured(call_hook):
+    cards = hook(call_hook, f.magnesium(1.8, days=1, status="preliminary"))
+    assert "is still preliminary" in by_topic(cards)["mg-monitoring"]["summary"]
+
+
+def test_rule_page_shows_the_egfr_rise_as_a_percentage(client):
+    assert "eGFR up by 20% or more" in client.get("/docs/rules/mg-contributing").get_data(as_text=True)

@@ -153,3 +153,33 @@ def test_hanging_server_is_cut_at_the_deadline(fhir):
     assert response.status_code == 200
     assert "active conditions (symptoms)" in response.get_json()["cards"][0]["detail"]
     assert elapsed < 1.0  # answered before the hanging query finished
+
+
+def test_medication_named_only_by_reference_is_read_from_the_server(fhir, call_hook):
+    order = f.medication(rxnorm=None, text=None)
+    del order["medicationCodeableConcept"]
+    order["medicationReference"] = {"reference": "Medication/tac-1"}
+    server = FakeFhirServer([{"resourceType": "Medication", "id": "tac-1",
+                              "code": {"coding": [{"system": f.RXNORM, "code": "198377"}]}}])
+    server.install(fhir)
+    body = f.hook_request([order, f.magnesium(0.8, days=1)], fhir_server=BASE, token="t")
+    cards = call_hook(body)
+    assert cards and cards[0]["indicator"] == "critical"
+    assert "Medication" in server.types_called()
+
+
+def test_unresolvable_medication_reference_is_said_not_hidden(call_hook):
+    order = f.medication(rxnorm=None, text=None)
+    del order["medicationCodeableConcept"]
+    order["medicationReference"] = {"reference": "Medication/unknown"}
+    cards = call_hook(f.hook_request([f.tacrolimus(), order, f.magnesium(1.2, days=1)]))
+    assert "Medication that was not sent" in cards[0]["detail"]
+
+
+def test_next_page_path_must_be_under_the_base_by_segment():
+    from cds_service.fhir.client import FhirClient
+
+    client = FhirClient(BASE, "t", connect_timeout=1, read_timeout=1, max_pages=3)
+    assert client.same_server(BASE + "/Observation?page=2")
+    assert not client.same_server("https://ehr.example.org/fhir-admin/export")
+    assert not client.same_server("http://[::1")

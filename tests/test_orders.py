@@ -232,3 +232,10 @@ def test_malformed_draft_bundle_entries_are_skipped(call_hook):
 def test_severity_cards_still_apply_in_order_hooks(order_hook):
     cards = order_hook([f.tacrolimus(), f.magnesium(0.8, days=1)], [f.draft(f.medication("amlodipine 5 mg"))])
     assert [topic(c) for c in cards][0] == "mg-severity" and cards[0]["indicator"] == "critical"
+
+
+def test_order_cards_use_the_same_latest_result_as_the_severity_rules(order_hook):
+    # A newer lower bound ("> 1.0") cannot be classified; every card speaks of the 1.2.
+    history = [f.tacrolimus(), f.magnesium(1.2, days=5), f.magnesium(1.0, comparator=">", days=1)]
+    cards = order_hook(history, [f.draft(f.medication("omeprazole 20 mg"))])
+    assert "Mg 1.2 mEq/L" in by_topic(cards)["mg-order-wasting"]["summary"]

@@ -574,3 +574,22 @@ def test_active_supplement_is_carried_on_the_severity_finding():
     supplement = f.medication("magnesium oxide 400 mg tablet", days=20)
     finding = one(on_tac(supplement, f.magnesium(1.2, days=1)), SeverityFinding)
     assert [m.name for m in finding.supplements] == ["magnesium oxide 400 mg tablet"]
+
+
+def test_same_time_duplicate_does_not_hide_persistence():
+    supplement = f.medication("magnesium oxide 400 mg tablet", days=60)
+    when = f.days_ago(1)
+    assessment = on_tac(supplement, f.magnesium(1.2, days=40), f.magnesium(1.2, when=when),
+                        f.magnesium(1.6, when=when))
+    assert one(assessment, PersistentLow) is not None
+
+
+@pytest.mark.parametrize("value", [0, -1.0])
+def test_zero_or_negative_magnesium_is_not_interpretable(value):
+    assessment = on_tac(f.magnesium(value, days=1))
+    assert one(assessment, SeverityFinding) is None
+    assert [r.unreadable_reason for r in assessment.unreadable] == ["value not plausible"]
+
+
+def test_egfr_reported_as_at_most_30_carries_the_caution():
+    assert renal_caution(facts_of(f.lab("98979-8", 30, EGFR_UNIT, comparator="<=", days=1)), T) is not None

@@ -26,6 +26,7 @@ from .conftest import PATIENT_VIEW
 ISS = "https://ehr.example.org"
 JWKS_URL = "https://ehr.example.org/.well-known/jwks.json"
 ROTATED_JKU = "https://keys.example.org/jwks.json"
+PATH_HOOK = PATIENT_VIEW
 AUDIENCE = "http://localhost" + PATIENT_VIEW
 FHIR = "https://fhir.example.org/r4"
 
@@ -51,11 +52,18 @@ def token(*, key=EC_KEY, alg="ES384", kid="ec-1", headers=None, **claims) -> str
     return jwt.encode(payload, key, algorithm=alg, headers=headers)
 
 
+def secure_config(tmp_path, **overrides) -> dict:
+    config = {"auth_required": True, "public_base_url": "http://localhost",
+              "trusted_issuers": json.dumps({ISS: {"jwks_url": JWKS_URL, "jku": [ROTATED_JKU]}}),
+              "fhir_allowed_servers": FHIR, "state_db": str(tmp_path / "state.sqlite3"),
+              "log_level": "INFO"}
+    config.update(overrides)
+    return config
+
+
 @pytest.fixture
 def secure_app(tmp_path):
-    issuers = {ISS: {"jwks_url": JWKS_URL, "jku": [ROTATED_JKU]}}
-    return create_app({"auth_required": True, "trusted_issuers": json.dumps(issuers),
-                       "state_db": str(tmp_path / "state.sqlite3"), "log_level": "INFO"})
+    return create_app(secure_config(tmp_path))
 
 
 @pytest.fixture
@@ -159,9 +167,7 @@ def test_replayed_token_is_refused(secure_app, jwks):
 
 
 def test_replay_is_refused_by_another_worker_sharing_the_database(tmp_path, jwks):
-    issuers = json.dumps({ISS: {"jwks_url": JWKS_URL}})
-    config = {"auth_required": True, "trusted_issuers": issuers, "state_db": str(tmp_path / "s.sqlite3"),
-              "log_level": "WARNING"}
+    config = secure_config(tmp_path, log_level="WARNING")
     first, second = create_app(config), create_app(config)
     bearer = token()
     assert call(first, bearer).status_code == 200
@@ -190,9 +196,41 @@ def test_cors_preflight_needs_no_token(secure_app):
     assert response.status_code == 200
 
 
-def test_auth_on_without_issuers_refuses_to_start():
-    with pytest.raises(ValueError, match="names no issuer"):
-        create_app({"auth_required": True})
+@pytest.mark.parametrize("overrides, message", [
+    ({"trusted_issuers": ""}, "names no issuer"),
+    ({"public_base_url": ""}, "set CDS_PUBLIC_BASE_URL"),
+    ({"fhir_allowed_servers": "*"}, "list the FHIR servers"),
+])
+def test_auth_on_refuses_to_start_on_settings_that_undo_it(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        create_app(secure_config(tmp_path, **overrides))
+
+
+def test_any_fhir_server_is_fine_with_auth_when_every_issuer_lists_its_own(tmp_path):
+    issuers = json.dumps({ISS: {"jwks_url": JWKS_URL, "fhir_servers": [FHIR]}})
+    create_app(secure_config(tmp_path, fhir_allowed_servers="*", trusted_issuers=issuers))
+
+
+def test_audience_comes_from_the_configured_url_not_the_host_header(secure_app, jwks):
+    other = token(aud="http://staging.example.org" + PATH_HOOK)
+    response = secure_app.test_client().post(PATH_HOOK, json=f.hook_request([f.tacrolimus(), f.magnesium(2.0)]),
+                                             headers={"Authorization": f"Bearer {other}",
+                                                      "Host": "staging.example.org"})
+    assert response.status_code == 401
+
+
+def test_long_lived_tokens_are_refused(secure_app, jwks, log_lines):
+    now = int(time.time())
+    assert call(secure_app, token(iat=now, exp=now + 10 * 365 * 86400)).status_code == 401
+    assert [line["check"] for line in log_lines() if line["event"] == "auth_failed"] == ["lifetime too long"]
+
+
+def test_issuer_that_is_not_a_string_is_a_401_not_a_crash(secure_app, jwks):
+    now = int(time.time())
+    claims = {"iss": [ISS], "aud": AUDIENCE, "exp": now + 300, "iat": now, "jti": "list-iss"}
+    signed = jwt.api_jws.PyJWS().encode(json.dumps(claims).encode(), EC_KEY, algorithm="ES384",
+                                        headers={"kid": "ec-1"})
+    assert call(secure_app, signed).status_code == 401
 
 
 def test_unknown_kid_refreshes_the_jwks_once_keys_rotate():
@@ -251,12 +289,15 @@ def test_allowed_fhir_server_path_prefix_is_exact():
     assert not url_allowed("https://fhir.example.org.evil.com/r4", [FHIR])
     assert not url_allowed("http://fhir.example.org/r4", [FHIR])  # scheme matters
     assert not url_allowed("file:///etc/passwd", ["*"])
+    assert not url_allowed("http://169.254.169.254/latest/meta-data", ["*"])  # cloud metadata
+    assert url_allowed("http://169.254.169.254/fhir", ["http://169.254.169.254/fhir"])  # listed on purpose
+    assert url_allowed("http://127.0.0.1:8081/fhir", ["*"])  # a local FHIR server in development
 
 
 def test_issuer_fhir_servers_replace_the_global_list(tmp_path, jwks):
     issuers = json.dumps({ISS: {"jwks_url": JWKS_URL, "fhir_servers": [FHIR]}})
-    app = create_app({"auth_required": True, "trusted_issuers": issuers, "fhir_allowed_servers": "*",
-                      "state_db": str(tmp_path / "s.sqlite3"), "log_level": "WARNING"})
+    app = create_app(secure_config(tmp_path, trusted_issuers=issuers, fhir_allowed_servers="*",
+                                   log_level="WARNING"))
     jwks.add(responses.GET, f"{FHIR}/Patient/pat-1", json=f.patient())
     body = f.hook_request(prefetch={"patient": None}, fhir_server="https://other.example.org/fhir", token="t")
     response = call(app, token(), body=body)

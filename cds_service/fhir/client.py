@@ -49,9 +49,14 @@ class FhirClient:
         return f"{self.base_url}/{relative.lstrip('/')}"
 
     def same_server(self, url: str) -> bool:
-        parts = urlsplit(url)
+        """`url` is on this FHIR server: same scheme and host, a path under the base (by segment)."""
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return False
+        base_path = self._origin.path.rstrip("/") + "/"
         return ((parts.scheme, parts.netloc) == (self._origin.scheme, self._origin.netloc)
-                and parts.path.startswith(self._origin.path))
+                and (parts.path.rstrip("/") + "/").startswith(base_path))
 
     def get_json(self, url: str, deadline: float) -> Mapping[str, Any]:
         remaining = deadline - time.monotonic()
@@ -131,7 +136,8 @@ def bundle_resources(value: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 def next_link(bundle: Mapping[str, Any]) -> str | None:
     if bundle.get("resourceType") != "Bundle":
         return None
-    for link in bundle.get("link") or []:
+    links = bundle.get("link")
+    for link in links if isinstance(links, list) else []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
     return None

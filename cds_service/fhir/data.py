@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
+from urllib.parse import quote
 
 from ..protocol.errors import DataUnobtainable
 from ..protocol.request import HookRequest
@@ -34,15 +35,18 @@ class PrefetchKey:
 class PatientData:
     resources: list[Mapping[str, Any]] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)  # labels of data that could not be read
-    fetched: list[str] = field(default_factory=list)  # keys obtained from the FHIR server
 
-
-ClientFactory = Callable[[HookRequest], FhirClient | None]
+# A MedicationRequest may name its drug only through a Medication resource ("Medication/x"),
+# which no prefetch template in the recommended query subset can include: those are read
+# afterwards, within the same deadline, up to this many.
+MAX_MEDICATION_READS = 20
 
 
 def gather(request: HookRequest, keys: Iterable[PrefetchKey], *, client: FhirClient | None,
-           executor: Executor, deadline_seconds: float) -> PatientData:
-    """Collect the patient's resources for `keys`; raise DataUnobtainable for a missing required key."""
+           executor: Executor, deadline_seconds: float,
+           extra: Iterable[Mapping[str, Any]] = ()) -> PatientData:
+    """Collect the patient's resources for `keys` (and the Medications that they, or the `extra`
+    draft orders, reference); raise DataUnobtainable for a missing required key."""
     deadline = time.monotonic() + deadline_seconds
     prefetch = request.prefetch or {}
     values = token_values(request.context)
@@ -84,7 +88,6 @@ def gather(request: HookRequest, keys: Iterable[PrefetchKey], *, client: FhirCli
                 _lost(spec, prefetch, failed, data)
                 continue
             data.resources.extend(fetched.resources)
-            data.fetched.append(spec.key)
             if fetched.incomplete:
                 data.unavailable.append(f"{spec.label} (partly: {fetched.incomplete})")
 
@@ -95,7 +98,42 @@ def gather(request: HookRequest, keys: Iterable[PrefetchKey], *, client: FhirCli
             f"Cannot evaluate the guideline: {labels} neither prefetched nor obtainable from the FHIR server.",
             expression=[f"prefetch.{spec.key}" for spec in missing_required])
     data.unavailable = [spec.label for spec in failed] + data.unavailable
+    _read_referenced_medications(data, extra, client, executor, deadline)
     return data
+
+
+def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str, Any]],
+                                 client: FhirClient | None, executor: Executor,
+                                 deadline: float) -> None:
+    """Read the Medication resources that medication orders reference but nobody sent."""
+    known = {r.get("id") for r in data.resources if r.get("resourceType") == "Medication"}
+    wanted: list[str] = []
+    for resource in list(data.resources) + list(extra):
+        if resource.get("resourceType") not in ("MedicationRequest", "MedicationStatement"):
+            continue
+        reference = resource.get("medicationReference")
+        ref = reference.get("reference") if isinstance(reference, dict) else None
+        if isinstance(ref, str) and ref.startswith("Medication/"):
+            med_id = ref.split("/", 2)[1]
+            if med_id and med_id not in known and med_id not in wanted:
+                wanted.append(med_id)
+    if not wanted:
+        return
+    if client is None:
+        data.unavailable.append(f"medication details ({len(wanted)} orders name a Medication that was not sent)")
+        return
+    futures = [executor.submit(client.resources, f"Medication/{quote(med_id, safe='')}", deadline)
+               for med_id in wanted[:MAX_MEDICATION_READS]]
+    done, _ = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+    missing = len(wanted) - len(wanted[:MAX_MEDICATION_READS])
+    for future in futures:
+        if future in done and future.exception() is None:
+            data.resources.extend(future.result().resources)
+        else:
+            future.cancel()
+            missing += 1
+    if missing:
+        data.unavailable.append(f"medication details ({missing} referenced Medication could not be read)")
 
 
 def _lost(spec: PrefetchKey, prefetch: Mapping[str, Any], failed: list[PrefetchKey],

@@ -7,10 +7,10 @@ could not be read, and suggestions that are valid FHIR R4 resources.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
-from ..protocol.response import Action, Card, Coding, Source, Suggestion
+from ..protocol.response import INDICATOR_ORDER, Action, Card, Coding, Source, Suggestion
 from . import codes
 from .facts import LabResult, MedicationUse, Symptom
 from .orders import InteractingDrugOrdered, TacrolimusStart, WastingDrugOrdered
@@ -73,7 +73,7 @@ RULES = {doc.topic: doc for doc in (
             "waste magnesium (each with a suggestion to stop it), a tacrolimus level above "
             "{tacrolimus_high_above} ng/mL or the lab's range (no level in "
             "{tacrolimus_level_recent_days} days: suggest one), drugs that raise tacrolimus "
-            "levels, and eGFR up by {egfr_rise_fraction} or more within "
+            "levels, and eGFR up by {egfr_rise_fraction:.0%} or more within "
             "{egfr_rise_window_days} days."),
     RuleDoc("mg-persistent", "Persistent hypomagnesemia despite supplementation", "7",
             "At least {persistent_min_results} results at or below {low_at_or_below} mEq/L "
@@ -292,10 +292,13 @@ def _supplementation(f: SeverityFinding, ctx: CardContext,
         dose = " (up to 4 g over 4 hours if severe)" if f.severity is Severity.SEVERE else ""
         advice = urgent + [f"Give IV magnesium sulfate 2 g over 1 hour{dose}; continue oral "
                            "replacement afterwards.", recheck_line]
-        order = _create("Magnesium sulfate 2 g IV over 1 hour", "Order IV magnesium sulfate",
+        label = ("Magnesium sulfate 1 g IV over 1 hour (halved: renal impairment)" if caution
+                 else "Magnesium sulfate 2 g IV over 1 hour")
+        # On a result older than the interval, the repeat level comes first (section 3).
+        order = _create(label, "Order IV magnesium sulfate",
                         intravenous_magnesium(ctx.orders, f.severity is Severity.SEVERE, caution),
-                        recommended=True)
-        return advice, [order, recheck]
+                        recommended=not f.stale)
+        return advice, [recheck, order] if f.stale else [order, recheck]
     if f.supplements:
         return [f"Already on {_drug_names(f.supplements)}: check adherence, then titrate (e.g. "
                 "magnesium oxide 400 mg up to three times daily as tolerated; split doses limit "
@@ -303,14 +306,20 @@ def _supplementation(f: SeverityFinding, ctx: CardContext,
     advice = ["Start oral magnesium, e.g. magnesium oxide 400 mg (241 mg elemental) twice daily, "
               "titrated to three times daily as tolerated; split doses limit diarrhoea "
               "(slow-release magnesium chloride is an alternative).", recheck_line]
+    label = ("Magnesium oxide 200 mg by mouth twice daily (halved: renal impairment)" if caution
+             else "Magnesium oxide 400 mg by mouth twice daily")
     # On a stale result the repeat level comes first; the supplement stays on offer.
-    order = _create("Magnesium oxide 400 mg by mouth twice daily", "Order oral magnesium oxide",
-                    oral_magnesium(ctx.orders, caution), recommended=not f.stale)
-    return advice, [order, recheck]
+    order = _create(label, "Order oral magnesium oxide", oral_magnesium(ctx.orders, caution),
+                    recommended=not f.stale)
+    return advice, [recheck, order] if f.stale else [order, recheck]
 
 
 def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
-    if f.latest is None and a.unreadable:
+    if f.latest is None and a.preliminary:
+        summary = (f"Serum magnesium due: latest result ({a.preliminary[0].day}) is still "
+                   f"preliminary — {_who(a)}")
+        evidence = ["No final serum magnesium result on record."]
+    elif f.latest is None and a.unreadable:
         # Section 2: a result exists but could not be read; "never measured" would be untrue.
         summary = (f"Serum magnesium due: latest result ({a.unreadable[0].day}) could not be read "
                    f"— {_who(a)}")
@@ -412,6 +421,9 @@ def persistent_card(f: PersistentLow, a: Assessment, ctx: CardContext) -> Card:
               "Measure FEMg to confirm renal wasting; review the tacrolimus level and interacting drugs.",
               "Consider adding amiloride (reduces renal magnesium loss) and involve the transplant "
               "nephrology team."]
+    caution = renal_caution_text(f.renal_caution)
+    if caution:
+        advice[0] = f"Caution: {caution}; increase the dose only with close magnesium checks."
     return _card(ctx, "mg-persistent", "critical" if f.severe else "warning", summary,
                  _detail(evidence, advice, a, "mg-persistent"))
 
@@ -559,4 +571,35 @@ def build_cards(assessment: Assessment, ctx: CardContext, findings=None) -> list
     """One card per finding (the rules emit at most one finding per kind); `findings` defaults
     to the assessment's own (the order hooks pass theirs, section 6)."""
     chosen = assessment.findings if findings is None else findings
-    return [_BUILDERS[type(f)](f, assessment, ctx) for f in chosen]
+    cards = [_BUILDERS[type(f)](f, assessment, ctx) for f in chosen]
+    return _one_order_per_test(sorted(cards, key=lambda c: INDICATOR_ORDER[c.indicator]))
+
+
+def _lab_codes(suggestion: Suggestion) -> frozenset[str] | None:
+    """The LOINC codes a lab-only suggestion orders, or None for any other suggestion."""
+    found = set()
+    for action in suggestion.actions:
+        resource = action.resource or {}
+        if action.type != "create" or resource.get("resourceType") != "ServiceRequest":
+            return None
+        found |= {c["code"] for c in resource["code"]["coding"]}
+    return frozenset(found) or None
+
+
+def _one_order_per_test(cards: list[Card]) -> list[Card]:
+    """Section 4: two cards must not ask for the same test. The most urgent card keeps it."""
+    ordered: set[str] = set()
+    kept = []
+    for card in cards:
+        suggestions = []
+        for suggestion in card.suggestions:
+            tests = _lab_codes(suggestion)
+            if tests is not None and tests <= ordered:
+                continue
+            ordered |= tests or set()
+            suggestions.append(suggestion)
+        if len(suggestions) != len(card.suggestions):
+            card = replace(card, suggestions=tuple(suggestions),
+                           selectionBehavior="any" if suggestions else None)
+        kept.append(card)
+    return kept

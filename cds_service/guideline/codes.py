@@ -19,8 +19,6 @@ LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
-V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 
 
 @dataclass(frozen=True)
@@ -240,7 +238,10 @@ SYMPTOMS = (
     Code(SNOMED, "111975006", "Prolonged QT interval"),
 )
 # Text fallback (section 5): words a clinician would write for the same findings.
-SYMPTOM_WORDS = ("cramp", "cramps", "muscle cramp", "tremor", "seizure", "seizures", "tetany",
+# "Cramp" alone is not used: abdominal cramps (e.g. from oral magnesium itself) are not a sign
+# of hypomagnesemia; the coded SNOMED concept is the muscle cramp.
+SYMPTOM_WORDS = ("muscle cramp", "muscle cramps", "leg cramp", "leg cramps", "muscle spasm",
+                 "muscle spasms", "tremor", "seizure", "seizures", "tetany",
                  "arrhythmia", "ventricular tachycardia", "torsades", "torsade de pointes",
                  "atrial fibrillation", "QT prolongation", "prolonged QT", "long QT")
 URGENT_SYMPTOMS = frozenset({"91175000", "698247007", "31722008", "49436004"})

@@ -21,6 +21,7 @@ ACTIVE_MEDICATION_STATUSES = frozenset({"active", "on-hold"})
 ACTIVE_CONDITION_STATUSES = frozenset({"active", "recurrence", "relapse"})
 EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 
+PLAUSIBLE_YEARS = (1900, 2200)
 CREATININE_UMOL_PER_MG_DL = 88.42  # creatinine 113.12 g/mol: 1 mg/dL = 88.42 µmol/L
 
 
@@ -69,6 +70,8 @@ class LabResult:
             return None  # ignored outright (entered-in-error, cancelled, ...)
         if self.value is None:
             return "no numeric value"
+        if self.value <= 0:
+            return "value not plausible"
         if self.normalised is None:
             return f"unit '{self.unit or 'none'}' not recognised"
         if self.when is None:
@@ -154,11 +157,14 @@ def parse_datetime(value: Any) -> datetime | None:
             parsed = datetime(int(text[:4]), int(text[5:7]), 1)
         else:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    # A date outside any clinical record (year 1, year 9999) is a data error, not a date:
+    # it would also overflow the interval arithmetic of the rules.
+    return parsed if PLAUSIBLE_YEARS[0] <= parsed.year <= PLAUSIBLE_YEARS[1] else None
 
 
 def codings(concept: Any) -> list[Mapping[str, Any]]:
@@ -233,9 +239,11 @@ def observation_time(obs: Resource) -> tuple[datetime | None, str | None]:
 def lab_kind(obs: Resource) -> str | None:
     code = obs.get("code")
     for coding in codings(code):  # hot path: one dict look-up per coding
-        kind = codes.LAB_KIND_BY_CODE.get((coding.get("system"), coding.get("code")))
-        if kind:
-            return kind
+        system, value = coding.get("system"), coding.get("code")
+        if isinstance(value, str) and isinstance(system, str):
+            kind = codes.LAB_KIND_BY_CODE.get((system, value))
+            if kind:
+                return kind
     return _lab_kind_from_text(concept_text(code).lower())
 
 
@@ -295,6 +303,8 @@ _TACROLIMUS_UNITS = frozenset({"ng/ml", "ug/l", "µg/l", "mcg/l"})
 
 
 def _normalise(kind: str, value: float, unit_keys: list[str]) -> float | None:
+    if value <= 0:
+        return None  # no laboratory value of these analytes is zero or negative
     if kind in ("mg_serum", "mg_ionized", "mg_urine"):
         return magnesium_meq_per_l(value, unit_keys)
     if kind in ("creatinine_serum", "creatinine_urine"):
@@ -403,7 +413,8 @@ def medication_concept(request: Resource, medications: Mapping[str, Resource]) -
     ref = reference.get("reference")
     medication: Resource | None = None
     if isinstance(ref, str) and ref.startswith("#"):
-        for contained in request.get("contained") or []:
+        contained_resources = request.get("contained")
+        for contained in contained_resources if isinstance(contained_resources, list) else []:
             if isinstance(contained, dict) and contained.get("id") == ref[1:]:
                 medication = contained
                 break
@@ -510,14 +521,16 @@ def read_symptom(condition: Resource) -> Symptom | None:
     if status_code(condition.get("verificationStatus")) in EXCLUDED_VERIFICATION:
         return None
     code = condition.get("code")
-    when = parse_datetime(condition.get("recordedDate")) or parse_datetime(
-        condition.get("onsetDateTime"))
     onset_period = condition.get("onsetPeriod")
-    if when is None and isinstance(onset_period, dict):
-        when = parse_datetime(onset_period.get("start"))
+    onset = parse_datetime(condition.get("onsetDateTime")) or (
+        parse_datetime(onset_period.get("start")) if isinstance(onset_period, dict) else None)
+    # "Recorded or with onset in the last 14 days" (section 5): the later of the two counts.
+    dates = [d for d in (parse_datetime(condition.get("recordedDate")), onset) if d is not None]
+    when = max(dates) if dates else None
     for c in codings(code):
-        if c.get("system") == codes.SNOMED and c.get("code") in _SYMPTOM_CODES:
-            known = _SYMPTOM_CODES[c["code"]]
+        code_value = c.get("code")
+        if c.get("system") == codes.SNOMED and isinstance(code_value, str) and code_value in _SYMPTOM_CODES:
+            known = _SYMPTOM_CODES[code_value]
             return Symptom(known.display, known.code, when, known.code in codes.URGENT_SYMPTOMS)
     text = concept_text(code)
     found = _SYMPTOM_PATTERN.search(text)
@@ -556,7 +569,7 @@ def is_hospitalized(encounter: Resource) -> bool:
     for item in classes:
         if isinstance(item, dict):
             code = item.get("code") or first_code(item)
-            if code in codes.INPATIENT_CLASSES:
+            if isinstance(code, str) and code in codes.INPATIENT_CLASSES:
                 return True
     return False
 
@@ -646,6 +659,7 @@ _PLANNED_ORDER_STATUSES = frozenset({"draft", "active", "on-hold"})
 
 def is_magnesium_lab_order(request: Resource) -> bool:
     """A placed or drafted ServiceRequest for a serum magnesium (the monitoring plan)."""
-    if request.get("status") not in _PLANNED_ORDER_STATUSES:
+    status = request.get("status")
+    if not isinstance(status, str) or status not in _PLANNED_ORDER_STATUSES:
         return False
     return lab_kind({"code": request.get("code")}) == "mg_serum"

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .facts import LabResult, MedicationUse, PatientFacts
-from .rules import Assessment, Finding, MonitoringDue, SeverityFinding, classify, is_older_than, latest_usable
+from .rules import (Assessment, Finding, MonitoringDue, SeverityFinding, classify, is_older_than,
+                    latest_usable)
 from .thresholds import Thresholds
 
 
@@ -50,16 +51,14 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
     """
     if not base.on_tacrolimus:
         return ()
-    latest = latest_usable(facts.labs_of("mg_serum"))
+    latest = base.latest
     level = latest_usable(facts.labs_of("tacrolimus_level"))
     findings: list = list(base.findings)
     if facts.magnesium_lab_orders:
         # A serum Mg is already ordered: asking for it again would be noise (section 4).
         findings = [f for f in findings if not isinstance(f, MonitoringDue)]
-    already_on = any(m.is_systemic_tacrolimus and m.active for m in facts.medications)
-
     starting = next((d for d in facts.selected_drafts if d.is_systemic_tacrolimus), None)
-    if starting is not None and not already_on:
+    if starting is not None and base.starting_tacrolimus:
         due = any(isinstance(f, MonitoringDue) for f in findings)
         start = _tacrolimus_start(facts, starting, latest, now, thresholds,
                                   severity_card=any(isinstance(f, SeverityFinding) for f in findings),

@@ -7,7 +7,7 @@ Section numbers refer to GUIDELINE.md.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -92,6 +92,7 @@ class PersistentLow:
     results: tuple[LabResult, ...]  # oldest first
     supplement: MedicationUse
     severe: bool
+    renal_caution: LabResult | None = None  # eGFR below egfr_caution_below: dose increases with care
 
 
 @dataclass(frozen=True)
@@ -126,17 +127,22 @@ class Assessment:
     preliminary: tuple[LabResult, ...] = ()  # newer preliminary results: shown, not classified
     unavailable: tuple[str, ...] = ()
     starting_tacrolimus: bool = False  # in scope only through a draft order (section 6)
+    latest: LabResult | None = None  # the serum magnesium result the rules used
 
 
 # --------------------------------------------------------------------------------------------
 # Section 1: scope
 
 
+def taking_tacrolimus(facts: PatientFacts) -> bool:
+    """At least one active/on-hold systemic tacrolimus order or statement (section 1)."""
+    return any(m.is_systemic_tacrolimus and m.active for m in facts.medications)
+
+
 def on_tacrolimus(facts: PatientFacts) -> bool:
-    """At least one active/on-hold systemic tacrolimus order or statement, or (order hooks) a
-    draft systemic tacrolimus order being placed (sections 1 and 6)."""
-    return (any(m.is_systemic_tacrolimus and m.active for m in facts.medications)
-            or any(m.is_systemic_tacrolimus for m in facts.draft_orders))
+    """Taking systemic tacrolimus, or (order hooks) a draft systemic tacrolimus order being
+    placed (sections 1 and 6)."""
+    return taking_tacrolimus(facts) or any(m.is_systemic_tacrolimus for m in facts.draft_orders)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +237,7 @@ def renal_caution(facts: PatientFacts, thresholds: Thresholds) -> LabResult | No
         return None
     limit = thresholds.egfr_caution_below
     # '< 30' means certainly below 30: an upper bound at the threshold counts.
-    below = egfr.normalised <= limit if egfr.comparator == "<" else egfr.normalised < limit
+    below = egfr.normalised <= limit if egfr.comparator in ("<", "<=") else egfr.normalised < limit
     return egfr if below else None
 
 
@@ -259,8 +265,7 @@ def contributing_factors(facts: PatientFacts, latest: LabResult, now: datetime,
     raising = tuple(m for m in active if m.raises_tacrolimus_class)
     level = latest_usable(facts.labs_of("tacrolimus_level"))
     # A level is only missing for a patient already taking tacrolimus (not one starting it).
-    taking = any(m.is_systemic_tacrolimus and m.active for m in facts.medications)
-    missing = taking and (level is None or is_older_than(level, thresholds.tacrolimus_level_recent_days, now))
+    missing = taking_tacrolimus(facts) and (level is None or is_older_than(level, thresholds.tacrolimus_level_recent_days, now))
     high = False
     # Only a recent level says anything about today's exposure; an old one asks for a new level.
     if level is not None and not is_older_than(level, thresholds.tacrolimus_level_recent_days, now) \
@@ -288,8 +293,13 @@ def persistent_low(facts: PatientFacts, thresholds: Thresholds) -> PersistentLow
     if supplement is None:
         return None
     medication, started = supplement
-    results = sorted((r for r in facts.labs_of("mg_serum") if r.usable and r.when >= started),
-                     key=lambda r: (r.when, r.normalised))
+    lowest_at: dict[datetime, LabResult] = {}
+    for r in facts.labs_of("mg_serum"):
+        if r.usable and r.when >= started:
+            kept = lowest_at.get(r.when)
+            if kept is None or r.normalised < kept.normalised:  # section 2: the lowest counts
+                lowest_at[r.when] = r
+    results = sorted(lowest_at.values(), key=lambda r: r.when)
     run: list[LabResult] = []
     for result in reversed(results):
         if classify(result.normalised, result.comparator, False, thresholds) not in (
@@ -376,12 +386,11 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
             findings.append(factors)
         persistent = persistent_low(facts, thresholds)
         if persistent is not None:
-            findings.append(persistent)
+            findings.append(replace(persistent, renal_caution=renal_caution(facts, thresholds)))
         findings.append(femg(facts, latest, thresholds))
     if not findings and (unreadable or preliminary):
         # Never silent: a newer result exists that could not be used (section 2).
         findings.append(ResultsNotUsed(latest, unreadable, preliminary))
-    starting = not any(m.is_systemic_tacrolimus and m.active for m in facts.medications)
     return Assessment(on_tacrolimus=True, findings=tuple(findings), unreadable=unreadable,
                       ionized=ionized, preliminary=preliminary, unavailable=facts.unavailable,
-                      starting_tacrolimus=starting)
+                      starting_tacrolimus=not taking_tacrolimus(facts), latest=latest)

@@ -89,23 +89,33 @@ def _medication_request(ctx: OrderContext, drug: str, text: str, dose_mg: float,
 
 
 def oral_magnesium(ctx: OrderContext, caution: str | None) -> dict:
-    """Section 3, mild-moderate: magnesium oxide 400 mg by mouth twice daily."""
+    """Section 3, mild-moderate: magnesium oxide 400 mg by mouth twice daily (halved, 200 mg,
+    under the renal caution, so the structured dose says what the text says)."""
+    if caution:
+        text = ("Magnesium oxide 200 mg (half a 400 mg tablet) by mouth twice daily: dose halved "
+                "for renal impairment; titrate only with close magnesium checks")
+        dose = 200
+    else:
+        text = ("Magnesium oxide 400 mg (241 mg elemental) by mouth twice daily; titrate to three "
+                "times daily as tolerated; split doses limit diarrhoea")
+        dose = 400
     return _medication_request(
-        ctx, codes.MAGNESIUM_OXIDE_400_TABLET,
-        "Magnesium oxide 400 mg (241 mg elemental) by mouth twice daily; titrate to three "
-        "times daily as tolerated; split doses limit diarrhoea",
-        400, codes.ORAL_ROUTE, {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
-        caution)
+        ctx, codes.MAGNESIUM_OXIDE_400_TABLET, text, dose, codes.ORAL_ROUTE,
+        {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}, caution)
 
 
 def intravenous_magnesium(ctx: OrderContext, severe: bool, caution: str | None) -> dict:
-    """Section 3, severe or symptomatic: magnesium sulfate 2 g IV over 1 hour."""
-    text = "Magnesium sulfate 2 g IV over 1 hour"
-    if severe:
-        text += " (up to 4 g over 4 hours if severe)"
+    """Section 3, severe or symptomatic: magnesium sulfate 2 g IV over 1 hour (1 g under the
+    renal caution)."""
+    if caution:
+        text, dose = "Magnesium sulfate 1 g IV over 1 hour: dose halved for renal impairment", 1000
+    else:
+        text, dose = "Magnesium sulfate 2 g IV over 1 hour", 2000
+        if severe:
+            text += " (up to 4 g over 4 hours if severe)"
     text += "; continue oral replacement afterwards; cardiac monitoring if arrhythmia"
     return _medication_request(
-        ctx, codes.MAGNESIUM_SULFATE_IV, text, 2000, codes.INTRAVENOUS_ROUTE,
+        ctx, codes.MAGNESIUM_SULFATE_IV, text, dose, codes.INTRAVENOUS_ROUTE,
         {"repeat": {"count": 1, "duration": 1, "durationUnit": "h"}}, caution)
 
 

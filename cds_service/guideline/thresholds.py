@@ -51,10 +51,6 @@ class Thresholds:
             changes[name] = int(raw) if types[name] in (int, "int") else float(raw)
         return replace(self, **changes)
 
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
 
 DEFAULT_THRESHOLDS = Thresholds()
 

@@ -38,11 +38,6 @@ class HookRequest:
         value = self.context.get("encounterId")
         return value if isinstance(value, str) and value else None
 
-    @property
-    def user_id(self) -> str | None:
-        value = self.context.get("userId")
-        return value if isinstance(value, str) else None
-
 
 def _describe(error: ValidationError) -> str:
     """A message that names the place and the rule, never the value the client sent."""

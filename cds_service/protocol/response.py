@@ -6,6 +6,7 @@ them, so builders can leave optional fields unset.
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -14,8 +15,14 @@ from typing import Any, Mapping
 INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
-_random = random.SystemRandom().getrandbits(64)  # seed from the OS once per process
-_generator = random.Random(_random ^ id(object()))
+_generator = random.Random()  # seeded from the OS
+
+
+def _reseed() -> None:
+    _generator.seed()  # a forked worker (gunicorn --preload) must not repeat its parent's ids
+
+
+os.register_at_fork(after_in_child=_reseed)
 
 
 def new_uuid() -> str:
@@ -55,13 +62,6 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
-class Link:
-    label: str
-    url: str
-    type: str = "absolute"
-
-
-@dataclass(frozen=True)
 class Card:
     summary: str
     indicator: str  # info | warning | critical
@@ -70,7 +70,6 @@ class Card:
     suggestions: tuple[Suggestion, ...] = ()
     selectionBehavior: str | None = None
     overrideReasons: tuple[Coding, ...] = ()
-    links: tuple[Link, ...] = ()
     uuid: str = field(default_factory=new_uuid)
 
     @property

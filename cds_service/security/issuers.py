@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -38,17 +39,32 @@ def parse_trusted_issuers(raw: str) -> dict[str, TrustedIssuer]:
     return issuers
 
 
+def _link_local(host: str) -> bool:
+    """Cloud metadata and other link-local addresses (169.254.0.0/16, fe80::/10)."""
+    try:
+        return ipaddress.ip_address(host).is_link_local
+    except ValueError:
+        return False
+
+
 def url_allowed(url: str, allowed: tuple[str, ...] | list[str]) -> bool:
     """True when `url` is on one of the `allowed` base URLs (same scheme, host and port, and
-    a path under the allowed one); ``*`` allows any http(s) URL."""
-    parts = urlsplit(url)
+    a path under the allowed one); ``*`` allows any http(s) URL except link-local addresses
+    (cloud metadata services), which must be listed explicitly."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # not a URL at all (e.g. "http://[::1/fhir", a port out of range)
+        return False
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
     for base in allowed:
         if base == "*":
+            if _link_local(parts.hostname):
+                continue
             return True
         b = urlsplit(base)
-        if ((b.scheme, b.hostname, b.port) == (parts.scheme, parts.hostname, parts.port)
+        if ((b.scheme, b.hostname, b.port) == (parts.scheme, parts.hostname, port)
                 and (parts.path.rstrip("/") + "/").startswith(b.path.rstrip("/") + "/")):
             return True
     return False

@@ -131,7 +131,9 @@ def signing_key(jwk: Mapping[str, Any], alg: str) -> Any:
 
 class TokenVerifier:
     def __init__(self, issuers: Mapping[str, TrustedIssuer], jwks: JwksCache, replay: ReplayStore,
-                 *, leeway: float = 60, clock: Callable[[], float] = time.time):
+                 *, leeway: float = 60, max_lifetime: float = 600,
+                 clock: Callable[[], float] = time.time):
+        self._max_lifetime = max_lifetime
         self._issuers = issuers
         self._jwks = jwks
         self._replay = replay
@@ -151,7 +153,8 @@ class TokenVerifier:
         alg = header.get("alg")
         if alg not in ALLOWED_ALGORITHMS:
             raise AuthFailure("algorithm not allowed")
-        issuer = self._issuers.get(unverified.get("iss"))
+        iss = unverified.get("iss")
+        issuer = self._issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise AuthFailure("untrusted issuer")
         kid = header.get("kid")
@@ -187,6 +190,8 @@ class TokenVerifier:
         now = self._clock()
         if claims["iat"] > now + self._leeway:
             raise AuthFailure("issued in the future")
+        if claims["exp"] - claims["iat"] > self._max_lifetime:
+            raise AuthFailure("lifetime too long")  # a long-lived token is a stolen token's friend
         if not self._replay.first_use(issuer.iss, str(claims["jti"]), float(claims["exp"]) + self._leeway, now):
             raise AuthFailure("replayed jti")
         return Client(issuer.iss, claims.get("sub"), issuer)
