@@ -45,8 +45,9 @@ ENCOUNTER_ID = "bench-enc-1"
 BASE = "https://ehr.example.org/fhir/r4"
 
 MG_CODES = {"19123-9", "2601-3", "73573-8"}
-PREFETCH_KEYS = ("patient", "medications", "magnesium", "labs", "conditions", "procedures",
-                 "encounter")
+TACROLIMUS_LEVEL_CODES = {"11253-2", "74096-9", "74097-7"}
+PREFETCH_KEYS = ("patient", "medications", "magnesium", "labs", "tacrolimusLevels", "conditions",
+                 "procedures", "encounter")
 
 
 def _iso(when: datetime) -> str:
@@ -279,7 +280,12 @@ def prefetch_for(resources: list[dict]) -> dict:
             by_key["medications"].append(r)
         elif t == "Observation":
             codes = {c.get("code") for c in r.get("code", {}).get("coding", [])}
-            by_key["magnesium" if codes & MG_CODES or not codes else "labs"].append(r)
+            if codes & MG_CODES or not codes:
+                by_key["magnesium"].append(r)
+            elif codes & TACROLIMUS_LEVEL_CODES:
+                by_key["tacrolimusLevels"].append(r)
+            else:
+                by_key["labs"].append(r)
         elif t == "Condition":
             by_key["conditions"].append(r)
         elif t == "Procedure":
@@ -293,7 +299,8 @@ def prefetch_for(resources: list[dict]) -> dict:
 
     prefetch: dict[str, Any] = {"patient": single["patient"]}
     for key, query in (("medications", "MedicationRequest"), ("magnesium", "Observation"),
-                       ("labs", "Observation"), ("conditions", "Condition"),
+                       ("labs", "Observation"), ("tacrolimusLevels", "Observation"),
+                       ("conditions", "Condition"),
                        ("procedures", "Procedure")):
         prefetch[key] = _bundle(newest_first(by_key[key]), f"{query}?patient={PATIENT_ID}")
     if "encounter" in single:

@@ -73,11 +73,17 @@ PATIENT_DATA = (
                 f"Observation?patient={PATIENT}&code={_token_list(codes.MG_SERUM, codes.MG_IONIZED)}"
                 "&_sort=-date&_count=50",
                 "magnesium results", required=True),
+    # Kidney function and tacrolimus levels are separate searches: frequent creatinine and
+    # eGFR results must not crowd the monthly tacrolimus levels out of a bounded page.
     PrefetchKey("labs",
                 f"Observation?patient={PATIENT}&code="
-                f"{_token_list(codes.CREATININE_SERUM, codes.CREATININE_URINE, codes.MG_URINE, codes.EGFR, codes.TACROLIMUS_LEVEL)}"
+                f"{_token_list(codes.CREATININE_SERUM, codes.CREATININE_URINE, codes.MG_URINE, codes.EGFR)}"
                 "&_sort=-date&_count=100",
-                "kidney function, urine and tacrolimus results"),
+                "kidney function and urine results"),
+    PrefetchKey("tacrolimusLevels",
+                f"Observation?patient={PATIENT}&code={_token_list(codes.TACROLIMUS_LEVEL)}"
+                "&_sort=-date&_count=20",
+                "tacrolimus levels"),
     PrefetchKey("conditions",
                 f"Condition?patient={PATIENT}&clinical-status=active,recurrence,relapse"
                 "&_sort=-recorded-date&_count=100",

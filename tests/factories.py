@@ -138,7 +138,9 @@ def bundle(*resources: dict) -> dict:
             "entry": [{"fullUrl": f"urn:uuid:{r.get('id', 'x')}", "resource": r} for r in resources]}
 
 
-PREFETCH_KEYS = ("patient", "medications", "magnesium", "labs", "conditions", "procedures", "encounter")
+PREFETCH_KEYS = ("patient", "medications", "magnesium", "labs", "tacrolimusLevels", "conditions",
+                 "procedures", "encounter")
+TACROLIMUS_LEVEL_CODES = {"11253-2", "74096-9", "74097-7"}
 
 
 def prefetch_for(resources: list[dict], patient_id: str = PATIENT_ID) -> dict:
@@ -151,7 +153,12 @@ def prefetch_for(resources: list[dict], patient_id: str = PATIENT_ID) -> dict:
             by_key["medications"].append(r)
         elif t == "Observation":
             codes = {c.get("code") for c in r.get("code", {}).get("coding", [])}
-            by_key["magnesium" if codes & {"19123-9", "2601-3", "73573-8"} or not codes else "labs"].append(r)
+            if codes & {"19123-9", "2601-3", "73573-8"} or not codes:
+                by_key["magnesium"].append(r)
+            elif codes & TACROLIMUS_LEVEL_CODES:
+                by_key["tacrolimusLevels"].append(r)
+            else:
+                by_key["labs"].append(r)
         elif t == "Condition":
             by_key["conditions"].append(r)
         elif t == "Procedure":

@@ -42,7 +42,7 @@ def test_everything_fetched_with_the_bearer_token(fhir, call_hook):
     cards = call_hook(fallback_request(None, encounter_id="enc-9"))
     assert cards[0]["indicator"] == "critical" and "Mg 0.8 mEq/L" in cards[0]["summary"]
     assert server.types_called() == ["Condition", "Encounter", "MedicationRequest", "Observation",
-                                     "Observation", "Patient", "Procedure"]
+                                     "Observation", "Observation", "Patient", "Procedure"]
     assert {c.headers["Authorization"] for c in server.calls} == {"Bearer secret-token"}
 
 
@@ -57,7 +57,7 @@ def test_only_absent_keys_are_fetched(fhir, call_hook):
     server = FakeFhirServer([f.magnesium(1.2)])
     server.install(fhir)
     prefetch = {"patient": f.patient(), "medications": f.bundle(f.tacrolimus()), "labs": None,
-                "conditions": None, "procedures": None}
+                "tacrolimusLevels": None, "conditions": None, "procedures": None}
     cards = call_hook(fallback_request(None, prefetch=prefetch))
     assert server.types_called() == ["Observation"]
     assert "Mg 1.2 mEq/L" in cards[0]["summary"]

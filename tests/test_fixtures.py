@@ -17,6 +17,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from cds_service import cli
 from fhir_fixtures import generate
+from tests import factories
 
 from . import factories
 
@@ -157,7 +158,7 @@ def test_order_request_carries_the_drafts(scenario):
 @pytest.mark.parametrize("scenario", scenario_params())
 def test_full_prefetch(call_hook, scenario):
     body = load_request(scenario)
-    keys = {"patient", "medications", "magnesium", "labs", "conditions", "procedures"}
+    keys = {"patient", "medications", "magnesium", "labs", "tacrolimusLevels", "conditions", "procedures"}
     if scenario["hook"] in ORDER_HOOKS:
         keys.add("magnesiumOrders")
     assert set(body["prefetch"]) >= keys
@@ -230,7 +231,9 @@ class MockFhirServer:
             return of_type
         if rtype == "Observation":
             magnesium = any(t.split("|")[-1] in SERUM_MG_CODES for t in tokens)
-            self.queries.append("Observation:" + ("magnesium" if magnesium else "labs"))
+            tacrolimus = any(t.split("|")[-1] in factories.TACROLIMUS_LEVEL_CODES for t in tokens)
+            self.queries.append("Observation:" + ("magnesium" if magnesium else
+                                                  "tacrolimusLevels" if tacrolimus else "labs"))
             return [r for r in of_type if coded(r) & tokens or (magnesium and not coded(r))]
         if rtype == "Procedure":
             self.queries.append("Procedure")
@@ -284,7 +287,7 @@ def test_fhir_server_fallback(call_hook, scenario):
     assert_cards(cards, scenario["expected"])
     assert not server.unexpected
     expected_queries = ["Condition", "MedicationRequest", "Observation:labs", "Observation:magnesium",
-                        "Patient/read", "Procedure"]
+                        "Observation:tacrolimusLevels", "Patient/read", "Procedure"]
     if "encounterId" in body["context"]:
         expected_queries.append("Encounter/read")
     if scenario["hook"] in ORDER_HOOKS:
