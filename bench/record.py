@@ -1,8 +1,7 @@
 """A synthetic two-year record of a kidney recipient on tacrolimus (no real patient data).
 
-Self-contained on purpose (nothing imported from the service or from tests/): the benchmark
-sends what an EHR would send for the service's prefetch templates, so the record is built the
-way an EHR's FHIR API returns it (searchset Bundles with fullUrl, search.mode, meta,
+Nothing is imported from the service: the benchmark sends what an EHR would send for the
+service's prefetch templates, so the record is built the way an EHR's FHIR API returns it (searchset Bundles with fullUrl, search.mode, meta,
 identifiers, categories, reference ranges and interpretations), not the minimal resources the
 unit tests use.
 
@@ -20,8 +19,8 @@ What is in it (dates relative to `now`, transplant `days` ago, default 730):
 - Conditions: kidney transplant status, hypertension, type 2 diabetes, hypomagnesemia and a
   recent muscle cramp.
 
-`prefetch(now)` splits it into the service's prefetch keys (patient, medications, magnesium,
-labs, conditions, procedures, encounter) like tests/factories.prefetch_for does.
+`prefetch_for` splits it into the service's prefetch keys with the same routing as the tests
+(tests/factories.prefetch_key), newest first, in EHR-shaped Bundles.
 """
 
 from __future__ import annotations
@@ -29,6 +28,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from tests.factories import PREFETCH_KEYS, prefetch_key
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -44,10 +45,6 @@ PATIENT_ID = "bench-kidney-1"
 ENCOUNTER_ID = "bench-enc-1"
 BASE = "https://ehr.example.org/fhir/r4"
 
-MG_CODES = {"19123-9", "2601-3", "73573-8"}
-TACROLIMUS_LEVEL_CODES = {"11253-2", "74096-9", "74097-7"}
-PREFETCH_KEYS = ("patient", "medications", "magnesium", "labs", "tacrolimusLevels", "conditions",
-                 "procedures", "encounter")
 
 
 def _iso(when: datetime) -> str:
@@ -272,24 +269,10 @@ def prefetch_for(resources: list[dict]) -> dict:
     single: dict[str, dict] = {}
     for r in resources:
         t = r["resourceType"]
-        if t == "Patient":
-            single["patient"] = r
-        elif t == "Encounter":
-            single["encounter"] = r
-        elif t == "MedicationRequest":
-            by_key["medications"].append(r)
-        elif t == "Observation":
-            codes = {c.get("code") for c in r.get("code", {}).get("coding", [])}
-            if codes & MG_CODES or not codes:
-                by_key["magnesium"].append(r)
-            elif codes & TACROLIMUS_LEVEL_CODES:
-                by_key["tacrolimusLevels"].append(r)
-            else:
-                by_key["labs"].append(r)
-        elif t == "Condition":
-            by_key["conditions"].append(r)
-        elif t == "Procedure":
-            by_key["procedures"].append(r)
+        if t in ("Patient", "Encounter"):
+            single[t.lower()] = r
+        elif (key := prefetch_key(r)) is not None:
+            by_key[key].append(r)
 
     def newest_first(items: list[dict]) -> list[dict]:
         def when(r: dict) -> str:

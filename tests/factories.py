@@ -143,27 +143,32 @@ PREFETCH_KEYS = ("patient", "medications", "magnesium", "labs", "tacrolimusLevel
 TACROLIMUS_LEVEL_CODES = {"11253-2", "74096-9", "74097-7"}
 
 
+MAGNESIUM_CODES = {"19123-9", "2601-3", "73573-8"}
+SEARCH_KEY_BY_TYPE = {"MedicationRequest": "medications", "Condition": "conditions",
+                      "Procedure": "procedures"}
+
+
+def prefetch_key(resource: dict) -> str | None:
+    """The search prefetch key whose template an EHR would answer with this resource
+    (Observations by their LOINC code; text-only ones with the magnesium results)."""
+    rtype = resource["resourceType"]
+    if rtype != "Observation":
+        return SEARCH_KEY_BY_TYPE.get(rtype)
+    codes = {c.get("code") for c in resource.get("code", {}).get("coding", [])}
+    if codes & MAGNESIUM_CODES or not codes:
+        return "magnesium"
+    return "tacrolimusLevels" if codes & TACROLIMUS_LEVEL_CODES else "labs"
+
+
 def prefetch_for(resources: list[dict], patient_id: str = PATIENT_ID) -> dict:
     """Split resources into the services' prefetch keys, as an EHR would fill them."""
     by_key: dict[str, list[dict]] = {k: [] for k in PREFETCH_KEYS}
     encounter_resource = None
     for r in resources:
-        t = r["resourceType"]
-        if t == "MedicationRequest":
-            by_key["medications"].append(r)
-        elif t == "Observation":
-            codes = {c.get("code") for c in r.get("code", {}).get("coding", [])}
-            if codes & {"19123-9", "2601-3", "73573-8"} or not codes:
-                by_key["magnesium"].append(r)
-            elif codes & TACROLIMUS_LEVEL_CODES:
-                by_key["tacrolimusLevels"].append(r)
-            else:
-                by_key["labs"].append(r)
-        elif t == "Condition":
-            by_key["conditions"].append(r)
-        elif t == "Procedure":
-            by_key["procedures"].append(r)
-        elif t == "Encounter":
+        key = prefetch_key(r)
+        if key is not None:
+            by_key[key].append(r)
+        elif r["resourceType"] == "Encounter":
             encounter_resource = r
     prefetch: dict = {k: bundle(*v) for k, v in by_key.items() if k not in ("patient", "encounter")}
     prefetch["patient"] = patient(patient_id)
