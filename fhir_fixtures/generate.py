@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cds_service.guideline.facts import number
 from tests import factories as f
 
 HERE = Path(__file__).parent
@@ -78,11 +79,6 @@ def card(indicator: str, topic: str, *summary: str, detail: tuple[str, ...] = ()
     if no_suggestions:
         expected["suggestions_exclude"] = list(no_suggestions)
     return expected
-
-
-def no_femg(mg: str, days: float = 1) -> dict:
-    """Low Mg without urine results: FEMg cannot be computed, urine tests are suggested."""
-    return card("info", FEMG, "No FEMg", mg, day(days), "order urine Mg and creatinine")
 
 
 def severe(mg: str, days: float = 1, **kw) -> dict:
@@ -150,20 +146,19 @@ def mg(value: float, unit: str = "mEq/L", days: float = 1, **kwargs) -> dict:
 # --- Section 3: one scenario per severity class ----------------------------------------------
 
 @scenario("severe", "Mg 0.9 mEq/L yesterday on tacrolimus: severe (critical), IV magnesium.",
-          [severe("Mg 0.9 mEq/L", detail=("IV magnesium sulfate 2 g",)), no_femg("Mg 0.9 mEq/L")])
+          [severe("Mg 0.9 mEq/L", detail=("IV magnesium sulfate 2 g",))])
 def _():
     return stable_recipient(mg(0.9))
 
 
 @scenario("symptomatic", "Mg 1.2 mEq/L with muscle cramp recorded 3 days ago: symptomatic (critical).",
-          [card("critical", SEVERITY, "Symptomatic hypomagnesemia", "Mg 1.2 mEq/L", day(1), "cramp"),
-           no_femg("Mg 1.2 mEq/L")])
+          [card("critical", SEVERITY, "Symptomatic hypomagnesemia", "Mg 1.2 mEq/L", day(1), "cramp")])
 def _():
     return stable_recipient(mg(1.2), f.condition("Muscle cramp", snomed="55300003", days=3))
 
 
 @scenario("mild-moderate", "Mg 1.2 mEq/L, no symptoms: mild-moderate (warning), oral magnesium oxide.",
-          [mild("Mg 1.2 mEq/L", detail=("magnesium oxide 400 mg", "1–2 weeks")), no_femg("Mg 1.2 mEq/L")])
+          [mild("Mg 1.2 mEq/L", detail=("magnesium oxide 400 mg", "1–2 weeks"))])
 def _():
     return stable_recipient(mg(1.2))
 
@@ -183,8 +178,8 @@ def _():
 # --- Section 3: both sides of every boundary, in the three units --------------------------------
 
 _CLASS_CARDS = {
-    "severe": lambda text: [severe(text), no_femg(text)],
-    "mild-moderate": lambda text: [mild(text), no_femg(text)],
+    "severe": lambda text: [severe(text)],
+    "mild-moderate": lambda text: [mild(text)],
     "below target": lambda text: [below_target(text)],
     "at target": lambda text: [],
 }
@@ -208,7 +203,7 @@ BOUNDARIES = [
 
 
 def _boundary(value: float, unit: str, meq: str | None, klass: str) -> None:
-    shown = f"Mg {value:g} {unit}" + (f" ({meq} mEq/L)" if meq else "")
+    shown = f"Mg {number(value)} {unit}" + (f" ({meq} mEq/L)" if meq else "")
     unit_key = {"mEq/L": "meq", "mmol/L": "mmol", "mg/dL": "mgdl"}[unit]
     name = f"boundary-{unit_key}-{value:.2f}"
     description = (f"Mg {value:g} {unit}" + (f" (= {meq} mEq/L)" if meq else "")
@@ -221,23 +216,22 @@ for _boundary_args in BOUNDARIES:
 
 
 @scenario("comparator-below-0.5-mmol", "Mg reported as '<0.5 mmol/L': an upper bound, certainly severe.",
-          [severe("Mg <0.5 mmol/L", detail=("upper bound",)), card("info", FEMG, "No FEMg", "<0.5 mmol/L")])
+          [severe("Mg <0.5 mmol/L", detail=("upper bound",))])
 def _():
     return stable_recipient(mg(0.5, "mmol/L", comparator="<"))
 
 
 @scenario("stale-low-result", "Mg 1.2 mEq/L 50 days ago and nothing since: the severity card asks for a "
           "repeat level (no second card for the same test).",
-          [mild("Mg 1.2 mEq/L", days=50, detail=("older than the 42-day monitoring interval",)),
-           no_femg("Mg 1.2 mEq/L", days=50)])
+          [card("warning", SEVERITY, "Hypomagnesemia (mild-moderate)", "Mg 1.2 mEq/L", day(50),
+                "(50 days ago: repeat)", detail=("50 days old, beyond the 42-day monitoring interval",))])
 def _():
     return stable_recipient(mg(1.2, days=50))
 
 
 @scenario("renal-impairment-caution", "Severe Mg 0.9 mEq/L with eGFR 24: supplementation carries the "
           "renal caution (halve the dose, hypermagnesemia risk).",
-          [severe("Mg 0.9 mEq/L", detail=("Caution: renal impairment (eGFR 24", "halve the dose")),
-           no_femg("Mg 0.9 mEq/L")])
+          [severe("Mg 0.9 mEq/L", detail=("Caution: renal impairment (eGFR 24", "halve the dose"))])
 def _():
     return [tacrolimus(), f.transplant(days=800), tacrolimus_level(), egfr(24, days=2), mg(0.9)]
 
@@ -308,7 +302,7 @@ def _():
 
 @scenario("symptom-older-than-14-days", "Muscle cramp recorded 20 days ago with Mg 1.2 mEq/L: outside the "
           "14-day window, so mild-moderate, not symptomatic.",
-          [mild("Mg 1.2 mEq/L"), no_femg("Mg 1.2 mEq/L")])
+          [mild("Mg 1.2 mEq/L")])
 def _():
     return stable_recipient(mg(1.2), f.condition("Muscle cramp", snomed="55300003", days=20))
 
@@ -319,8 +313,7 @@ def _():
           "naming both, with stop suggestions and the H2-blocker alternative.",
           [mild("Mg 1.2 mEq/L"),
            card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "omeprazole", "furosemide",
-                detail=("famotidine",)),
-           no_femg("Mg 1.2 mEq/L")])
+                detail=("famotidine",))])
 def _():
     return stable_recipient(
         mg(1.2),
@@ -332,8 +325,7 @@ def _():
           "(above 15): factors card.",
           [mild("Mg 1.3 mEq/L"),
            card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "tacrolimus level 18.2 ng/mL",
-                detail=("above range (> 15 ng/mL)",)),
-           no_femg("Mg 1.3 mEq/L")])
+                detail=("above range (> 15 ng/mL)",))])
 def _():
     return [tacrolimus(), f.transplant(days=800), egfr(), tacrolimus_level(18.2, days=2), mg(1.3)]
 
@@ -342,8 +334,7 @@ def _():
           "reference high of 12: factors card.",
           [mild("Mg 1.3 mEq/L"),
            card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "tacrolimus level 13 ng/mL",
-                detail=("above range (> 12 ng/mL)",)),
-           no_femg("Mg 1.3 mEq/L")])
+                detail=("above range (> 12 ng/mL)",))])
 def _():
     return [tacrolimus(), f.transplant(days=800), egfr(),
             tacrolimus_level(13, days=2, reference_high=12), mg(1.3)]
@@ -352,8 +343,7 @@ def _():
 @scenario("contributing-azole", "Mg 1.2 mEq/L on voriconazole (raises tacrolimus levels): factors card.",
           [mild("Mg 1.2 mEq/L"),
            card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "voriconazole",
-                detail=("raises tacrolimus levels",)),
-           no_femg("Mg 1.2 mEq/L")])
+                detail=("raises tacrolimus levels",))])
 def _():
     return stable_recipient(mg(1.2), f.medication("voriconazole 200 MG Oral Tablet", days=20))
 
@@ -362,8 +352,7 @@ def _():
           "factors card suggests a trough.",
           [mild("Mg 1.2 mEq/L"),
            card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "no recent tacrolimus level",
-                detail=("No tacrolimus level in the last 30 days",)),
-           no_femg("Mg 1.2 mEq/L")])
+                detail=("No tacrolimus level in the last 30 days",))])
 def _():
     return stable_recipient(mg(1.2), tacrolimus_level(7.5, days=45), level=False)
 
@@ -371,8 +360,7 @@ def _():
 @scenario("contributing-egfr-rise", "Mg 1.2 mEq/L, eGFR up from 40 to 55 in 60 days (better graft "
           "function): factors card.",
           [mild("Mg 1.2 mEq/L"),
-           card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "eGFR up 38%"),
-           no_femg("Mg 1.2 mEq/L")])
+           card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "eGFR up 38%")])
 def _():
     return stable_recipient(mg(1.2), egfr(40, days=63))
 
@@ -381,8 +369,7 @@ def _():
           "over 39 days since: persistent (warning).",
           [mild("Mg 1.25 mEq/L"),
            card("warning", PERSISTENT, "Persistent hypomagnesemia despite supplementation", "Mg 1.25 mEq/L",
-                f"3 low since {day(40)}", detail=("amiloride", "FEMg")),
-           no_femg("Mg 1.25 mEq/L")])
+                f"3 low since {day(40)}", detail=("amiloride", "FEMg"))])
 def _():
     return stable_recipient(f.medication("magnesium oxide 400 MG Oral Tablet", days=60),
                             mg(1.2, days=40), mg(1.3, days=20), mg(1.25, days=1))
@@ -392,8 +379,7 @@ def _():
           "persistent and severe (critical).",
           [severe("Mg 0.9 mEq/L"),
            card("critical", PERSISTENT, "Persistent hypomagnesemia despite supplementation", "Mg 0.9 mEq/L",
-                f"2 low since {day(22)}"),
-           no_femg("Mg 0.9 mEq/L")])
+                f"2 low since {day(22)}")])
 def _():
     return stable_recipient(f.medication("magnesium oxide 400 MG Oral Tablet", days=45),
                             mg(1.1, days=22), mg(0.9, days=1))
@@ -441,14 +427,14 @@ def _():
 
 
 @scenario("tacrolimus-on-hold", "Tacrolimus on hold still counts (effect outlasts a hold); Mg 1.2 mEq/L.",
-          [mild("Mg 1.2 mEq/L"), no_femg("Mg 1.2 mEq/L")])
+          [mild("Mg 1.2 mEq/L")])
 def _():
     return [tacrolimus(status="on-hold"), f.transplant(days=800), egfr(), tacrolimus_level(), mg(1.2)]
 
 
 @scenario("contained-medication", "Tacrolimus given as medicationReference '#med' to a contained "
           "Medication (Prograf); Mg 1.2 mEq/L.",
-          [mild("Mg 1.2 mEq/L"), no_femg("Mg 1.2 mEq/L")])
+          [mild("Mg 1.2 mEq/L")])
 def _():
     return [f.medication_with_contained("Prograf 1 mg capsule", form="Capsule"), f.transplant(days=800),
             egfr(), tacrolimus_level(), mg(1.2)]
@@ -456,8 +442,7 @@ def _():
 
 @scenario("text-only-codes", "Tacrolimus ('Envarsus XR 1 mg'), serum magnesium and 'leg cramps' carry text "
           "only, no codings: recognised by name, symptomatic (critical).",
-          [card("critical", SEVERITY, "Symptomatic hypomagnesemia", "Mg 1.3 mEq/L", "leg cramps"),
-           no_femg("Mg 1.3 mEq/L")])
+          [card("critical", SEVERITY, "Symptomatic hypomagnesemia", "Mg 1.3 mEq/L", "leg cramps")])
 def _():
     return [f.medication("Envarsus XR 1 mg tablet"), tacrolimus_level(), egfr(),
             f.magnesium(1.3, "mEq/L", code=None, text="Magnesium, serum"), f.condition("Leg cramps")]
@@ -475,29 +460,28 @@ def _():
 
 @scenario("unknown-unit-newer-than-low", "Mg 1.2 mEq/L 10 days ago, then 0.6 'mmol' yesterday: severity "
           "from the readable result only; the card says the newer one could not be read.",
-          [mild("Mg 1.2 mEq/L", days=10, detail=(f"Could not read a magnesium result of {day(1)}",)),
-           no_femg("Mg 1.2 mEq/L", days=10)])
+          [mild("Mg 1.2 mEq/L", days=10, detail=(f"Could not read a magnesium result of {day(1)}",))])
 def _():
     return stable_recipient(mg(1.2, days=10), mg(0.6, "mmol", days=1))
 
 
 @scenario("entered-in-error-ignored", "Mg 1.2 mEq/L 10 days ago; 0.6 mEq/L yesterday entered in error: "
           "the error is ignored (mild-moderate, not severe).",
-          [mild("Mg 1.2 mEq/L", days=10), no_femg("Mg 1.2 mEq/L", days=10)])
+          [mild("Mg 1.2 mEq/L", days=10)])
 def _():
     return stable_recipient(mg(1.2, days=10), mg(0.6, days=1, status="entered-in-error"))
 
 
 @scenario("preliminary-not-classified", "Mg 1.2 mEq/L final 10 days ago; 0.8 mEq/L preliminary yesterday: "
           "the preliminary result is not used for classification (mild-moderate, not severe).",
-          [mild("Mg 1.2 mEq/L", days=10), no_femg("Mg 1.2 mEq/L", days=10)])
+          [mild("Mg 1.2 mEq/L", days=10)])
 def _():
     return stable_recipient(mg(1.2, days=10), mg(0.8, days=1, status="preliminary"))
 
 
 @scenario("same-time-lowest-counts", "Two Mg results collected at the same time yesterday, 1.6 mEq/L and "
           "0.62 mmol/L (1.24 mEq/L): the lowest counts (mild-moderate).",
-          [mild("Mg 0.62 mmol/L (1.24 mEq/L)"), no_femg("Mg 0.62 mmol/L")])
+          [mild("Mg 0.62 mmol/L (1.24 mEq/L)")])
 def _():
     when = f.days_ago(1)
     return stable_recipient(mg(1.6, when=when), mg(0.62, "mmol/L", when=when))
@@ -543,12 +527,12 @@ def wasting(*summary: str, **kw) -> dict:
 
 
 def interaction(*summary: str, **kw) -> dict:
-    return card("warning", ORDER_INTERACTION, "Tacrolimus level changer ordered", *summary, **kw)
+    return card("warning", ORDER_INTERACTION, "tacrolimus levels: check trough and Mg within a week", *summary, **kw)
 
 
 @order_scenario("order-start-never-measured", "Tacrolimus ordered 2 days after a kidney transplant, no "
                 "magnesium ever measured: warning, baseline serum Mg with the monitoring plan.",
-                [start("baseline serum Mg needed", "never measured", indicator="warning",
+                [start("baseline serum Mg needed", "no Mg on record", indicator="warning",
                        detail=("Ordering Prograf 1 mg capsule", "weekly for the first month"),
                        suggestions=("Order serum magnesium (baseline",))])
 def _():
@@ -557,7 +541,7 @@ def _():
 
 @order_scenario("order-start-recent-normal-mg", "Tacrolimus ordered, Mg 1.9 mEq/L 3 days ago and no serum "
                 "Mg order in place: info card, plan weekly serum Mg for the first month.",
-                [start(f"(Mg 1.9 mEq/L on {day(3)})", "plan weekly serum Mg for the first month",
+                [start(f"baseline Mg 1.9 mEq/L on {day(3)} in range", "plan weekly serum Mg for the first month",
                        detail=("weekly for the first month",), suggestions=("Order serum magnesium",))])
 def _():
     return new_recipient(mg(1.9, days=3)), [prograf_draft()]
@@ -576,15 +560,14 @@ def _():
                 [mild("Mg 1.2 mEq/L", days=3, suggestions=("Magnesium oxide 400 mg", "Order serum magnesium")),
                  start(f"with low Mg 1.2 mEq/L on {day(3)}", indicator="warning",
                        detail=("The serum Mg order is on the severity card",),
-                       no_suggestions=("serum magnesium",)),
-                 no_femg("Mg 1.2 mEq/L", days=3)])
+                       no_suggestions=("serum magnesium",))])
 def _():
     return new_recipient(mg(1.2, days=3)), [prograf_draft()]
 
 
 @order_scenario("order-ppi-on-tacrolimus", "Omeprazole ordered for a stable recipient on tacrolimus "
                 "(Mg 1.6 mEq/L 5 days ago): warning, famotidine offered instead.",
-                [wasting("(omeprazole)", f"Mg 1.6 mEq/L on {day(5)}", detail=("famotidine", "8 ng/mL"),
+                [wasting("(omeprazole)", f"Mg 1.6 mEq/L on {day(5)}", detail=("famotidine", "8.0 ng/mL"),
                          suggestions=("Replace omeprazole with famotidine", "Order serum magnesium"))])
 def _():
     return (stable_recipient(mg(1.6, days=5)),
@@ -601,7 +584,7 @@ def _():
 
 @order_scenario("order-fluconazole", "Fluconazole ordered for a recipient on tacrolimus (trough 8 ng/mL 3 "
                 "days ago): interaction warning, trough and Mg within a week.",
-                [interaction(f"last trough 8 ng/mL on {day(3)}", "fluconazole raises tacrolimus",
+                [interaction(f"last trough 8.0 ng/mL on {day(3)}", "Fluconazole raises tacrolimus",
                              detail=("within about a week",),
                              suggestions=("Order tacrolimus trough", "Order serum magnesium"))])
 def _():
@@ -610,7 +593,7 @@ def _():
 
 @order_scenario("order-rifampin", "Rifampin ordered for a recipient on tacrolimus: interaction warning "
                 "(lowers tacrolimus), trough and Mg within a week.",
-                [interaction(f"last trough 8 ng/mL on {day(3)}", "rifampin lowers tacrolimus",
+                [interaction(f"last trough 8.0 ng/mL on {day(3)}", "Rifampin lowers tacrolimus",
                              detail=("within about a week",),
                              suggestions=("Order tacrolimus trough", "Order serum magnesium"))],
                 hook="order-sign")
@@ -619,12 +602,11 @@ def _():
 
 
 @order_scenario("order-magnesium-oxide-for-low-mg", "Mg 1.2 mEq/L yesterday and magnesium oxide already "
-                "drafted: the severity card says 'Magnesium order in progress' instead of suggesting it "
+                "drafted: the severity card says 'Magnesium already being ordered' instead of suggesting it "
                 "again.",
                 [mild("Mg 1.2 mEq/L",
-                      detail=("Magnesium order in progress: magnesium oxide 400 MG Oral Tablet",),
-                      suggestions=("Order serum magnesium",), no_suggestions=("Magnesium oxide",)),
-                 no_femg("Mg 1.2 mEq/L")])
+                      detail=("Magnesium already being ordered: magnesium oxide 400 MG Oral Tablet",),
+                      suggestions=("Order serum magnesium",), no_suggestions=("Magnesium oxide",))])
 def _():
     return stable_recipient(mg(1.2)), [ordered("magnesium oxide 400 MG Oral Tablet")]
 
@@ -657,7 +639,7 @@ def _():
 @order_scenario("order-sandbox-tacrolimus", "Sandbox-shaped tacrolimus draft (RxNorm 198377 only, R4 timing "
                 "and doseAndRate), Mg 1.9 mEq/L 20 days ago: recognised as a start; info (a result within 30 "
                 "days), but the baseline is asked for now (older than the first month's 7-day interval).",
-                [start(f"(Mg 1.9 mEq/L on {day(20)})", "plan weekly serum Mg",
+                [start(f"baseline Mg 1.9 mEq/L on {day(20)} in range", "plan weekly serum Mg",
                        detail=("Ordering tacrolimus 1 MG Oral Capsule", "weekly for the first month"),
                        suggestions=("Order serum magnesium (baseline",))], hook="order-sign")
 def _():

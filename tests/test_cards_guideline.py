@@ -107,9 +107,10 @@ def test_supplementation_suggestion_is_a_valid_draft_order(call_hook, value, uni
     assert dosage["text"] and dosage["timing"] and dosage["doseAndRate"]
     assert dosage["route"]["coding"][0]["code"] == route_code
     assert "CAUTION" not in dosage["text"]
-    [recheck] = created(card, "ServiceRequest")
+    recheck = next(r for r in created(card, "ServiceRequest") if loinc_codes([r]) == {"19123-9"})
     assert recheck["encounter"] == {"reference": "Encounter/enc-1"}
-    assert loinc_codes([recheck]) == {"19123-9"}
+    # the FEMg work-up rides along (section 7: low Mg without an FEMg)
+    assert loinc_codes(created(card, "ServiceRequest")) == {"19123-9", "19124-7", "2161-8", "2160-0"}
 
 
 def test_no_encounter_reference_without_an_encounter_in_the_hook(call_hook):
@@ -202,10 +203,14 @@ def test_femg_card_shows_the_value_to_one_decimal(call_hook):
     assert "suggestions" not in card
 
 
-def test_femg_missing_suggests_urine_magnesium_and_creatinine(call_hook):
-    card = by_topic(hook(call_hook, RECENT_LEVEL, f.magnesium(1.2, days=1)))["mg-femg"]
-    assert card["indicator"] == "info"
-    assert loinc_codes(created(card, "ServiceRequest")) == {"19124-7", "2161-8"}
+def test_femg_missing_suggests_the_workup_on_the_severity_card(call_hook):
+    cards = by_topic(hook(call_hook, RECENT_LEVEL, f.magnesium(1.2, days=1)))
+    assert "mg-femg" not in cards  # no separate card for what is not there
+    workup = next(s for s in cards["mg-severity"]["suggestions"] if "FEMg" in s["label"])
+    assert workup["isRecommended"] is False
+    orders = [a["resource"] for a in workup["actions"]]
+    assert loinc_codes(orders) == {"19124-7", "2161-8", "2160-0"}
+    assert all("same day as the serum magnesium" in o["note"][0]["text"] for o in orders)
 
 
 def test_persistent_card(call_hook):
@@ -226,8 +231,8 @@ def test_cards_are_ordered_critical_warning_info_one_per_topic(call_hook):
                  f.medication("magnesium oxide 400 mg", days=60), f.magnesium(1.2, days=30))
     ranks = [INDICATOR_RANK[c["indicator"]] for c in cards]
     assert ranks == sorted(ranks)
-    assert set(by_topic(cards)) == {"mg-severity", "mg-contributing", "mg-persistent", "mg-femg"}
-    assert [c["indicator"] for c in cards] == ["critical", "critical", "warning", "info"]
+    assert set(by_topic(cards)) == {"mg-severity", "mg-contributing", "mg-persistent"}
+    assert [c["indicator"] for c in cards] == ["critical", "critical", "warning"]
 
 
 def _no_empty(value, path="$"):
@@ -295,8 +300,10 @@ def test_stale_severity_card_says_the_interval_and_asks_for_a_repeat(call_hook, 
     assert "mg-monitoring" not in cards  # the repeat request is on the severity card
     card = cards["mg-severity"]
     assert card["indicator"] == indicator
-    assert "older than the 42-day monitoring interval" in card["detail"]
-    assert "19123-9" in loinc_codes(created(card, "ServiceRequest"))
+    assert f"{days} days old, beyond the 42-day monitoring interval" in card["detail"]
+    assert f"({days} days ago: repeat)" in card["summary"]
+    repeat = next(r for r in created(card, "ServiceRequest") if loinc_codes([r]) == {"19123-9"})
+    assert repeat["occurrencePeriod"] == {"start": "2026-11-25", "end": "2026-11-27"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,7 +323,7 @@ def test_no_cards_when_not_on_systemic_tacrolimus(call_hook, medications):
 def test_ionized_magnesium_is_shown_but_not_classified(call_hook):
     [card] = hook(call_hook, f.magnesium(0.3, "mmol/L", code="73573-8", days=1))
     assert topic(card) == "mg-monitoring"
-    assert "never measured" in card["summary"]
+    assert "no serum Mg on record (ionized 0.3 mmol/L on 2026-11-24)" in card["summary"]
 
 
 def test_ionized_magnesium_is_shown_on_the_severity_card(call_hook):
@@ -345,7 +352,7 @@ def test_already_supplemented_patient_is_not_offered_a_second_supplement(call_ho
     severity = by_topic(cards)["mg-severity"]
     assert created(severity, "MedicationRequest") == []
     assert "Already on magnesium oxide 400 mg tablet" in severity["detail"]
-    assert loinc_codes(created(severity, "ServiceRequest")) == {"19123-9"}
+    assert "19123-9" in loinc_codes(created(severity, "ServiceRequest"))
 
 
 def test_stale_low_result_recommends_the_repeat_level_first(call_hook):
@@ -353,7 +360,7 @@ def test_stale_low_result_recommends_the_repeat_level_first(call_hook):
     severity = by_topic(cards)["mg-severity"]
     supplement = next(s for s in severity["suggestions"] if "Magnesium oxide" in s["label"])
     assert supplement["isRecommended"] is False
-    assert "older than the 42-day monitoring interval" in severity["detail"]
+    assert "beyond the 42-day monitoring interval" in severity["detail"]
 
 
 def test_unreadable_newer_result_gets_its_own_card_when_nothing_else_applies(call_hook):
@@ -435,3 +442,72 @@ def test_only_a_preliminary_result_is_not_called_never_measured(call_hook):
 
 def test_rule_page_shows_the_egfr_rise_as_a_percentage(client):
     assert "eGFR up by 20% or more" in client.get("/docs/rules/mg-contributing").get_data(as_text=True)
+
+
+# --- Clinician review ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["Mg", "Mg, serum", "Serum Mg", "MG (SERUM)"])
+def test_lab_systems_short_names_for_magnesium_are_read(call_hook, text):
+    result = f.magnesium(0.9, days=1, code=None, text=text)
+    cards = hook(call_hook, result)
+    assert by_topic(cards)["mg-severity"]["indicator"] == "critical"
+
+
+def test_egfr_sent_as_text_carries_the_renal_caution(call_hook):
+    egfr = f.lab("98979-8", 1, "mL/min/{1.73_m2}", days=1)
+    del egfr["valueQuantity"]
+    egfr["valueString"] = "<15"
+    (order,) = created(by_topic(hook(call_hook, f.magnesium(0.8, days=1), egfr))["mg-severity"],
+                       "MedicationRequest")
+    assert order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 1000
+
+
+def test_no_egfr_on_record_is_said_before_supplementing(call_hook):
+    severity = by_topic(hook(call_hook, f.magnesium(0.8, days=1)))["mg-severity"]
+    assert "No eGFR on record: check renal function before supplementing" in severity["detail"]
+
+
+def test_iv_magnesium_ordered_today_is_not_suggested_again(call_hook):
+    given = f.medication("magnesium sulfate 2 g IV", days=0.2)
+    severity = by_topic(hook(call_hook, given, f.magnesium(0.8, days=0.5)))["mg-severity"]
+    assert created(severity, "MedicationRequest") == []
+    assert "Magnesium already being ordered: magnesium sulfate 2 g IV" in severity["detail"]
+
+
+def test_newer_preliminary_result_is_in_the_summary_and_asks_for_a_repeat_now(call_hook):
+    cards = hook(call_hook, f.magnesium(1.2, days=10), f.magnesium(0.8, days=1, status="preliminary"))
+    severity = by_topic(cards)["mg-severity"]
+    assert "; preliminary Mg 0.8 mEq/L on 2026-11-24" in severity["summary"]
+    assert len(severity["summary"]) <= 140
+    repeat = next(r for r in created(severity, "ServiceRequest") if loinc_codes([r]) == {"19123-9"})
+    assert repeat["occurrencePeriod"]["end"] == "2026-11-27"
+
+
+@pytest.mark.parametrize("symptom", ["91175000", "26079004"])
+def test_seizure_or_tremor_points_at_tacrolimus_neurotoxicity(call_hook, symptom):
+    cards = hook(call_hook, f.magnesium(1.2, days=1), f.condition(snomed=symptom, days=1))
+    severity = by_topic(cards)["mg-severity"]
+    assert "tacrolimus neurotoxicity: check the trough" in severity["detail"]
+    assert " with " in severity["summary"]
+
+
+def test_below_target_with_a_symptom_is_one_card(call_hook):
+    cards = hook(call_hook, f.magnesium(1.45, days=1), f.condition(snomed="55300003", days=1))
+    assert [topic(c) for c in cards] == ["mg-severity"]
+    assert "empirical trial" in cards[0]["detail"]
+    assert "1.82 mg/dL, 0.75 mmol/L" in cards[0]["detail"]  # the target in every unit
+
+
+def test_high_trough_gets_tacrolimus_advice_and_no_drug_advice(call_hook):
+    cards = hook(call_hook, f.magnesium(1.2, days=1), f.lab("11253-2", 18.2, "ng/mL", days=2))
+    contributing = by_topic(cards)["mg-contributing"]
+    assert "Review the tacrolimus dose with the transplant team" in contributing["detail"]
+    assert "stop drugs" not in contributing["detail"]
+
+
+def test_tacrolimus_level_in_nmol_per_l_is_read(call_hook):
+    cards = hook(call_hook, f.magnesium(1.2, days=1), f.lab("11253-2", 22, "nmol/L", days=2))
+    contributing = by_topic(cards)["mg-contributing"]
+    assert "tacrolimus level 22 nmol/L" in contributing["summary"]  # 17.7 ng/mL: above 15
+    assert "No tacrolimus level" not in contributing["detail"]

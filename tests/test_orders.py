@@ -62,9 +62,9 @@ def new_tacrolimus(**kwargs):
 
 @pytest.mark.parametrize("hook", ["order-select", "order-sign"])
 @pytest.mark.parametrize("history, indicator, summary", [
-    ([], "warning", "baseline serum Mg needed (last Mg never measured)"),
+    ([], "warning", "baseline serum Mg needed (no Mg on record)"),
     ([f.magnesium(1.9, days=60)], "warning", "baseline serum Mg needed (last Mg 1.9 mEq/L on 2026-09-26)"),
-    ([f.magnesium(1.9, days=10)], "info", "Starting tacrolimus (Mg 1.9 mEq/L on 2026-11-15)"),
+    ([f.magnesium(1.9, days=10)], "info", "baseline Mg 1.9 mEq/L on 2026-11-15 in range; plan weekly serum Mg"),
 ])
 def test_starting_tacrolimus_asks_for_baseline_and_plan(order_hook, hook, history, indicator, summary):
     cards = order_hook(history, [new_tacrolimus()], hook=hook)
@@ -97,7 +97,8 @@ def test_starting_tacrolimus_with_low_magnesium(order_hook):
     severity = by_topic(cards)["mg-severity"]
     assert severity["summary"].endswith("— starting tacrolimus")
     assert "being ordered" in severity["detail"]
-    (recheck,) = resources(severity, "ServiceRequest")  # first month: weekly, not 1-2 weeks
+    recheck = next(r for r in resources(severity, "ServiceRequest")
+                   if r["code"]["coding"][0]["code"] == "19123-9")  # first month: weekly, not 1-2 weeks
     assert recheck["occurrencePeriod"] == {"start": "2026-11-25", "end": "2026-12-02"}
 
 
@@ -179,7 +180,9 @@ def test_interacting_drug_asks_for_trough_and_magnesium(order_hook, drug, verb):
     cards = order_hook(history, [f.draft(f.medication(drug))])
     card = by_topic(cards)["mg-order-interaction"]
     assert card["indicator"] == "warning"
-    assert "last trough 8 ng/mL on 2026-11-20" in card["summary"] and verb in card["summary"]
+    assert "last trough 8.0 ng/mL on 2026-11-20" in card["summary"] and verb in card["summary"]
+    # the drug (ingredient, also for a brand name) leads the summary
+    assert card["summary"].split()[0] in ("Fluconazole", "Clarithromycin", "Rifampin", "Carbamazepine")
     codes = {r["code"]["coding"][0]["code"] for r in resources(card, "ServiceRequest")}
     assert codes == {"11253-2", "19123-9"}
 
@@ -206,7 +209,7 @@ def test_magnesium_being_ordered_removes_the_supplement_suggestion(order_hook, v
     supplement = f.draft(f.medication(drug))
     severity = by_topic(order_hook(history, [supplement]))["mg-severity"]
     assert resources(severity, "MedicationRequest") == []
-    assert f"Magnesium order in progress: {drug}" in severity["detail"]
+    assert f"Magnesium already being ordered: {drug}" in severity["detail"]
     assert resources(severity, "ServiceRequest")  # the recheck stays
 
 
@@ -239,3 +242,29 @@ def test_order_cards_use_the_same_latest_result_as_the_severity_rules(order_hook
     history = [f.tacrolimus(), f.magnesium(1.2, days=5), f.magnesium(1.0, comparator=">", days=1)]
     cards = order_hook(history, [f.draft(f.medication("omeprazole 20 mg"))])
     assert "Mg 1.2 mEq/L" in by_topic(cards)["mg-order-wasting"]["summary"]
+
+
+@pytest.mark.parametrize("egfr, text, dose, per_day", [
+    (75, "Famotidine 20 mg by mouth twice daily", 20, 2),
+    (45, "Famotidine 20 mg by mouth once daily in place of the proton pump inhibitor (reduced for eGFR 45", 20, 1),
+    (22, "Famotidine 10 mg by mouth once daily in place of the proton pump inhibitor (reduced for eGFR 22", 10, 1),
+    (None, "(no eGFR on record", 20, 1),
+])
+def test_famotidine_is_dosed_to_renal_function(order_hook, egfr, text, dose, per_day):
+    history = [f.tacrolimus(), f.magnesium(1.8, days=5)]
+    if egfr is not None:
+        history.append(f.lab("98979-8", egfr, "mL/min/{1.73_m2}", days=5))
+    card = by_topic(order_hook(history, [f.draft(f.medication("omeprazole 20 mg"))]))["mg-order-wasting"]
+    (famotidine,) = resources(card, "MedicationRequest")
+    dosage = famotidine["dosageInstruction"][0]
+    assert text in dosage["text"]
+    assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == dose
+    assert dosage["timing"]["repeat"]["frequency"] == per_day
+
+
+def test_interaction_advice_follows_the_direction(order_hook):
+    history = [f.tacrolimus(), f.magnesium(1.8, days=5)]
+    raising = by_topic(order_hook(history, [f.draft(f.medication("voriconazole 200 mg"))]))["mg-order-interaction"]
+    lowering = by_topic(order_hook(history, [f.draft(f.medication("rifampin 300 mg"))]))["mg-order-interaction"]
+    assert "dose reduction" in raising["detail"] and "rejection" not in raising["detail"]
+    assert "rejection" in lowering["detail"] and "dose reduction" not in lowering["detail"]

@@ -18,7 +18,7 @@ from .rules import (Assessment, ContributingFactors, FemgFinding, MonitoringDue,
                     ResultsNotUsed, Severity, SeverityFinding, SymptomsWithNormalMagnesium)
 from .suggestions import (OrderContext, famotidine_instead, intravenous_magnesium, lab_order,
                           oral_magnesium, renal_caution_text)
-from .thresholds import Thresholds
+from .thresholds import MG_UNIT_TO_MEQ_PER_L, Thresholds
 
 SUMMARY_LIMIT = 140
 TOPIC_SYSTEM = "urn:tacrolimus-magnesium-cds:card-kind"
@@ -230,36 +230,67 @@ _SEVERITY_TITLES = {
 }
 
 
+def _days_old(result: LabResult, ctx: CardContext) -> int:
+    return (ctx.orders.now - result.when).days
+
+
+def _target_text(t: Thresholds) -> str:
+    """The target in the three units labs report (section 2's factors)."""
+    target = t.target_above
+    return (f"≥ {target:g} mEq/L ({target / MG_UNIT_TO_MEQ_PER_L['mg/dl']:.2f} mg/dL, "
+            f"{target / MG_UNIT_TO_MEQ_PER_L['mmol/l']:.2f} mmol/L)")
+
+
 def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
     t = ctx.thresholds
     latest = f.latest
-    title = _SEVERITY_TITLES[f.severity]
-    summary = f"{title}: {mg_text(latest)} on {latest.day}"
-    if f.severity is Severity.SYMPTOMATIC:
+    low = f.severity.is_low
+    summary = f"{_SEVERITY_TITLES[f.severity]}: {mg_text(latest)} on {latest.day}"
+    if f.symptoms and low:
         summary += f" with {_symptom_names(f.symptoms)}"
+    if f.stale:
+        summary += f" ({_days_old(latest, ctx)} days ago: repeat)"
+    if a.preliminary:
+        summary += f"; preliminary {mg_text(a.preliminary[0])} on {a.preliminary[0].day}"
     summary += f" — {_who(a)}"
     caution = renal_caution_text(f.renal_caution)
     evidence = [f"Latest serum {mg_text(latest)} on {latest.day} (status {latest.status}).",
                 _tacrolimus_line(a)]
     if f.symptoms:
         evidence.append(f"Symptoms in the last {t.symptom_window_days} days: {_symptom_names(f.symptoms)}.")
+    if f.supplements:
+        evidence.append(f"On {_drug_names(f.supplements)}.")
+    if f.egfr is not None:
+        evidence.append(f"Latest eGFR {f.egfr.shown} on {f.egfr.day}.")
     if a.ionized is not None:
         evidence.append(f"Ionized magnesium {a.ionized.shown} on {a.ionized.day} (shown only; not classified with serum thresholds).")
     if latest.comparator in ("<", "<="):
         evidence.append(f"Reported as an upper bound ({latest.shown}): the true value may be lower.")
     advice: list[str] = []
+    if a.preliminary:
+        advice.append(f"Confirm the preliminary result of {a.preliminary[0].day} "
+                      f"({mg_text(a.preliminary[0])}) today.")
     if f.stale:
-        advice.append(f"This result is older than the {f.interval.days}-day monitoring interval "
-                      f"({f.interval.reason}): repeat the level.")
+        advice.append(f"This result is {_days_old(latest, ctx)} days old, beyond the "
+                      f"{f.interval.days}-day monitoring interval ({f.interval.reason}): repeat it now.")
     if f.severity is Severity.BELOW_TARGET:
-        advice.append(f"Target is ≥ {t.target_above:g} mEq/L; no supplementation rule applies "
-                      "yet: consider diet and recheck at the next monitoring interval.")
-        suggestions = [_repeat_mg(ctx, 7, "repeat level")] if f.stale else []
+        advice.append(f"Target {_target_text(t)}. Not low enough for supplementation by the "
+                      "guideline: consider dietary magnesium and recheck at the next interval.")
+        if f.symptoms:
+            advice.append("With these symptoms, serum Mg may not reflect body stores: consider "
+                          "ionized Mg, FEMg or an empirical trial of supplementation.")
+        suggestions = [_repeat_mg(ctx, 2, "repeat now")] if f.stale or a.preliminary else []
     else:
-        more_advice, suggestions = _supplementation(f, ctx, caution)
+        more_advice, suggestions = _supplementation(f, a, ctx, caution)
         advice += more_advice
+        if f.egfr is None and not f.supplement_drafts:
+            advice.append("No eGFR on record: check renal function before supplementing "
+                          "(hypermagnesemia risk in renal failure).")
+    advice += _neurotoxicity(f.symptoms)
     if caution:
         advice.append(f"Caution: {caution}.")
+    if f.femg_missing:
+        suggestions.append(_femg_workup(ctx))
     # A stale result makes the patient due (section 4, a warning); the severity card carries
     # that repeat request instead of a second card, so it must not be milder than the due card.
     indicator = "info" if f.severity is Severity.BELOW_TARGET and not f.stale else (
@@ -268,13 +299,34 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
                  _detail(evidence, advice, a, "mg-severity"), tuple(suggestions))
 
 
-def _supplementation(f: SeverityFinding, ctx: CardContext,
+def _neurotoxicity(symptoms: tuple[Symptom, ...]) -> list[str]:
+    names = _symptom_names(symptoms)
+    if "seizure" in names or "tremor" in names:
+        return ["Seizure or tremor can also be tacrolimus neurotoxicity: check the trough."]
+    return []
+
+
+def _femg_workup(ctx: CardContext) -> Suggestion:
+    """Section 7: low Mg without FEMg. All four results must be within 24 h of each other."""
+    note = ("for FEMg: collect on the same day as the serum magnesium, before a magnesium dose")
+    return _create("Order urine Mg, urine and serum creatinine for FEMg (same day as the serum Mg)",
+                   "Order the FEMg work-up",
+                   lab_order(ctx.orders, codes.URINE_MG_ORDER, within_days=14, note=note),
+                   lab_order(ctx.orders, codes.URINE_CREATININE_ORDER, within_days=14, note=note),
+                   lab_order(ctx.orders, codes.SERUM_CREATININE_ORDER, within_days=14, note=note),
+                   recommended=False)
+
+
+def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
                      caution: str | None) -> tuple[list[str], list[Suggestion]]:
     """Section 3's replacement advice and orders for a low level. No supplement is suggested
-    while one is being ordered (section 6) or to a patient already taking one by mouth."""
+    while one is being ordered or was just ordered (section 6), or to a patient already taking
+    one by mouth."""
     severe = f.severity in (Severity.SEVERE, Severity.SYMPTOMATIC)
-    if severe:
-        recheck_days, recheck_text = 1, "within 24 hours (or after the infusion)"
+    if f.stale or a.preliminary:
+        recheck_days, recheck_text = 2, "now"
+    elif severe:
+        recheck_days, recheck_text = 1, "within 24 hours or after the infusion"
     else:
         # 1-2 weeks, or sooner when the monitoring interval is shorter (first month, inpatient).
         recheck_days = min(14, f.interval.days)
@@ -286,18 +338,17 @@ def _supplementation(f: SeverityFinding, ctx: CardContext,
 
     if f.supplement_drafts:
         check = " (for a severe level, make sure it is IV)" if severe else ""
-        return urgent + [f"Magnesium order in progress: {_drug_names(f.supplement_drafts)}{check}.",
+        return urgent + [f"Magnesium already being ordered: {_drug_names(f.supplement_drafts)}{check}.",
                          recheck_line], [recheck]
     if severe:
-        dose = " (up to 4 g over 4 hours if severe)" if f.severity is Severity.SEVERE else ""
-        advice = urgent + [f"Give IV magnesium sulfate 2 g over 1 hour{dose}; continue oral "
-                           "replacement afterwards.", recheck_line]
-        label = ("Magnesium sulfate 1 g IV over 1 hour (halved: renal impairment)" if caution
-                 else "Magnesium sulfate 2 g IV over 1 hour")
+        dose = "1 g (halved for renal impairment)" if caution else "2 g"
+        more = "" if caution else " (up to 4 g over 4 hours if Mg stays below 1.0 mEq/L or symptoms persist)"
+        advice = urgent + [f"Give IV magnesium sulfate {dose} over 1 hour{more}; then oral "
+                           "replacement, e.g. magnesium oxide 400 mg twice daily.", recheck_line]
+        label = f"Magnesium sulfate {dose} IV over 1 hour"
         # On a result older than the interval, the repeat level comes first (section 3).
         order = _create(label, "Order IV magnesium sulfate",
-                        intravenous_magnesium(ctx.orders, f.severity is Severity.SEVERE, caution),
-                        recommended=not f.stale)
+                        intravenous_magnesium(ctx.orders, caution), recommended=not f.stale)
         return advice, [recheck, order] if f.stale else [order, recheck]
     if f.supplements:
         return [f"Already on {_drug_names(f.supplements)}: check adherence, then titrate (e.g. "
@@ -324,6 +375,10 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
         summary = (f"Serum magnesium due: latest result ({a.unreadable[0].day}) could not be read "
                    f"— {_who(a)}")
         evidence = ["No usable serum magnesium result on record."]
+    elif f.latest is None and a.ionized is not None:
+        summary = (f"Serum magnesium due: no serum Mg on record (ionized {a.ionized.shown} on "
+                   f"{a.ionized.day}) — {_who(a)}")
+        evidence = ["No usable serum magnesium result on record."]
     elif f.latest is None:
         summary = f"Serum magnesium due: never measured — {_who(a)}"
         evidence = ["No usable serum magnesium result on record."]
@@ -349,7 +404,7 @@ def symptoms_card(f: SymptomsWithNormalMagnesium, a: Assessment, ctx: CardContex
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}.",
                 f"Recorded in the last {ctx.thresholds.symptom_window_days} days: {names}."]
     advice = ["Serum levels may not reflect total body magnesium: consider ionized Mg, "
-              "FEMg or an empirical trial of supplementation."]
+              "FEMg or an empirical trial of supplementation."] + _neurotoxicity(f.symptoms)
     return _card(ctx, "mg-symptoms", "info", summary, _detail(evidence, advice, a, "mg-symptoms"))
 
 
@@ -401,11 +456,17 @@ def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -
                 label=f"Stop {m.name}", isRecommended=False,
                 actions=(Action("delete", f"Stop {m.name} (worsens magnesium loss)",
                                 resourceId=f"MedicationRequest/{m.request_id}"),)))
-    advice = ["Review and, where possible, stop drugs that worsen magnesium loss (the clinician decides)."]
+    advice = []
+    if f.wasting_drugs:
+        advice.append("Review and, where possible, stop drugs that worsen magnesium loss (the clinician decides).")
     if any(m.wasting_class == "ppi" for m in f.wasting_drugs):
         advice.append(f"A PPI can often be replaced by an H2 blocker such as {codes.PPI_ALTERNATIVE}.")
+    if f.tacrolimus_high:
+        advice.append("Review the tacrolimus dose with the transplant team; confirm the level was a true trough.")
     if f.raising_drugs:
-        advice.append("Drugs that raise tacrolimus levels increase magnesium wasting: check the trough.")
+        advice.append("Drugs that raise tacrolimus levels increase magnesium wasting: keep the trough in range.")
+    if f.egfr_rise is not None:
+        advice.append("Improving graft function raises magnesium excretion: expect higher needs, recheck sooner.")
     return _card(ctx, "mg-contributing", "warning", summary,
                  _detail(evidence, advice, a, "mg-contributing"), tuple(suggestions))
 
@@ -428,28 +489,23 @@ def persistent_card(f: PersistentLow, a: Assessment, ctx: CardContext) -> Card:
                  _detail(evidence, advice, a, "mg-persistent"))
 
 
+_LAB_NAMES = {"mg_serum": "serum Mg", "creatinine_serum": "serum creatinine",
+              "mg_urine": "urine Mg", "creatinine_urine": "urine creatinine"}
+
+
 def femg_card(f: FemgFinding, a: Assessment, ctx: CardContext) -> Card:
+    """A computed FEMg (a low Mg without one gets the work-up on its severity card)."""
     t = ctx.thresholds
-    if f.value is None:
-        summary = f"No FEMg for low {mg_text(f.latest)} on {f.latest.day}: order urine Mg and creatinine"
-        evidence = [f"No urine magnesium, urine creatinine and serum creatinine within "
-                    f"{t.femg_window_hours} hours of the serum Mg of {f.latest.day}."]
-        advice = ["Measure FEMg: spot urine magnesium and creatinine with the next serum Mg and creatinine."]
-        suggestions = (_create(
-            "Order spot urine magnesium and creatinine (FEMg)", "Order urine magnesium and creatinine",
-            lab_order(ctx.orders, codes.URINE_MG_ORDER, within_days=7, note="for FEMg"),
-            lab_order(ctx.orders, codes.URINE_CREATININE_ORDER, within_days=7, note="for FEMg")),)
-    else:
-        meaning = ("points to renal magnesium wasting (expected on tacrolimus)" if f.renal_wasting
-                   else "points to extrarenal loss (diarrhoea, poor intake)")
-        summary = f"FEMg {f.value:.1f}% on {f.latest.day} {meaning} — {mg_text(f.latest)}"
-        evidence = ["Inputs: " + "; ".join(f"{r.kind.replace('_', ' ')} {r.shown} on {r.day}" for r in f.inputs) + "."]
-        evidence.append(f"FEMg = (U_Mg × S_Cr) / (0.7 × S_Mg × U_Cr) × 100 = {f.value:.1f}% "
-                        f"(threshold {t.femg_renal_wasting_above:g}%).")
-        advice = [f"FEMg > {t.femg_renal_wasting_above:g}% in hypomagnesemia: renal wasting; "
-                  f"< {t.femg_renal_wasting_above:g}%: look for extrarenal loss."]
-        suggestions = ()
-    return _card(ctx, "mg-femg", "info", summary, _detail(evidence, advice, a, "mg-femg"), suggestions)
+    meaning = ("points to renal magnesium wasting (expected on tacrolimus)" if f.renal_wasting
+               else "points to extrarenal loss (diarrhoea, poor intake)")
+    summary = f"FEMg {f.value:.1f}% on {f.latest.day} {meaning} — {mg_text(f.latest)}"
+    evidence = ["Inputs: " + "; ".join(f"{_LAB_NAMES[r.kind]} {r.shown} on {r.day}" for r in f.inputs) + "."]
+    evidence.append(f"FEMg = (U_Mg × S_Cr) / (0.7 × S_Mg × U_Cr) × 100 = {f.value:.1f}% "
+                    f"(threshold {t.femg_renal_wasting_above:g}%).")
+    advice = [f"FEMg > {t.femg_renal_wasting_above:g}% in hypomagnesemia: renal wasting; "
+              f"< {t.femg_renal_wasting_above:g}%: look for extrarenal loss.",
+              "FEMg is unreliable while magnesium is being given: interpret it with the last dose in mind."]
+    return _card(ctx, "mg-femg", "info", summary, _detail(evidence, advice, a, "mg-femg"))
 
 
 def not_used_card(f: ResultsNotUsed, a: Assessment, ctx: CardContext) -> Card:
@@ -475,7 +531,7 @@ def _level_line(level: LabResult | None) -> str:
 
 
 def _mg_brief(latest: LabResult | None) -> str:
-    return f"{mg_text(latest)} on {latest.day}" if latest else "Mg never measured"
+    return f"{mg_text(latest)} on {latest.day}" if latest else "no Mg on record"
 
 
 def tacrolimus_start_card(f: TacrolimusStart, a: Assessment, ctx: CardContext) -> Card:
@@ -483,12 +539,18 @@ def tacrolimus_start_card(f: TacrolimusStart, a: Assessment, ctx: CardContext) -
     if f.concern == "low":
         summary = f"Starting tacrolimus with low {_mg_brief(f.latest)}: treat and plan Mg monitoring"
     elif f.concern:
-        summary = f"Starting tacrolimus: baseline serum Mg needed (last {_mg_brief(f.latest)})"
+        last = f"last {_mg_brief(f.latest)}" if f.latest else "no Mg on record"
+        summary = f"Starting tacrolimus: baseline serum Mg needed ({last})"
     else:
-        summary = f"Starting tacrolimus ({_mg_brief(f.latest)}): plan weekly serum Mg for the first month"
+        summary = (f"Starting tacrolimus: baseline {_mg_brief(f.latest)} in range; plan weekly "
+                   "serum Mg for the first month")
     evidence = [f"Ordering {f.draft.name}; no active tacrolimus on record.", _latest_mg_line(f.latest)]
-    advice = ["Tacrolimus wastes magnesium, most in the first weeks: check a baseline serum Mg, then "
-              f"weekly for the first month, then every 4–6 weeks (every {t.routine_interval_days} days at most)."]
+    plan = (f"weekly for the first month, then every 4–6 weeks (every {t.routine_interval_days} "
+            "days at most)")
+    if f.concern:
+        advice = [f"Tacrolimus wastes magnesium, most in the first weeks: check a baseline serum Mg, then {plan}."]
+    else:
+        advice = [f"The baseline is in range. Tacrolimus wastes magnesium, most in the first weeks: check serum Mg {plan}."]
     suggestions: tuple[Suggestion, ...] = ()
     if f.suggest_baseline:
         suggestions = (_repeat_mg(ctx, 1 if f.due_now else 7,
@@ -504,15 +566,16 @@ def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -
     summary = f"Magnesium-wasting drug ordered ({names}) with {_mg_brief(f.latest)} — patient on tacrolimus"
     evidence = [f"Ordering {d.name} ({_class_label(d.wasting_class)})." for d in f.drafts]
     evidence += [_latest_mg_line(f.latest), _level_line(f.tacrolimus_level)]
-    advice = ["This drug adds to tacrolimus' renal magnesium loss: prefer an alternative, or "
-              "recheck serum Mg within 1–2 weeks."]
+    advice = ["This drug adds to tacrolimus' renal magnesium loss: check it is needed, use the "
+              "lowest effective dose, and recheck serum Mg within 1–2 weeks."]
     suggestions: list[Suggestion] = []
     for draft in f.drafts:
         if draft.wasting_class == "ppi":
             advice.append(f"Instead of {draft.ingredient or draft.name}, an H2 blocker such as "
                           f"{codes.PPI_ALTERNATIVE} does not waste magnesium.")
-            actions = [Action("create", "Order famotidine 20 mg twice daily",
-                              resource=famotidine_instead(ctx.orders))]
+            famotidine = famotidine_instead(ctx.orders, f.egfr)
+            actions = [Action("create", f"Order {famotidine['dosageInstruction'][0]['text'].split(' by mouth')[0].lower()}",
+                              resource=famotidine)]
             if draft.request_id:
                 actions.insert(0, Action("delete", f"Remove the draft {draft.name}",
                                          resourceId=f"MedicationRequest/{draft.request_id}"))
@@ -528,12 +591,18 @@ def interaction_order_card(f: InteractingDrugOrdered, a: Assessment, ctx: CardCo
         f"{d.ingredient or d.name} lowers" for d in f.lowering]
     level = (f"last trough {f.tacrolimus_level.shown} on {f.tacrolimus_level.day}"
              if f.tacrolimus_level else "no trough on record")
-    summary = f"Tacrolimus level changer ordered ({level}): {', '.join(dict.fromkeys(changes))} tacrolimus"
+    summary = (f"{'; '.join(dict.fromkeys(changes)).capitalize()} tacrolimus levels: check trough "
+               f"and Mg within a week ({level})")
     evidence = [f"Ordering {d.name}: raises tacrolimus levels." for d in f.raising]
     evidence += [f"Ordering {d.name}: lowers tacrolimus levels." for d in f.lowering]
     evidence += [_level_line(f.tacrolimus_level), _latest_mg_line(f.latest)]
-    advice = ["Check the tacrolimus trough and serum magnesium within about a week; higher levels "
-              "waste more magnesium, lower levels risk rejection."]
+    advice = ["Check the tacrolimus trough and serum magnesium within about a week."]
+    if f.raising:
+        advice.append("Higher tacrolimus levels waste more magnesium and risk toxicity; with an "
+                      "azole an empirical tacrolimus dose reduction is often needed (transplant team).")
+    if f.lowering:
+        advice.append("Lower tacrolimus levels risk rejection: avoid the inducer where possible, "
+                      "or increase the dose under close trough monitoring (transplant team).")
     suggestions = (
         _create("Order tacrolimus trough within a week", "Order tacrolimus trough",
                 lab_order(ctx.orders, codes.TACROLIMUS_TROUGH_ORDER, within_days=7,

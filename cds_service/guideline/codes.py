@@ -74,6 +74,7 @@ TACROLIMUS_LEVEL = (
 TACROLIMUS_TROUGH_ORDER = TACROLIMUS_LEVEL[0]
 URINE_MG_ORDER = MG_URINE[0]
 URINE_CREATININE_ORDER = CREATININE_URINE[0]
+SERUM_CREATININE_ORDER = CREATININE_SERUM[0]
 
 # Lab kinds the facts layer recognises, by code.
 LAB_KIND_BY_CODE: Mapping[tuple[str, str], str] = {
@@ -205,7 +206,7 @@ MAGNESIUM_SUPPLEMENT_NAMES = (
 # verified yet, so the suggestions carry the drug as text (which every EHR shows and a
 # pharmacist maps) rather than a guessed code.
 MAGNESIUM_OXIDE_400_TABLET = "magnesium oxide 400 MG Oral Tablet"
-MAGNESIUM_SULFATE_IV = "magnesium sulfate 2 g in 50 mL injection (40 MG/ML)"
+MAGNESIUM_SULFATE_IV = "magnesium sulfate 40 MG/ML injection"
 ORAL_ROUTE = Code(SNOMED, "26643006", "Oral route")
 INTRAVENOUS_ROUTE = Code(SNOMED, "47625008", "Intravenous route")
 

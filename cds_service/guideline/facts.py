@@ -6,6 +6,7 @@ not interpretable) instead of an error, so one odd resource never hides the rest
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
@@ -23,6 +24,9 @@ EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 
 PLAUSIBLE_YEARS = (1900, 2200)
 CREATININE_UMOL_PER_MG_DL = 88.42  # creatinine 113.12 g/mol: 1 mg/dL = 88.42 µmol/L
+TACROLIMUS_NMOL_PER_NG = 1.2437  # tacrolimus 804.0 g/mol: 1 ng/mL = 1.2437 nmol/L
+# eGFR is reported in mL/min/1.73 m2 everywhere; some labs send it as text ("<15", ">60").
+_EGFR_TEXT = re.compile(r"^\s*(<=|>=|<|>)?\s*(\d+(?:\.\d+)?)\s*(?:ml/min(?:/1\.73\s*m(?:2|²))?)?\s*$", re.I)
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,7 +59,8 @@ class LabResult:
         """The value as the lab reported it, e.g. '<0.5 mmol/L'."""
         if self.value is None:
             return "no value"
-        return f"{self.comparator or ''}{self.value:g} {self.unit}".strip()
+        unit = self.unit.replace("{1.73_m2}", "1.73 m²")
+        return f"{self.comparator or ''}{number(self.value)} {unit}".strip()
 
     @property
     def day(self) -> str:
@@ -138,6 +143,14 @@ class PatientFacts:
 
 # --------------------------------------------------------------------------------------------
 # Small readers
+
+
+def number(value: float) -> str:
+    """A value as a clinician writes it: '1.0', '0.45', '8', never '1' for 1.0 or '1e+02'."""
+    if value == int(value) and abs(value) >= 10:
+        return str(int(value))
+    text = f"{value:.3f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 def clip(text: str, limit: int) -> str:
@@ -247,12 +260,16 @@ def lab_kind(obs: Resource) -> str | None:
     return _lab_kind_from_text(concept_text(code).lower())
 
 
+# Lab systems often name the test only "Mg", "Mg, serum" or "Serum Mg" ("mg" elsewhere is a unit).
+_SHORT_MG_NAME = re.compile(r"^\s*(?:(?:serum|plasma|s|p)[\s-]+)?mg(?:[\s,(-]+(?:serum|plasma|level|total)\)?)?\s*$")
+
+
 def _lab_kind_from_text(text: str) -> str | None:
     """Section 2: codes first; text is the fallback for records that carry only text."""
     if not text:
         return None
     urine = "urine" in text or "urinary" in text
-    if "magnesium" in text:
+    if "magnesium" in text or _SHORT_MG_NAME.match(text):
         if any(w in text for w in ("rbc", "erythrocyte", "red cell", "red blood")):
             return None
         if urine:
@@ -312,7 +329,11 @@ def _normalise(kind: str, value: float, unit_keys: list[str]) -> float | None:
     if kind == "egfr":
         return value if any(k in _EGFR_UNITS for k in unit_keys) else None
     if kind == "tacrolimus_level":
-        return value if any(k in _TACROLIMUS_UNITS for k in unit_keys) else None
+        if any(k in _TACROLIMUS_UNITS for k in unit_keys):
+            return value
+        if "nmol/l" in unit_keys:
+            return value / TACROLIMUS_NMOL_PER_NG
+        return None
     return None
 
 
@@ -325,6 +346,8 @@ def read_lab(obs: Resource) -> LabResult | None:
     value = comparator = None
     unit = ""
     normalised = None
+    if quantity is None and kind == "egfr" and isinstance(obs.get("valueString"), str):
+        quantity = _egfr_from_text(obs["valueString"])
     if isinstance(quantity, dict) and not obs.get("dataAbsentReason"):
         raw = quantity.get("value")
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
@@ -347,6 +370,17 @@ def read_lab(obs: Resource) -> LabResult | None:
         reference_high=_reference_high(obs),
         local_day=local_day,
     )
+
+
+def _egfr_from_text(text: str) -> dict | None:
+    """'<15' -> a quantity with comparator '<' in mL/min/1.73 m2 (the only unit eGFR has)."""
+    found = _EGFR_TEXT.match(text)
+    if found is None:
+        return None
+    quantity = {"value": float(found.group(2)), "unit": "mL/min/1.73m2"}
+    if found.group(1):
+        quantity["comparator"] = found.group(1)
+    return quantity
 
 
 def _reference_high(obs: Resource) -> float | None:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from .facts import LabResult, MedicationUse, PatientFacts
 from .rules import (Assessment, Finding, MonitoringDue, SeverityFinding, classify, is_older_than,
-                    latest_usable)
+                    latest_egfr, latest_usable)
 from .thresholds import Thresholds
 
 
@@ -30,6 +30,7 @@ class WastingDrugOrdered:
     drafts: tuple[MedicationUse, ...]
     latest: LabResult | None
     tacrolimus_level: LabResult | None
+    egfr: LabResult | None  # doses the famotidine offered in place of a PPI
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
 
     wasting = tuple(d for d in facts.selected_drafts if d.wasting_class and not d.is_systemic_tacrolimus)
     if wasting:
-        findings.append(WastingDrugOrdered(wasting, latest, level))
+        findings.append(WastingDrugOrdered(wasting, latest, level, latest_egfr(facts)))
     raising = tuple(d for d in facts.selected_drafts if d.raises_tacrolimus_class)
     lowering = tuple(d for d in facts.selected_drafts if d.lowers_tacrolimus_class)
     if raising or lowering:

@@ -15,6 +15,9 @@ from .facts import LabResult, MedicationUse, PatientFacts, Symptom
 from .thresholds import COMPARISON_TOLERANCE, FEMG_FILTERED_FRACTION, Thresholds
 
 
+SUPPLEMENT_IN_PROGRESS_DAYS = 2  # an active supplement ordered this recently is still being given
+
+
 class Severity(enum.Enum):
     """Section 3's classes, most severe first."""
 
@@ -53,7 +56,11 @@ class SeverityFinding:
     interval: MonitoringInterval
     renal_caution: LabResult | None  # the eGFR below egfr_caution_below, when there is one
     supplements: tuple[MedicationUse, ...] = ()  # active magnesium supplements (already treated)
-    supplement_drafts: tuple[MedicationUse, ...] = ()  # supplements being ordered right now
+    # Supplements being ordered right now: drafts (section 6) or active orders of the last
+    # SUPPLEMENT_IN_PROGRESS_DAYS (an IV dose given today must not be suggested again).
+    supplement_drafts: tuple[MedicationUse, ...] = ()
+    egfr: LabResult | None = None  # the latest eGFR (None: renal function unknown)
+    femg_missing: bool = False  # low Mg without an FEMg: suggest the urine tests (section 7)
 
 
 @dataclass(frozen=True)
@@ -371,14 +378,21 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
     stale = latest is None or is_older_than(latest, interval.days, now)
 
     if severity is not None and severity is not Severity.AT_TARGET:
-        supplements = tuple(m for m in facts.medications if m.is_magnesium_supplement and m.active)
-        drafts = tuple(m for m in facts.draft_orders if m.is_magnesium_supplement)
-        findings.append(SeverityFinding(severity, latest, symptoms if severity.is_low else (),
-                                        stale, interval, renal_caution(facts, thresholds),
-                                        supplements, drafts))
+        recent = now - timedelta(days=SUPPLEMENT_IN_PROGRESS_DAYS)
+        active = [m for m in facts.medications if m.is_magnesium_supplement and m.active]
+        just_ordered = tuple(m for m in active if m.authored_on is not None and m.authored_on >= recent)
+        supplements = tuple(m for m in active if m not in just_ordered)
+        drafts = tuple(m for m in facts.draft_orders if m.is_magnesium_supplement) + just_ordered
+        fem = femg(facts, latest, thresholds) if severity.is_low else None
+        findings.append(SeverityFinding(
+            severity, latest, symptoms if severity is not Severity.AT_TARGET else (), stale,
+            interval, renal_caution(facts, thresholds), supplements, drafts,
+            latest_egfr(facts), femg_missing=fem is not None and fem.value is None))
+        if fem is not None and fem.value is not None:
+            findings.append(fem)
     elif stale:
         findings.append(MonitoringDue(interval, latest, symptoms))
-    if latest is not None and severity is not None and not severity.is_low and symptoms:
+    if latest is not None and severity is Severity.AT_TARGET and symptoms:
         findings.append(SymptomsWithNormalMagnesium(latest, symptoms))
     if latest is not None and severity is not None and severity.is_low:
         factors = contributing_factors(facts, latest, now, thresholds)
@@ -387,7 +401,6 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
         persistent = persistent_low(facts, thresholds)
         if persistent is not None:
             findings.append(replace(persistent, renal_caution=renal_caution(facts, thresholds)))
-        findings.append(femg(facts, latest, thresholds))
     if not findings and (unreadable or preliminary):
         # Never silent: a newer result exists that could not be used (section 2).
         findings.append(ResultsNotUsed(latest, unreadable, preliminary))

@@ -104,28 +104,39 @@ def oral_magnesium(ctx: OrderContext, caution: str | None) -> dict:
         {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}, caution)
 
 
-def intravenous_magnesium(ctx: OrderContext, severe: bool, caution: str | None) -> dict:
+def intravenous_magnesium(ctx: OrderContext, caution: str | None) -> dict:
     """Section 3, severe or symptomatic: magnesium sulfate 2 g IV over 1 hour (1 g under the
     renal caution)."""
     if caution:
         text, dose = "Magnesium sulfate 1 g IV over 1 hour: dose halved for renal impairment", 1000
     else:
-        text, dose = "Magnesium sulfate 2 g IV over 1 hour", 2000
-        if severe:
-            text += " (up to 4 g over 4 hours if severe)"
-    text += "; continue oral replacement afterwards; cardiac monitoring if arrhythmia"
+        text, dose = ("Magnesium sulfate 2 g IV over 1 hour (up to 4 g over 4 hours if Mg stays "
+                      "below 1.0 mEq/L or symptoms persist)"), 2000
+    text += "; then oral replacement; cardiac monitoring if arrhythmia"
     return _medication_request(
         ctx, codes.MAGNESIUM_SULFATE_IV, text, dose, codes.INTRAVENOUS_ROUTE,
         {"repeat": {"count": 1, "duration": 1, "durationUnit": "h"}}, caution)
 
 
-def famotidine_instead(ctx: OrderContext) -> dict:
-    """Section 6: an H2 blocker in place of a PPI (PPIs waste magnesium)."""
+def famotidine_instead(ctx: OrderContext, egfr: LabResult | None) -> dict:
+    """Section 6: an H2 blocker in place of a PPI (PPIs waste magnesium), dosed to renal
+    function as its labelling asks (famotidine is cleared by the kidney)."""
+    if egfr is not None and egfr.normalised is not None and egfr.comparator not in (">", ">="):
+        if egfr.normalised < 30:
+            dose, per_day, why = 10, 1, f"reduced for eGFR {egfr.shown}"
+        elif egfr.normalised < 60:
+            dose, per_day, why = 20, 1, f"reduced for eGFR {egfr.shown}"
+        else:
+            dose, per_day, why = 20, 2, None
+    else:
+        dose, per_day, why = 20, 1, "no eGFR on record: check renal function before increasing"
+    frequency = "twice daily" if per_day == 2 else "once daily"
+    text = f"Famotidine {dose} mg by mouth {frequency} in place of the proton pump inhibitor"
+    if why:
+        text += f" ({why})"
     return _medication_request(
-        ctx, "famotidine 20 MG Oral Tablet",
-        "Famotidine 20 mg by mouth twice daily in place of the proton pump inhibitor; adjust the "
-        "dose to renal function", 20, codes.ORAL_ROUTE,
-        {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}, None,
+        ctx, "famotidine oral tablet", text, dose, codes.ORAL_ROUTE,
+        {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}, None,
         reason=[{"text": "Acid suppression without PPI-related magnesium loss (patient on tacrolimus)"}])
 
 
