@@ -511,3 +511,11 @@ def test_tacrolimus_level_in_nmol_per_l_is_read(call_hook):
     contributing = by_topic(cards)["mg-contributing"]
     assert "tacrolimus level 22 nmol/L" in contributing["summary"]  # 17.7 ng/mL: above 15
     assert "No tacrolimus level" not in contributing["detail"]
+
+
+def test_persistent_low_is_escalated_on_one_card_not_repeated(call_hook):
+    supplement = f.medication("magnesium oxide 400 mg tablet", days=60)
+    cards = by_topic(hook(call_hook, supplement, f.magnesium(1.2, days=30), f.magnesium(1.1, days=1)))
+    assert "see the persistent hypomagnesemia card" in cards["mg-severity"]["detail"]
+    assert "check adherence" not in cards["mg-severity"]["detail"]
+    assert "check adherence" in cards["mg-persistent"]["detail"]

@@ -350,6 +350,9 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
         order = _create(label, "Order IV magnesium sulfate",
                         intravenous_magnesium(ctx.orders, caution), recommended=not f.stale)
         return advice, [recheck, order] if f.stale else [order, recheck]
+    if f.supplements and f.persistent:
+        return [f"Low despite {_drug_names(f.supplements)}: see the persistent hypomagnesemia "
+                "card for how to escalate.", recheck_line], [recheck]
     if f.supplements:
         return [f"Already on {_drug_names(f.supplements)}: check adherence, then titrate (e.g. "
                 "magnesium oxide 400 mg up to three times daily as tolerated; split doses limit "
@@ -554,7 +557,7 @@ def tacrolimus_start_card(f: TacrolimusStart, a: Assessment, ctx: CardContext) -
     suggestions: tuple[Suggestion, ...] = ()
     if f.suggest_baseline:
         suggestions = (_repeat_mg(ctx, 1 if f.due_now else 7,
-                                  "baseline before tacrolimus" if f.due_now else "weekly in the first month"),)
+                                  "baseline before tacrolimus" if f.due_now else "first weekly check"),)
     else:
         advice.append("The serum Mg order is on the severity card.")
     return _card(ctx, "mg-order-tacrolimus", "warning" if f.concern else "info", summary,

@@ -61,6 +61,7 @@ class SeverityFinding:
     supplement_drafts: tuple[MedicationUse, ...] = ()
     egfr: LabResult | None = None  # the latest eGFR (None: renal function unknown)
     femg_missing: bool = False  # low Mg without an FEMg: suggest the urine tests (section 7)
+    persistent: bool = False  # the persistence card carries the escalation advice
 
 
 @dataclass(frozen=True)
@@ -401,6 +402,8 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
         persistent = persistent_low(facts, thresholds)
         if persistent is not None:
             findings.append(replace(persistent, renal_caution=renal_caution(facts, thresholds)))
+            findings = [replace(x, persistent=True) if isinstance(x, SeverityFinding) else x
+                        for x in findings]
     if not findings and (unreadable or preliminary):
         # Never silent: a newer result exists that could not be used (section 2).
         findings.append(ResultsNotUsed(latest, unreadable, preliminary))
