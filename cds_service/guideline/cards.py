@@ -66,8 +66,9 @@ RULES = {doc.topic: doc for doc in (
     RuleDoc("mg-symptoms", "Symptoms with normal serum magnesium", "5",
             "A symptom of hypomagnesemia (muscle cramp, tremor, seizure, tetany, arrhythmia, QT "
             "prolongation) recorded in the last {symptom_window_days} days with a serum magnesium "
-            "above {low_at_or_below} mEq/L: serum levels may not reflect body stores; consider "
-            "ionized magnesium, FEMg or an empirical trial."),
+            "at target ({target_above} mEq/L or more): serum levels may not reflect body stores; "
+            "consider ionized magnesium, FEMg or an empirical trial. Between {low_at_or_below} and "
+            "{target_above} the below-target card names the symptom instead."),
     RuleDoc("mg-contributing", "Factors worsening magnesium loss", "7",
             "With the latest magnesium at or below {low_at_or_below} mEq/L: active drugs that "
             "waste magnesium (each with a suggestion to stop it), a tacrolimus level above "
@@ -105,8 +106,9 @@ RULES = {doc.topic: doc for doc in (
     RuleDoc("mg-femg", "Fractional excretion of magnesium (FEMg)", "7",
             "With low magnesium, FEMg (%) = (U_Mg x S_Cr) / (0.7 x S_Mg x U_Cr) x 100 from results "
             "within {femg_window_hours} hours of each other. Above {femg_renal_wasting_above}%: "
-            "renal wasting (expected on tacrolimus); below: extrarenal loss. Without FEMg, urine "
-            "magnesium and creatinine are suggested."),
+            "renal wasting (expected on tacrolimus); below: extrarenal loss. Without FEMg, the "
+            "severity card suggests urine magnesium, urine and serum creatinine on the day of the "
+            "next serum magnesium."),
 )}
 
 
