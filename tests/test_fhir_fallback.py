@@ -66,6 +66,7 @@ def test_only_absent_keys_are_fetched(fhir, call_hook):
 @pytest.mark.parametrize("failure", [
     (500, "oops"),
     (200, "not json {"),
+    (200, "[" * 100000 + "]" * 100000),  # a hostile server's nesting
     (200, {"resourceType": "OperationOutcome", "issue": []}),
     (200, ["a list"]),
     (401, {"resourceType": "OperationOutcome", "issue": []}),

@@ -74,7 +74,7 @@ class FhirClient:
             raise FetchError(f"HTTP {response.status_code}")
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             raise FetchError("response was not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
             raise FetchError("response was not a FHIR resource")
