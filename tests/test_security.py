@@ -364,3 +364,9 @@ def test_logs_never_carry_patient_ids_values_or_tokens(log_lines):
     assert any(line.get("event") == "request" and line.get("status") == 200 for line in log_lines())
     for secret in (patient_id, "TOKEN-SECRET-991", "0.437", "omeprazole", "1970-01-01"):
         assert secret not in text
+
+
+def test_hostile_jwks_document_is_a_401_not_a_crash(secure_app):
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, JWKS_URL, body="[" * 100000 + "]" * 100000, content_type="application/json")
+        assert call(secure_app, token()).status_code == 401

@@ -64,7 +64,7 @@ class JwksCache:
             keys = {jwk["kid"]: jwk for jwk in document.get("keys", [])
                     if isinstance(jwk, dict) and isinstance(jwk.get("kid"), str)
                     and jwk.get("use", "sig") == "sig"}
-        except (requests.RequestException, ValueError, AttributeError, TypeError):
+        except (requests.RequestException, ValueError, AttributeError, TypeError, RecursionError):
             raise AuthFailure("jwks unavailable") from None
         self._sets[url] = (self._clock(), keys)
         return keys
