@@ -17,7 +17,6 @@ from fhir.resources.R4B.bundle import Bundle
 
 from cds_service import cli
 from fhir_fixtures import generate
-from tests import factories
 
 from . import factories
 

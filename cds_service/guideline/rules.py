@@ -338,8 +338,7 @@ def femg(facts: PatientFacts, latest: LabResult, thresholds: Thresholds) -> Femg
     times = [r.when for r in (latest, urine_mg, serum_cr, urine_cr)]
     if max(times) - min(times) > window:  # "within 24 hours of each other" (section 7)
         return FemgFinding(latest, None, None, ())
-    if latest.normalised <= 0 or urine_cr.normalised <= 0:
-        return FemgFinding(latest, None, None, ())
+    # Usable results are positive (facts refuse values <= 0), so the division is safe.
     value = (urine_mg.normalised * serum_cr.normalised) / (
         FEMG_FILTERED_FRACTION * latest.normalised * urine_cr.normalised) * 100.0
     return FemgFinding(latest, value, value > thresholds.femg_renal_wasting_above,

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import jwt
 import requests
 
-from .issuers import TrustedIssuer, url_allowed
+from .issuers import TrustedIssuer
 
 # Asymmetric only: never `none`, never HMAC (a public key must not become a shared secret).
 ALLOWED_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
