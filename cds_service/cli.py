@@ -1,74 +1,247 @@
-"""``cds-service serve`` (local server) and ``cds-service evaluate FILE`` (cards without a server)."""
+"""The ``cds-service`` command: ``serve`` runs the service, ``evaluate`` prints cards offline.
+
+Exit codes: 0 done; 1 bad input (a file, or a CDS_* setting, that cannot be used); 2 usage
+(a wrong command line). Every error is one line on stderr, never a traceback.
+
+Adding a subcommand: write a function decorated with ``@cli.command()`` (see ``evaluate``);
+raise ``BadInput`` for input that cannot be used and let click report usage errors (its
+``click.Path``, ``click.Choice``, ``click.BadParameter`` exit with 2). ``main`` does the rest.
+"""
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
+
+import click
+
+from .config import SettingsError
+
+PROG = "cds-service"
 
 
-def _evaluate(path: Path, service_id: str | None, now: datetime, as_json: bool) -> int:
+class BadInput(click.ClickException):
+    """Input that cannot be used (a file's content, a setting): exit code 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"{PROG}: error: {self.format_message()}", err=True)
+
+
+class IsoDateTime(click.ParamType):
+    """An ISO 8601 date-time; without an offset it is taken as UTC."""
+
+    name = "ISO-8601"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date-time, e.g. 2026-11-25T12:00:00Z "
+                      "or 2026-11-25", param, ctx)
+        # Outside this range the rules' interval arithmetic means nothing (and may overflow).
+        if not 1900 <= parsed.year <= 2200:
+            self.fail(f"{value!r} is not a plausible evaluation time (years 1900 to 2200)", param, ctx)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+EPILOG = """\b
+Examples:
+  cds-service serve --port 8080
+  cds-service evaluate fhir_fixtures/requests/severe.patient-view.json
+  cds-service evaluate fhir_fixtures/patients/severe.json --now 2026-11-25T12:00:00Z --json
+
+\b
+Exit codes: 0 done, 1 bad input (file or CDS_* setting), 2 usage error.
+Settings come from CDS_* environment variables (see README.md, Configuration)."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+def cli() -> None:
+    """HL7 CDS Hooks service: magnesium monitoring for patients on tacrolimus."""
+
+
+@cli.command(epilog="""\b
+Examples:
+  cds-service serve
+  cds-service serve --host 0.0.0.0 --port 9000
+
+\b
+This is the development server; production runs the Procfile's gunicorn line.""")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="port to listen on")
+def serve(host: str, port: int) -> int:
+    """Run the service locally (development server)."""
+    from werkzeug.serving import run_simple
+
     from .app import create_app
 
-    body = json.loads(path.read_text("utf-8"))
-    if body.get("resourceType") == "Bundle":
-        body = request_from_bundle(body)
-    service_id = service_id or _service_for(body.get("hook"))
-    if service_id is None:
-        print(f"no service answers the hook {body.get('hook')!r}", file=sys.stderr)
-        return 2
-    app = create_app({"log_level": "WARNING"})
-    with app.test_request_context(f"/cds-services/{service_id}", method="POST",
-                                  base_url="http://localhost:8080"):
-        from .protocol.errors import ServiceError
-        from .protocol.request import request_validator
-        from .protocol.response import cards_response
-        from .services import SERVICES_BY_ID, HookEnvironment
-        from .web.hooks import docs_base_url
-
-        runtime = app.extensions["cds"]
-        service = SERVICES_BY_ID[service_id]
-        try:
-            hook_request = request_validator().parse(body, service.hook)
-            env = HookEnvironment(runtime.settings, now, runtime.executor, docs_base_url(),
-                                  runtime.fhir_client(hook_request))
-            response = cards_response(service.handler(hook_request, env))
-        except ServiceError as error:
-            print(json.dumps(error.outcome(), indent=2))
-            return 1
-    if as_json:
-        print(json.dumps(response, indent=2, ensure_ascii=False))
-    else:
-        print(render_cards(response["cards"]))
+    app = create_app()
+    try:
+        run_simple(host, port, app, threaded=True)
+    except OSError as error:  # address in use, permission denied, unknown host
+        raise BadInput(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     return 0
 
 
-def request_from_bundle(bundle: dict, hook: str = "patient-view") -> dict:
+@cli.command(epilog="""\b
+Examples:
+  cds-service evaluate fhir_fixtures/requests/severe.patient-view.json
+  cds-service evaluate fhir_fixtures/requests/order-rifampin.order-sign.json --json
+  cds-service evaluate fhir_fixtures/patients/severe.json --now 2026-11-25T12:00:00Z
+  cat request.json | cds-service evaluate -
+
+\b
+FILE is a CDS Hooks request (JSON with "hook", "context" and usually "prefetch"),
+or a FHIR Bundle of one patient's record (it must hold the Patient), evaluated as
+patient-view with the whole Bundle as prefetch.""")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--service", "service_id", metavar="ID",
+              help="service id (default: the service answering the request's hook); "
+                   "see GET /cds-services")
+@click.option("--now", type=IsoDateTime(), help="evaluation time, ISO 8601 (default: now; "
+                                                "no offset means UTC)")
+@click.option("--json", "as_json", is_flag=True, help="print the CDS Hooks response JSON")
+def evaluate(file: Path, service_id: str | None, now: datetime | None, as_json: bool) -> int:
+    """Print the cards the service gives for FILE, without a server."""
+    from .services import SERVICES_BY_ID
+
+    if service_id is not None and service_id not in SERVICES_BY_ID:
+        raise click.BadParameter(f"no service {service_id!r}; the services are: "
+                                 f"{', '.join(SERVICES_BY_ID)}", param_hint="'--service'")
+    name = "stdin" if str(file) == "-" else str(file)
+    body = _read_json_object(file, name)
+    if body.get("resourceType") == "Bundle":
+        if service_id is not None and SERVICES_BY_ID[service_id].hook != "patient-view":
+            raise BadInput(f"{name} is a patient Bundle, which is evaluated as patient-view; "
+                           "for an order hook give a hook request with context.draftOrders")
+        body = request_from_bundle(body, name=name)
+    elif "resourceType" in body:
+        raise BadInput(f"{name} is a FHIR {_clip(body['resourceType'])} resource; expected a "
+                       "CDS Hooks request (an object with \"hook\") or a patient Bundle")
+    elif "hook" not in body:
+        raise BadInput(f"{name} is neither a CDS Hooks request (no \"hook\") nor a FHIR Bundle "
+                       "(no \"resourceType\": \"Bundle\")")
+    if service_id is None:
+        service_id = _service_for(body.get("hook"))
+        if service_id is None:
+            hooks = sorted({s.hook for s in SERVICES_BY_ID.values()})
+            raise BadInput(f"no service answers the hook {_clip(body.get('hook'))!r} of {name}; "
+                           f"the hooks answered are: {', '.join(hooks)}")
+    response = evaluate_request(body, service_id, now or datetime.now(timezone.utc), name)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(response, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_cards(response["cards"]))
+    return 0
+
+
+def evaluate_request(body: dict, service_id: str, now: datetime, name: str = "the request") -> dict:
+    """The CDS Hooks response of one service to a hook request, as the route computes it.
+
+    No Flask app: nothing of the server (authentication, its start-up warnings, its state
+    file) applies to a file on the command line. A request naming a FHIR server is still
+    subject to CDS_FHIR_ALLOWED_SERVERS."""
+    from . import logs
+    from .config import Settings
+    from .protocol.errors import ServiceError
+    from .protocol.request import request_validator
+    from .protocol.response import cards_response
+    from .runtime import Runtime
+    from .services import SERVICES_BY_ID, HookEnvironment
+
+    settings = Settings.from_env()
+    logs.configure("WARNING")
+    runtime = Runtime(replace(settings, auth_required=False))
+    service = SERVICES_BY_ID[service_id]
+    base = (settings.public_base_url or "http://localhost:8080").rstrip("/")
+    try:
+        hook_request = request_validator().parse(body, service.hook,
+                                                 max_entries=settings.max_prefetch_entries)
+        env = HookEnvironment(settings, now, runtime.executor, base + "/docs/rules",
+                              runtime.fhir_client(hook_request))
+        return cards_response(service.handler(hook_request, env))
+    except ServiceError as error:
+        raise BadInput(f"{name} cannot be evaluated by {service_id}: {error.message}") from None
+
+
+def request_from_bundle(bundle: dict, hook: str = "patient-view", name: str = "the Bundle") -> dict:
     """A hook request whose prefetch is a whole patient Bundle (every key counts as sent)."""
     from .services import PATIENT_DATA
 
-    patient = next((e["resource"] for e in bundle.get("entry", [])
-                    if e.get("resource", {}).get("resourceType") == "Patient"), {})
-    encounter = next((e["resource"] for e in bundle.get("entry", [])
-                      if e.get("resource", {}).get("resourceType") == "Encounter"), None)
-    context = {"userId": "Practitioner/demo", "patientId": patient.get("id", "unknown")}
-    if encounter is not None:
+    entries = bundle.get("entry")
+    resources = [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)] \
+        if isinstance(entries, list) else []
+    patients = [r for r in resources if r.get("resourceType") == "Patient"]
+    if not patients:
+        # Without the Patient there is no patient id: every resource would be dropped as
+        # belonging to someone else and "No cards." would look like a clean bill of health.
+        raise BadInput(f"{name} has no Patient resource; a patient Bundle must hold the Patient "
+                       "its resources refer to")
+    if len(patients) > 1:
+        raise BadInput(f"{name} holds {len(patients)} Patient resources; give one patient's record")
+    patient_id = patients[0].get("id")
+    if not isinstance(patient_id, str) or not patient_id:
+        raise BadInput(f"the Patient in {name} has no id; its resources refer to it by id")
+    encounter = next((r for r in resources if r.get("resourceType") == "Encounter"), None)
+    context = {"userId": "Practitioner/demo", "patientId": patient_id}
+    if encounter is not None and isinstance(encounter.get("id"), str):
         context["encounterId"] = encounter["id"]
     prefetch: dict = {key.key: None for key in PATIENT_DATA}
     prefetch["medications"] = bundle
     return {"hook": hook, "hookInstance": "cli-evaluate", "context": context, "prefetch": prefetch}
 
 
-def _service_for(hook: str | None) -> str | None:
+def _read_json_object(file: Path, name: str) -> dict:
+    import orjson
+
+    try:
+        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    except OSError as error:
+        raise BadInput(f"cannot read {name}: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is fine
+    except UnicodeDecodeError:
+        raise BadInput(f"{name} is not UTF-8 text; expected a JSON file") from None
+    if not text.strip():
+        raise BadInput(f"{name} is empty; expected a CDS Hooks request or a FHIR Bundle (JSON)")
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        if "recursion" in error.msg.lower() or "depth" in error.msg.lower():
+            raise BadInput(f"{name} nests JSON too deeply") from None
+        raise BadInput(f"{name} is not valid JSON: {error.msg} (line {error.lineno}, "
+                       f"column {error.colno})") from None
+    if not isinstance(body, dict):
+        kind = {list: "a JSON array", str: "a JSON string", bool: "a JSON true/false",
+                int: "a JSON number", float: "a JSON number", type(None): "JSON null"}[type(body)]
+        raise BadInput(f"{name} holds {kind}; expected a JSON object: a CDS Hooks request "
+                       "or a FHIR Bundle")
+    return body
+
+
+def _clip(value: Any, limit: int = 40) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _service_for(hook: Any) -> str | None:
     from .services import SERVICES
 
     return next((s.id for s in SERVICES if s.hook == hook), None)
 
 
 def render_cards(cards: list[dict]) -> str:
+    """Cards as plain text: indicator and summary, topic, detail, suggestion labels."""
     if not cards:
         return "No cards."
     blocks = []
@@ -83,29 +256,26 @@ def render_cards(cards: list[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the service locally (development server)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    evaluate = commands.add_parser("evaluate", help="print the cards for a fixture, no server")
-    evaluate.add_argument("file", type=Path, help="a hook request, or a patient Bundle")
-    evaluate.add_argument("--service", help="service id (default: the one for the request's hook)")
-    evaluate.add_argument("--now", help="evaluation time, ISO 8601 (default: now)")
-    evaluate.add_argument("--json", action="store_true", help="print the CDS Hooks response JSON")
-    args = parser.parse_args(argv)
+    """Run the command line; return the exit code (errors are one line on stderr)."""
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name=PROG,
+                          standalone_mode=False)
+    except click.ClickException as error:  # usage errors (2) and BadInput (1)
+        error.show()
+        return error.exit_code
+    except click.Abort:  # Ctrl-C
+        return 130
+    except SettingsError as error:
+        click.echo(f"{PROG}: configuration error: {error}", err=True)
+        return 1
+    except Exception as error:  # a defect: say where, without a traceback or any data
+        import traceback
 
-    if args.command == "serve":
-        from werkzeug.serving import run_simple
-
-        from .app import create_app
-
-        run_simple(args.host, args.port, create_app(), threaded=True)
-        return 0
-    now = datetime.fromisoformat(args.now.replace("Z", "+00:00")) if args.now else datetime.now(timezone.utc)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
-    return _evaluate(args.file, args.service, now, args.json)
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        click.echo(f"{PROG}: internal error ({type(error).__name__} at "
+                   f"{Path(frame.filename).name}:{frame.lineno}); please report it", err=True)
+        return 1
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

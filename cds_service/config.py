@@ -11,6 +11,10 @@ from .guideline.thresholds import DEFAULT_THRESHOLDS, Thresholds
 GUIDELINE_PREFIX = "CDS_GUIDELINE_"
 
 
+class SettingsError(ValueError):
+    """A CDS_* setting is malformed, out of range or inconsistent with another one."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Service configuration. Each field is read from ``CDS_<FIELD NAME IN UPPER CASE>``."""
