@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.Abort:  # Ctrl-C
         return 130
     except SettingsError as error:
-        click.echo(f"{PROG}: configuration error: {error}", err=True)
+        click.echo(f"{PROG}: {error}", err=True)
         return 1
     except Exception as error:  # a defect: say where, without a traceback or any data
         import traceback

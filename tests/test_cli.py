@@ -147,6 +147,13 @@ def test_a_request_for_another_hook_than_the_service_is_refused(capsys):
     assert code == 1 and "cannot be evaluated by tacrolimus-magnesium-patient-view" in err
 
 
+def test_a_bad_setting_is_a_configuration_error(capsys, monkeypatch):
+    monkeypatch.setenv("CDS_GUIDELINE_SEVERE_BELOW", "low")
+    code, out, err = run(capsys, "evaluate", str(SEVERE_REQUEST), "--now", NOW)
+    assert code == 1 and out == ""
+    assert err == "cds-service: configuration error: CDS_GUIDELINE_SEVERE_BELOW='low': expected a number (mEq/L)\n"
+
+
 # --------------------------------------------------------------------------------------------
 # What works
 
@@ -208,6 +215,13 @@ def test_process_bad_now():
     result = run_process("evaluate", str(SEVERE_REQUEST), "--now", "yesterday")
     assert result.returncode == 2 and "'yesterday' is not an ISO 8601 date-time" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_process_serve_with_a_bad_setting_does_not_start():
+    result = run_process("serve", "--port", "1", env={"CDS_GUIDELINE_SEVERE_BELOW": "low"})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("cds-service: configuration error: CDS_GUIDELINE_SEVERE_BELOW='low': "
+                             "expected a number (mEq/L)\n")
 
 
 def test_process_serve_on_a_port_in_use():

@@ -29,8 +29,8 @@ def test_settings_and_thresholds_from_environment():
 
 @pytest.mark.parametrize("env, message", [
     ({"CDS_GUIDELINE_SEVER_BELOW": "1"}, "unknown guideline setting CDS_GUIDELINE_SEVER_BELOW"),
-    ({"CDS_FHIR_DEADLINE": "soon"}, "invalid value"),
-    ({"CDS_GUIDELINE_SEVERE_BELOW": "low"}, "could not convert"),
+    ({"CDS_FHIR_DEADLINE": "soon"}, "CDS_FHIR_DEADLINE='soon': expected a number"),
+    ({"CDS_GUIDELINE_SEVERE_BELOW": "low"}, r"CDS_GUIDELINE_SEVERE_BELOW='low': expected a number \(mEq/L\)"),
 ])
 def test_bad_configuration_fails_at_start_with_a_clear_message(env, message):
     with pytest.raises(ValueError, match=message):

@@ -69,3 +69,25 @@ MG_UNIT_TO_MEQ_PER_L: Mapping[str, float] = {
 
 # The FEMg formula's filtered fraction of serum magnesium (section 7).
 FEMG_FILTERED_FRACTION = 0.7
+
+# The unit of each threshold above, for the settings' error messages and the rule pages.
+THRESHOLD_UNITS: Mapping[str, str] = {
+    "severe_below": "mEq/L",
+    "low_at_or_below": "mEq/L",
+    "target_above": "mEq/L",
+    "egfr_caution_below": "mL/min/1.73 m²",
+    "routine_interval_days": "days",
+    "early_interval_days": "days",
+    "early_phase_days": "days",
+    "inpatient_interval_days": "days",
+    "symptom_window_days": "days",
+    "order_recent_mg_days": "days",
+    "tacrolimus_high_above": "ng/mL",
+    "tacrolimus_level_recent_days": "days",
+    "egfr_rise_fraction": "fraction of the earlier eGFR",
+    "egfr_rise_window_days": "days",
+    "persistent_min_results": "results",
+    "persistent_min_span_days": "days",
+    "femg_window_hours": "hours",
+    "femg_renal_wasting_above": "%",
+}
