@@ -29,7 +29,7 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from tests.factories import PREFETCH_KEYS, prefetch_key
+from cds_service.testing.factories import PREFETCH_KEYS, prefetch_key
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"

@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as a file: python bench/run.py
 
 from bench import record  # noqa: E402
 from cds_service.fhir.templates import render, token_values  # noqa: E402
-from tests.fhir_stub import FhirStub  # noqa: E402
+from cds_service.testing.fhir_stub import FhirStub  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK_PATH = "/cds-services/tacrolimus-magnesium-patient-view"

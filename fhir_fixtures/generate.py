@@ -3,8 +3,8 @@ scenario (GUIDELINE.md sections 1-7). Most scenarios are patient-view; the order
 (section 6) name order-select or order-sign and carry draft orders.
 
 Run from the repository root: ``python -m fhir_fixtures.generate``. Output is deterministic:
-every date is relative to tests.factories.NOW (2026-11-25T12:00Z) and resource ids restart for
-each scenario. No real patient data: every resource is made up here.
+every date is relative to cds_service.testing.factories.NOW (2026-11-25T12:00Z) and resource ids
+restart for each scenario. No real patient data: every resource is made up here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cds_service.guideline.facts import number
-from tests import factories as f
+from cds_service.testing import factories as f
 
 HERE = Path(__file__).parent
 NOW = "2026-11-25T12:00:00Z"

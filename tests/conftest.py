@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from cds_service import create_app
 from cds_service.web import hooks
 
-from . import factories
+from cds_service.testing import factories
 
 PATIENT_VIEW = "/cds-services/tacrolimus-magnesium-patient-view"
 ORDER_SELECT = "/cds-services/tacrolimus-magnesium-order-select"

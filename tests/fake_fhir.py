@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 import responses
 
-from . import factories as f
+from cds_service.testing import factories as f
 
 BASE = "https://ehr.example.org/fhir"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bench import record
 
-from . import factories as f
+from cds_service.testing import factories as f
 
 
 def test_two_year_record_is_a_full_prefetch_the_hook_answers(call_hook):

@@ -8,7 +8,7 @@ import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from . import factories as f
+from cds_service.testing import factories as f
 
 VALIDATORS = {"MedicationRequest": MedicationRequest, "ServiceRequest": ServiceRequest}
 INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}

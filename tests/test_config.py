@@ -7,7 +7,7 @@ import pytest
 from cds_service import create_app
 from cds_service.config import Settings
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .conftest import PATIENT_VIEW
 
 

@@ -11,7 +11,7 @@ import responses
 
 from cds_service.protocol.request import request_validator
 
-from . import factories as f
+from cds_service.testing import factories as f
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "cds-hooks-examples"
 pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="no ../shared/conformance beside the checkout")

@@ -9,7 +9,7 @@ import pytest
 from cds_service.guideline import facts
 from cds_service.guideline.facts import build_facts, read_lab, read_medication, read_symptom
 
-from . import factories as f
+from cds_service.testing import factories as f
 
 MG_DL = 10 / 24.305 * 2  # 0.82288...
 MG_L = 2 / 24.305  # 0.082288...

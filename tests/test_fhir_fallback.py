@@ -12,7 +12,7 @@ import responses
 from cds_service import create_app
 from cds_service.fhir.templates import render, token_values
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .conftest import PATIENT_VIEW
 from .fake_fhir import BASE, FakeFhirServer
 

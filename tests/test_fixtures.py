@@ -18,7 +18,7 @@ from fhir.resources.R4B.bundle import Bundle
 from cds_service import cli
 from fhir_fixtures import generate
 
-from . import factories
+from cds_service.testing import factories
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fhir_fixtures"
 SCENARIOS = json.loads((FIXTURES / "scenarios.json").read_text("utf-8"))

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .conftest import PATIENT_VIEW
 
 ORDER_SIGN = "/cds-services/tacrolimus-magnesium-order-sign"

@@ -14,8 +14,8 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from . import factories as f
-from .fhir_stub import FhirStub
+from cds_service.testing import factories as f
+from cds_service.testing.fhir_stub import FhirStub
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"patient-view": "tacrolimus-magnesium-patient-view",

@@ -8,7 +8,7 @@ import responses
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .fake_fhir import BASE, FakeFhirServer
 
 ORDER_SELECT = "/cds-services/tacrolimus-magnesium-order-select"

@@ -13,7 +13,7 @@ from cds_service.guideline.suggestions import OrderContext
 from cds_service.guideline.thresholds import DEFAULT_THRESHOLDS
 from cds_service.protocol.response import INDICATOR_ORDER
 
-from . import factories as f
+from cds_service.testing import factories as f
 
 T = DEFAULT_THRESHOLDS
 values = st.floats(min_value=0.0, max_value=50.0, allow_nan=False, allow_infinity=False)

@@ -10,7 +10,7 @@ import pytest
 from cds_service import create_app
 from cds_service.services import SERVICES
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .conftest import ORDER_SELECT, PATIENT_VIEW
 
 ALLOWED_TEMPLATE_TOKENS = {"context.patientId", "context.encounterId", "context.userId",

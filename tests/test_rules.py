@@ -17,7 +17,7 @@ from cds_service.guideline.rules import (Assessment, ContributingFactors, FemgFi
                                          tacrolimus_start)
 from cds_service.guideline.thresholds import DEFAULT_THRESHOLDS
 
-from . import factories as f
+from cds_service.testing import factories as f
 
 NOW = f.NOW
 T = DEFAULT_THRESHOLDS

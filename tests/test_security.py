@@ -20,7 +20,7 @@ from cds_service import create_app
 from cds_service.logs import LOGGER_NAME, JsonFormatter
 from cds_service.security.jwt_auth import AuthFailure, JwksCache
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .conftest import PATIENT_VIEW
 
 ISS = "https://ehr.example.org"
