@@ -28,7 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from bench import record  # noqa: E402
+from bench import record
 
 HOOK_PATH = "/cds-services/tacrolimus-magnesium-patient-view"
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("CDS_LOG_LEVEL", "INFO")
 
-    from cds_service import create_app  # noqa: E402
+    from cds_service import create_app
 
     app = create_app()
     # Logs to stderr would dominate a terminal; send them to /dev/null but keep the formatting work.

@@ -1,7 +1,8 @@
 """A synthetic two-year record of a kidney recipient on tacrolimus (no real patient data).
 
-Nothing is imported from the service: the benchmark sends what an EHR would send for the
-service's prefetch templates, so the record is built the way an EHR's FHIR API returns it (searchset Bundles with fullUrl, search.mode, meta,
+Only the prefetch routing is imported (from cds_service.testing), nothing of the service's logic:
+the benchmark sends what an EHR would send for the service's prefetch templates, so the record
+is built the way an EHR's FHIR API returns it (searchset Bundles with fullUrl, search.mode, meta,
 identifiers, categories, reference ranges and interpretations), not the minimal resources the
 unit tests use.
 
@@ -85,7 +86,8 @@ class _Builder:
             "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
         }
         if low is not None or high is not None:
-            rng: dict[str, Any] = {"text": f"{low if low is not None else ''}-{high if high is not None else ''} {unit}"}
+            rng: dict[str, Any] = {
+                "text": f"{low if low is not None else ''}-{high if high is not None else ''} {unit}"}
             if low is not None:
                 rng["low"] = {"value": low, "unit": unit, "system": UCUM, "code": unit}
             if high is not None:

@@ -36,9 +36,9 @@ if __package__ in (None, ""):  # run as a file: python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from bench import record  # noqa: E402
-from cds_service.fhir.templates import render, token_values  # noqa: E402
-from cds_service.testing.fhir_stub import FhirStub  # noqa: E402
+from bench import record
+from cds_service.fhir.templates import render, token_values
+from cds_service.testing.fhir_stub import FhirStub
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK_PATH = "/cds-services/tacrolimus-magnesium-patient-view"

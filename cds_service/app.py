@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_cors import CORS

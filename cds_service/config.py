@@ -7,7 +7,8 @@ import json
 import math
 import os
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from .guideline.thresholds import DEFAULT_THRESHOLDS, THRESHOLD_UNITS, Thresholds
@@ -60,7 +61,7 @@ class Settings:
     thresholds: Thresholds = field(default=DEFAULT_THRESHOLDS)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``CDS_*`` variables (empty means unset); SettingsError on a bad value."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -121,7 +122,7 @@ class Settings:
                                 "FHIR servers the service may call in CDS_FHIR_ALLOWED_SERVERS "
                                 "(or fhir_servers for every issuer in CDS_TRUSTED_ISSUERS)")
 
-    def merged(self, overrides: Mapping[str, Any] | None) -> "Settings":
+    def merged(self, overrides: Mapping[str, Any] | None) -> Settings:
         """A copy with overrides from a dict (as passed to ``create_app(config)``)."""
         if not overrides:
             return self
@@ -184,7 +185,7 @@ def _split(value: str) -> list[str]:
 def _url(text: str) -> bool:
     try:
         parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        _ = parts.port  # raises ValueError on a bad port
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -50,7 +50,8 @@ class FakeFhirServer:
         matches = [r for r in self.resources if r["resourceType"] == rtype]
         if rtype == "Observation":
             wanted = set(query["code"][0].split(","))
-            matches = [r for r in matches if {f"{c['system']}|{c['code']}" for c in r["code"].get("coding", [])} & wanted]
+            matches = [r for r in matches
+                       if {f"{c['system']}|{c['code']}" for c in r["code"].get("coding", [])} & wanted]
         return 200, {}, json.dumps(f.bundle(*matches))
 
     def types_called(self) -> list[str]:

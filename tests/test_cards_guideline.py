@@ -23,7 +23,7 @@ def topic(card: dict) -> str:
 def by_topic(cards: list[dict]) -> dict[str, dict]:
     topics = [topic(c) for c in cards]
     assert len(topics) == len(set(topics)), f"more than one card per topic: {topics}"
-    return dict(zip(topics, cards))
+    return dict(zip(topics, cards, strict=True))
 
 
 def actions(card: dict) -> list[dict]:

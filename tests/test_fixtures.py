@@ -54,7 +54,7 @@ def assert_cards(cards: list[dict], expected: list[dict]) -> None:
     substrings its suggestion labels must (suggestions_contain) or must not (suggestions_exclude) hold."""
     got = [(c["indicator"], c["source"]["topic"]["code"]) for c in cards]
     assert got == [(e["indicator"], e["topic"]) for e in expected], [c["summary"] for c in cards]
-    for card, want in zip(cards, expected):
+    for card, want in zip(cards, expected, strict=True):
         for text in want["summary_contains"]:
             assert text in card["summary"], (text, card["summary"])
         for text in want.get("detail_contains", []):
@@ -333,7 +333,7 @@ def test_cli_prints_expected_summaries(capsys, name):
     expected = BY_NAME[name]["expected"]
     headers = [line for line in out.splitlines() if line.startswith("[")]
     assert [h.split("]")[0][1:] for h in headers] == [e["indicator"].upper() for e in expected]
-    for header, want in zip(headers, expected):
+    for header, want in zip(headers, expected, strict=True):
         for text in want["summary_contains"]:
             assert text in header
     for want in expected:

@@ -52,8 +52,9 @@ PROGRAF = dict(rxnorm="198377", display="tacrolimus 1 MG Oral Capsule")
 def new_tacrolimus(**kwargs):
     """A sandbox-shaped draft: RxNorm-coded, R4 dosageInstruction with timing and dose."""
     order = f.draft(f.medication(**{**PROGRAF, **kwargs}))
-    order["dosageInstruction"] = [{"text": "1 mg twice daily", "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
-                                   "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "mg", "system": f.UCUM, "code": "mg"}}]}]
+    order["dosageInstruction"] = [{
+        "text": "1 mg twice daily", "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+        "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "mg", "system": f.UCUM, "code": "mg"}}]}]
     return order
 
 

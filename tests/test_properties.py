@@ -20,7 +20,7 @@ values = st.floats(min_value=0.0, max_value=50.0, allow_nan=False, allow_infinit
 
 
 def random_case(draw_unit: str, flips: list[bool]) -> str:
-    return "".join(c.upper() if flip else c.lower() for c, flip in zip(draw_unit, flips))
+    return "".join(c.upper() if flip else c.lower() for c, flip in zip(draw_unit, flips, strict=False))
 
 
 # --------------------------------------------------------------------------------------------

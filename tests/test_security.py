@@ -325,9 +325,11 @@ hook_shaped = st.fixed_dictionaries({
     "hookInstance": st.text(max_size=5) | json_values,
     "context": st.fixed_dictionaries({"userId": st.text(max_size=5), "patientId": st.text(max_size=5)})
     | json_values,
-}, optional={"prefetch": st.dictionaries(st.sampled_from(["medications", "magnesium", "labs", "x"]),
-                                         json_values | st.fixed_dictionaries({"resourceType": st.sampled_from(["Bundle", "Observation", "OperationOutcome"]),
-                                                                              "entry": json_values}), max_size=3),
+}, optional={"prefetch": st.dictionaries(
+    st.sampled_from(["medications", "magnesium", "labs", "x"]),
+    json_values | st.fixed_dictionaries({
+        "resourceType": st.sampled_from(["Bundle", "Observation", "OperationOutcome"]),
+        "entry": json_values}), max_size=3),
              "fhirServer": st.text(max_size=10) | json_values})
 
 

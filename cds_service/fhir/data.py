@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from ..protocol.errors import DataUnobtainable

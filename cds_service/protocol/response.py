@@ -10,7 +10,8 @@ import os
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
 

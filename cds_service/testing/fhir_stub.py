@@ -28,7 +28,7 @@ class FhirStub:
             # the stub that would be charged to the service in the benchmark.
             disable_nagle_algorithm = True
 
-            def do_GET(self):  # noqa: N802 (http.server's naming)
+            def do_GET(self):
                 stub.authorizations.append(self.headers.get("Authorization"))
                 stub.paths.append(self.path)
                 if stub.delay:
@@ -67,7 +67,7 @@ class FhirStub:
         return 200, {"resourceType": "Bundle", "type": "searchset", "total": len(found),
                      "entry": [{"resource": r, "search": {"mode": "match"}} for r in found]}
 
-    def __enter__(self) -> "FhirStub":
+    def __enter__(self) -> FhirStub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
