@@ -44,7 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.get("/")
     def home() -> Response:
         return json_response({"service": "tacrolimus-magnesium CDS Hooks service",
-                              "discovery": "/cds-services", "rules": "/docs/rules"})
+                              "discovery": "/cds-services", "rules": "/docs/rules", "docs": "/docs"})
 
     @app.get("/healthz")
     def health() -> Response:

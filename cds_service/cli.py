@@ -57,6 +57,7 @@ Examples:
   cds-service serve --port 8080
   cds-service evaluate fhir_fixtures/requests/severe.patient-view.json
   cds-service evaluate fhir_fixtures/patients/severe.json --now 2026-11-25T12:00:00Z --json
+  cds-service docs
 
 \b
 Exit codes: 0 done, 1 bad input (file or CDS_* setting), 2 usage error.
@@ -89,6 +90,32 @@ def serve(host: str, port: int) -> int:
         run_simple(host, port, app, threaded=True)
     except OSError as error:  # address in use, permission denied, unknown host
         raise BadInput(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    return 0
+
+
+@cli.command(epilog="""\b
+Examples:
+  cds-service docs
+  cds-service docs --check""")
+@click.option("--check", is_flag=True, help="only check that the file matches the rules (exit 1 if not)")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/clinical-rules.md"),
+              show_default=True, help="the document to write or check")
+def docs(check: bool, output: Path) -> int:
+    """Write the clinical rules document from the definitions the cards use."""
+    from .ruledocs import markdown
+
+    text = markdown()
+    if check:
+        if not output.is_file() or output.read_text("utf-8") != text:
+            raise BadInput(f"{output} is out of date with the rules: run cds-service docs")
+        click.echo(f"{output} is up to date")
+        return 0
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, "utf-8")
+    except OSError as error:
+        raise BadInput(f"cannot write {output}: {error.strerror or error}") from None
+    click.echo(f"wrote {output}")
     return 0
 
 

@@ -1,5 +1,5 @@
 """Build the synthetic fixtures: one patient Bundle, one hook request and the expected cards per
-scenario (GUIDELINE.md sections 1-7). Most scenarios are patient-view; the order scenarios
+scenario (docs/clinical-rules.md sections 1-7). Most scenarios are patient-view; the order scenarios
 (section 6) name order-select or order-sign and carry draft orders.
 
 Run from the repository root: ``python -m fhir_fixtures.generate``. Output is deterministic:

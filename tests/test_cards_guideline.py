@@ -1,4 +1,4 @@
-"""The guideline's cards through the patient-view hook (GUIDELINE.md sections 3, 4, 7 and 10)."""
+"""The guideline's cards through the patient-view hook (docs/clinical-rules.md sections 3, 4, 7 and 10)."""
 
 from __future__ import annotations
 

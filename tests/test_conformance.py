@@ -1,5 +1,10 @@
 """Replays the CDS Hooks specification's examples, when ../shared/conformance exists beside the
-checkout (a user's clone has no ../shared: then these tests are skipped)."""
+checkout.
+
+Why they may skip: the examples are copied from the HL7 specification and the reference sandbox
+into a folder the maintainers keep beside their checkout (with its SOURCES.md), not into this
+repository, whose licence does not cover them. A user's clone has no ../shared, so these tests
+skip there; the protocol itself is still tested by test_protocol.py and test_security.py."""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from cds_service.protocol.request import request_validator
 from cds_service.testing import factories as f
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "cds-hooks-examples"
-pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="no ../shared/conformance beside the checkout")
+pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=(
+    "the CDS Hooks spec examples live outside the repository, in ../shared/conformance beside a "
+    "maintainer's checkout (see this file's docstring); absent here"))
 SERVICE_FOR_HOOK = {"patient-view": "tacrolimus-magnesium-patient-view",
                     "order-select": "tacrolimus-magnesium-order-select",
                     "order-sign": "tacrolimus-magnesium-order-sign"}

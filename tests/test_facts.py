@@ -1,4 +1,4 @@
-"""facts.py: raw FHIR resources -> the small facts the rules read (GUIDELINE.md sections 1, 2, 4, 5, 8)."""
+"""facts.py: raw FHIR resources -> the small facts the rules read (docs/clinical-rules.md sections 1, 2, 4, 5, 8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GUIDELINE.md section 6 through the order hooks (order-select and order-sign), in both data
+"""docs/clinical-rules.md section 6 through the order hooks (order-select and order-sign), in both data
 modes: full prefetch, and no prefetch with the FHIR server answering."""
 
 from __future__ import annotations

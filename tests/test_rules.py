@@ -1,4 +1,4 @@
-"""rules.py as pure functions: facts + clock + thresholds -> findings (GUIDELINE.md sections 1-5, 7).
+"""rules.py as pure functions: facts + clock + thresholds -> findings (docs/clinical-rules.md sections 1-5, 7).
 
 Every test builds facts from small synthetic FHIR resources and passes the clock in (factories.NOW).
 """

@@ -1,4 +1,4 @@
-"""Findings -> CDS Hooks cards (GUIDELINE.md section 10).
+"""Findings -> CDS Hooks cards (docs/clinical-rules.md section 10).
 
 One card per kind, each with a stable `topic`, a summary of at most 140 characters that starts
 with the finding, its number and its date, a short markdown detail with the evidence and what

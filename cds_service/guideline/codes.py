@@ -1,9 +1,9 @@
-"""Value sets of GUIDELINE.md section 9, each code with its system and display, in one place.
+"""Value sets of guideline section 9 (docs/clinical-rules.md), each code with its system and display, in one place.
 
 Matching is by (system, code) first; names are the fallback for records that carry only text or
-product-level codes not listed here (GUIDELINE.md section 9, last paragraphs).
+product-level codes not listed here (guideline section 9, last paragraphs).
 
-Sources: the codes GUIDELINE.md section 9 lists, and codes checked against public
+Sources: the codes guideline section 9 lists, and codes checked against public
 terminology material (HL7 PDDI-CDS value sets, the NLM RxNorm technical bulletins, HL7
 implementation guides, laboratory catalogues). A code we could not verify is left out and the
 concept is matched by name instead: the guideline calls names "the reliable fallback".
@@ -42,7 +42,7 @@ def name_pattern(names: Iterable[str]) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
 
 
-# --- Laboratory (LOINC, loinc.org) — GUIDELINE.md sections 2 and 7 -------------------------
+# --- Laboratory (LOINC, loinc.org) — guideline sections 2 and 7 -------------------------
 
 MG_SERUM_MASS = Code(LOINC, "19123-9", "Magnesium [Mass/volume] in Serum or Plasma")
 MG_SERUM_MOLES = Code(LOINC, "2601-3", "Magnesium [Moles/volume] in Serum or Plasma")
@@ -87,7 +87,7 @@ LAB_KIND_BY_CODE: Mapping[tuple[str, str], str] = {
     **{(c.system, c.code): "tacrolimus_level" for c in TACROLIMUS_LEVEL},
 }
 
-# --- Medicines (RxNorm ingredients, RxNav) — GUIDELINE.md sections 1 and 8 -----------------
+# --- Medicines (RxNorm ingredients, RxNav) — guideline sections 1 and 8 -----------------
 
 TACROLIMUS = Code(RXNORM, "42316", "tacrolimus")
 TACROLIMUS_NAMES = ("tacrolimus", "Prograf", "Envarsus", "Astagraf", "Advagraf", "Hecoria")
@@ -210,9 +210,9 @@ MAGNESIUM_SULFATE_IV = "magnesium sulfate 40 MG/ML injection"
 ORAL_ROUTE = Code(SNOMED, "26643006", "Oral route")
 INTRAVENOUS_ROUTE = Code(SNOMED, "47625008", "Intravenous route")
 
-# --- Conditions and procedures (SNOMED CT) — GUIDELINE.md sections 4 and 5 -----------------
+# --- Conditions and procedures (SNOMED CT) — guideline sections 4 and 5 -----------------
 
-# Kidney (GUIDELINE.md) and kidney-pancreas (SNOMED International release files) verified;
+# Kidney (the clinical guideline) and kidney-pancreas (SNOMED International release files) verified;
 # lung, liver and heart seen in public value sets. Other solid organs match by name.
 TRANSPLANT_PROCEDURES = (
     Code(SNOMED, "70536003", "Transplantation of kidney"),
@@ -227,7 +227,7 @@ NOT_A_TRANSPLANT_WORDS = ("biopsy", "evaluation", "assessment", "workup", "work-
 TRANSPLANT_ORGAN_WORDS = ("kidney", "renal", "liver", "hepatic", "heart", "cardiac", "lung",
                           "pancreas", "pancreatic", "intestine", "intestinal")
 
-# GUIDELINE.md section 9's symptom codes (tetany's code is unconfirmed there, so tetany, like
+# guideline section 9's symptom codes (tetany's code is unconfirmed there, so tetany, like
 # ventricular tachycardia, matches by name); atrial fibrillation from public value sets.
 SYMPTOMS = (
     Code(SNOMED, "55300003", "Cramp"),
@@ -250,6 +250,6 @@ URGENT_SYMPTOM_WORDS = ("seizure", "arrhythmia", "tachycardia", "torsade", "fibr
 
 HYPOMAGNESEMIA = Code(SNOMED, "190855004", "Hypomagnesemia")
 
-# --- Encounters (HL7 v3 ActCode) — GUIDELINE.md section 4 ---------------------------------
+# --- Encounters (HL7 v3 ActCode) — guideline section 4 ---------------------------------
 
 INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC", "EMER", "OBSENC"})

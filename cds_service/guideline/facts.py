@@ -1,4 +1,4 @@
-"""Raw FHIR R4 resources -> small frozen facts the rules read (GUIDELINE.md sections 1, 2, 4, 5).
+"""Raw FHIR R4 resources -> small frozen facts the rules read (docs/clinical-rules.md sections 1, 2, 4, 5).
 
 Readers are lenient: a resource that lacks what a reader needs yields no fact (or a fact marked
 not interpretable) instead of an error, so one odd resource never hides the rest of the record.

@@ -1,4 +1,4 @@
-"""GUIDELINE.md section 6: what the order hooks add, as pure functions over the facts.
+"""docs/clinical-rules.md section 6: what the order hooks add, as pure functions over the facts.
 
 The drafts the clinician acts on (order-select's selections, every draft for order-sign) are
 checked for: starting systemic tacrolimus, adding a drug that worsens magnesium loss, and adding

@@ -1,7 +1,7 @@
 """The guideline's rules as pure functions: facts + clock + thresholds -> findings.
 
 No Flask, no I/O, no ``datetime.now()``: every function takes ``now`` and ``thresholds``.
-Section numbers refer to GUIDELINE.md.
+Section numbers refer to docs/clinical-rules.md.
 """
 
 from __future__ import annotations

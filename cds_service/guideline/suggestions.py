@@ -1,4 +1,4 @@
-"""FHIR R4 resources the cards suggest (GUIDELINE.md sections 3, 4 and 7).
+"""FHIR R4 resources the cards suggest (docs/clinical-rules.md sections 3, 4 and 7).
 
 Built as ``fhir.resources.R4B`` models, so a resource that is not valid FHIR fails here, in the
 service, rather than in the EHR that would accept it; serialised once to plain JSON.

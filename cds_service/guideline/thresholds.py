@@ -1,4 +1,4 @@
-"""Every number of GUIDELINE.md, named as there, in one place.
+"""Every number of the clinical guideline, named as there, in one place (docs/clinical-rules.md).
 
 A hospital overrides any of them with an environment variable ``CDS_GUIDELINE_<NAME>``
 (for example ``CDS_GUIDELINE_SEVERE_BELOW=1.0``); see ``cds_service.config``.
@@ -12,7 +12,7 @@ from typing import Mapping
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Guideline defaults (GUIDELINE.md sections 3, 4, 5 and 7)."""
+    """Guideline defaults (sections 3, 4, 5 and 7 of docs/clinical-rules.md)."""
 
     # Section 3: severity of the latest usable serum magnesium, in mEq/L.
     severe_below: float = 1.0
