@@ -101,7 +101,7 @@ Examples:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/clinical-rules.md"),
               show_default=True, help="the document to write or check")
 def docs(check: bool, output: Path) -> int:
-    """Write the clinical rules document from the definitions the cards use."""
+    """Write docs/clinical-rules.md from the rule definitions."""
     from .ruledocs import markdown
 
     text = markdown()

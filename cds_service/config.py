@@ -241,6 +241,10 @@ _FORMATS: dict[str, Callable[[str, Any], None]] = {
 # JSON settings: a Settings field holding JSON text, checked against a JSON Schema at start-up.
 # jsonschema already validates the CDS Hooks requests; it says where in the document the error
 # is, and one schema per setting documents the format for the next reader.
+#
+# To add one: a `str` field with default "" in Settings (and a README row), then below
+#     LOCAL_CODES = json_setting("local_codes", {"description": "...", "type": "object", ...})
+# and read it where it is used with LOCAL_CODES.parse(settings.local_codes) (None when unset).
 
 
 @dataclass(frozen=True)
