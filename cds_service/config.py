@@ -116,6 +116,10 @@ class Settings:
             raise SettingsError("CDS_AUTH_REQUIRED=true but CDS_PUBLIC_BASE_URL is not set: expected "
                                 "this service's URL as clients call it (the JWT audience); set "
                                 "CDS_PUBLIC_BASE_URL, e.g. https://cds.hospital.example")
+        directory = os.path.dirname(os.path.abspath(self.state_db))
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            raise SettingsError(f"CDS_STATE_DB={self.state_db!r}: expected a file in an existing, writable "
+                                "directory (authentication keeps the JWT ids it has seen there)")
         issuers = json.loads(self.trusted_issuers)
         if "*" in _split(self.fhir_allowed_servers) and not all(i.get("fhir_servers") for i in issuers.values()):
             raise SettingsError("CDS_AUTH_REQUIRED=true but CDS_FHIR_ALLOWED_SERVERS is *: list the "

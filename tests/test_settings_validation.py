@@ -113,6 +113,13 @@ def test_authentication_without_what_it_needs_is_a_clear_error(missing, message)
     assert Settings.from_env(SECURE).auth_required
 
 
+def test_authentication_needs_a_writable_state_file_directory(tmp_path):
+    env = {**SECURE, "CDS_STATE_DB": str(tmp_path / "missing" / "state.sqlite3")}
+    assert f"CDS_STATE_DB='{tmp_path}/missing/state.sqlite3': expected a file in an existing, writable directory" \
+        in error_of(env)
+    assert Settings.from_env({**SECURE, "CDS_STATE_DB": str(tmp_path / "state.sqlite3")}).auth_required
+
+
 def test_empty_issuer_object_with_auth_is_the_same_error():
     assert "names no issuer" in error_of({**SECURE, "CDS_TRUSTED_ISSUERS": "{}"})
 
