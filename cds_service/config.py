@@ -154,6 +154,8 @@ _MINIMUM: dict[str, float] = {
     "max_body_bytes": 1, "max_prefetch_entries": 1, "fhir_max_pages": 1, "fhir_max_workers": 1,
     "fhir_connect_timeout": 0.001, "fhir_read_timeout": 0.001, "fhir_deadline": 0.001,
     "jwt_max_lifetime_seconds": 1,
+    # Added by the security branch; listed ahead of the merge (a name that is no field is unused).
+    "fhir_max_response_bytes": 1, "fhir_max_entries": 1, "fhir_max_per_server": 1,
 }
 _KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
 
@@ -325,6 +327,7 @@ THRESHOLD_ORDER: tuple[tuple[str, str, str], ...] = (
     ("target_above", "<", "high_above"),
     ("early_interval_days", "<=", "routine_interval_days"),
     ("inpatient_interval_days", "<=", "routine_interval_days"),
+    ("tacrolimus_level_recent_days", "<=", "tacrolimus_level_recent_days_late"),
 )
 THRESHOLD_MINIMUM: dict[str, float] = {
     "routine_interval_days": 1, "early_interval_days": 1, "early_phase_days": 1,
@@ -332,9 +335,11 @@ THRESHOLD_MINIMUM: dict[str, float] = {
     "tacrolimus_level_recent_days": 1, "egfr_rise_window_days": 1, "femg_window_hours": 1,
     "persistent_min_results": 2,  # persistence needs more than one result (section 7)
     "persistent_min_span_days": 1,
+    "renal_function_recent_days": 1, "body_weight_recent_days": 1, "dialysis_recent_days": 1,
+    "tacrolimus_level_recent_days_late": 1,
 }
 THRESHOLD_ABOVE_ZERO = ("severe_below", "egfr_caution_below", "tacrolimus_high_above",
-                        "egfr_rise_fraction", "femg_renal_wasting_above")
+                        "egfr_rise_fraction", "femg_renal_wasting_above", "high_above")
 THRESHOLD_MAXIMUM: dict[str, float] = {"egfr_rise_fraction": 1.0, "femg_renal_wasting_above": 100.0}
 
 

@@ -44,6 +44,14 @@ THRESHOLD_MEANINGS: dict[str, tuple[str, str]] = {
     "persistent_min_span_days": ("7", "days those low results must span"),
     "femg_window_hours": ("7", "FEMg inputs must lie within this many hours"),
     "femg_renal_wasting_above": ("7", "FEMg above this points to renal wasting"),
+    # Added by the clinical and orders branches (guideline revision 2); listed ahead of the merge.
+    "high_above": ("3", "high magnesium while a supplement is active above this"),
+    "renal_function_recent_days": ("3", "eGFR or creatinine older than this is not used for the renal caution"),
+    "body_weight_recent_days": ("3", "a body weight this recent gives children's doses in mg"),
+    "dialysis_recent_days": ("3", "a dialysis procedure this recent means the patient is on dialysis"),
+    "recently_stopped_days": ("1", "tacrolimus stopped this recently keeps the patient in scope"),
+    "future_tolerance_minutes": ("2", "results dated later than now plus this are not used"),
+    "tacrolimus_level_recent_days_late": ("7", "a tacrolimus level counts when this recent, after the first year"),
 }
 
 SECTIONS = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .config import Settings
 from .fhir.client import FhirClient

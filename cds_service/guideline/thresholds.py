@@ -90,4 +90,13 @@ THRESHOLD_UNITS: Mapping[str, str] = {
     "persistent_min_span_days": "days",
     "femg_window_hours": "hours",
     "femg_renal_wasting_above": "%",
+    # Thresholds the clinical and orders branches add (revision 2 of the guideline); listed
+    # ahead so the merge needs no edit here.
+    "high_above": "mEq/L",
+    "renal_function_recent_days": "days",
+    "body_weight_recent_days": "days",
+    "dialysis_recent_days": "days",
+    "recently_stopped_days": "days",
+    "future_tolerance_minutes": "minutes",
+    "tacrolimus_level_recent_days_late": "days",
 }
