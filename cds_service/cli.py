@@ -1,4 +1,5 @@
-"""``cds-service serve`` (local server) and ``cds-service evaluate FILE`` (cards without a server)."""
+"""``cds-service serve`` (local server), ``cds-service evaluate FILE`` (cards without a server) and
+``cds-service report`` (card analytics from the state store)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,64 @@ def render_cards(cards: list[dict]) -> str:
     return "\n\n".join(blocks)
 
 
+def _day_argument(value: str):
+    from .store.analytics import parse_day
+
+    try:
+        return parse_day(value, "date")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date as YYYY-MM-DD: {value[:40]!r}") from None
+
+
+REPORT_COLUMNS = ("kind", "issued", "silent", "accepted", "overridden", "acceptanceRate", "overrideReasons")
+
+
+def _report(since, until, output: str) -> int:
+    import sqlalchemy.exc
+
+    from .config import Settings
+    from .store import Store, StoreConfigurationError, database_url
+    from .store.analytics import Period, summary
+
+    try:
+        settings = Settings.from_env()
+        store = Store(database_url(settings.database_url, settings.state_db))
+        store.migrate()
+        figures = summary(store.engine, Period(since, until))
+    except (ValueError, StoreConfigurationError) as error:
+        print(f"cds-service report: {error}", file=sys.stderr)
+        return 1
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        print(f"cds-service report: cannot read the state database ({type(error).__name__})", file=sys.stderr)
+        return 1
+    if output == "json":
+        print(json.dumps(figures, indent=2, ensure_ascii=False))
+        return 0
+    rows = [[row["kind"], row["issued"], row["silent"], row["accepted"], row["overridden"],
+             "" if row["acceptanceRate"] is None else f"{row['acceptanceRate']:.2f}",
+             "; ".join(f"{code}={n}" for code, n in sorted(row["overrideReasons"].items(),
+                                                          key=lambda i: (-i[1], i[0])))]
+            for row in figures["kinds"]]
+    if output == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(REPORT_COLUMNS)
+        writer.writerows(rows)
+        return 0
+    header = ["kind", "issued", "silent", "accepted", "overridden", "accept rate", "override reasons"]
+    table = [header] + [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    period = figures["period"]
+    print(f"Cards from {period['since'] or 'the start'} to {period['until'] or 'now'} (UTC days)")
+    for number, row in enumerate(table):
+        print("  ".join(cell.rjust(w) if 0 < i < 6 else cell.ljust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        if number == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -93,8 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--service", help="service id (default: the one for the request's hook)")
     evaluate.add_argument("--now", help="evaluation time, ISO 8601 (default: now)")
     evaluate.add_argument("--json", action="store_true", help="print the CDS Hooks response JSON")
+    report = commands.add_parser(
+        "report", help="print the card analytics (issued, silent, accepted, overridden, reasons)",
+        description="Card analytics from the state store named by CDS_DATABASE_URL (or CDS_STATE_DB).")
+    report.add_argument("--since", type=_day_argument, help="first day, YYYY-MM-DD (UTC)")
+    report.add_argument("--until", type=_day_argument, help="last day, YYYY-MM-DD (UTC), included")
+    report.add_argument("--format", choices=("table", "json", "csv"), default="table")
     args = parser.parse_args(argv)
 
+    if args.command == "report":
+        if args.since and args.until and args.since > args.until:
+            parser.error("--since is after --until")
+        return _report(args.since, args.until, args.format)
     if args.command == "serve":
         from werkzeug.serving import run_simple
 

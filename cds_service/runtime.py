@@ -13,7 +13,10 @@ from .config import Settings
 from .fhir.client import FhirClient
 from .protocol.request import HookRequest
 from .security.issuers import parse_trusted_issuers, url_allowed
-from .security.jwt_auth import Client, JwksCache, ReplayStore, TokenVerifier
+from .security.jwt_auth import Client, JwksCache, TokenVerifier
+from .store import Store, database_url
+from .store.recorder import CardRecorder
+from .metrics import CARDS_NOT_RECORDED
 
 
 class Runtime:
@@ -23,10 +26,15 @@ class Runtime:
         self._lock = threading.Lock()
         self.issuers = parse_trusted_issuers(settings.trusted_issuers)
         self.fhir_allowed = tuple(u.strip() for u in settings.fhir_allowed_servers.split(",") if u.strip())
+        # The state store, migrated before use (gunicorn.conf.py already did it before forking).
+        self.store = Store(database_url(settings.database_url, settings.state_db))
+        self.store.migrate()
+        self.recorder = CardRecorder(self.store, on_drop=CARDS_NOT_RECORDED.inc)
+        self.silent_kinds = frozenset(k.strip() for k in settings.silent_kinds.split(",") if k.strip())
         self.verifier: TokenVerifier | None = None
         if settings.auth_required:
             self._check_secure_configuration()
-            self.verifier = TokenVerifier(self.issuers, JwksCache(), ReplayStore(settings.state_db),
+            self.verifier = TokenVerifier(self.issuers, JwksCache(), self.store,
                                           leeway=settings.jwt_leeway_seconds,
                                           max_lifetime=settings.jwt_max_lifetime_seconds)
 
