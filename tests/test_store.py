@@ -210,3 +210,14 @@ def test_recording_can_be_switched_off(database_url):
     app = make_app(database_url, record_cards=False)
     app.test_client().post(PATIENT_VIEW, json=severe_with_ppi())
     assert figures(app)["mg-severity"]["issued"] == 0
+
+
+def test_a_missing_real_part_fails_in_ci_and_skips_elsewhere(monkeypatch):
+    from .realparts import missing
+
+    monkeypatch.setenv("CDS_REQUIRE_REAL_PARTS", "1")
+    with pytest.raises(pytest.fail.Exception, match="CDS_REQUIRE_REAL_PARTS=1 requires it"):
+        missing("PostgreSQL is not installed")
+    monkeypatch.delenv("CDS_REQUIRE_REAL_PARTS")
+    with pytest.raises(pytest.skip.Exception):
+        missing("PostgreSQL is not installed")
