@@ -83,8 +83,11 @@ def metric(base: str, name: str, **labels) -> float:
 
 
 def test_the_loop_survives_a_restart(database_url, tmp_path):
+    # Both runs share one metrics directory: gunicorn.conf.py must empty it at start, or the
+    # second run would add the first run's counters to its own.
     env = {"CDS_DATABASE_URL": database_url, "CDS_SILENT_KINDS": "mg-monitoring",
-           "CDS_ADMIN_TOKEN": ADMIN["Authorization"].split()[1]}
+           "CDS_ADMIN_TOKEN": ADMIN["Authorization"].split()[1],
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     calls = 6
     with procfile_server(env) as base:
         for _ in range(calls):  # spread over both workers
@@ -116,7 +119,7 @@ def test_the_loop_survives_a_restart(database_url, tmp_path):
         assert after["mg-contributing"]["overridden"] == 1
         assert after["mg-contributing"]["overrideReasons"] == {"already-addressed": 1}
         assert after["mg-monitoring"]["silent"] == 1 and after["mg-monitoring"]["issued"] == 0
-        # A new run starts its counters from zero (the multiprocess directory is not reused).
+        # A new run starts its counters from zero (the multiprocess directory was emptied).
         assert metric(base, "cds_hook_calls_total", service=HOOK, status="200") == 0
 
     report = subprocess.run([sys.executable, "-m", "cds_service.cli", "report", "--format", "json"],
