@@ -28,12 +28,15 @@ def on_starting(server):
     from cds_service.config import Settings
     from cds_service.store import Store, database_url
 
-    settings = Settings.from_env()
-    store = Store(database_url(settings.database_url, settings.state_db))
     try:
-        store.migrate()
-    finally:
-        store.dispose()
+        settings = Settings.from_env()
+        store = Store(database_url(settings.database_url, settings.state_db))
+        try:
+            store.migrate()
+        finally:
+            store.dispose()
+    except ValueError as error:  # bad settings, unusable database: gunicorn prints "Error: ..." and exits 1
+        raise RuntimeError(str(error)) from None
 
 
 def child_exit(server, worker):

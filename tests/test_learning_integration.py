@@ -127,3 +127,15 @@ def test_the_loop_survives_a_restart(database_url, tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert report.returncode == 0, report.stderr
     assert by_kind(json.loads(report.stdout)) == after
+
+
+def test_the_server_refuses_to_start_on_an_unusable_database():
+    command = next(line.split(":", 1)[1].strip() for line in (ROOT / "Procfile").read_text().splitlines()
+                   if line.startswith("web:"))
+    env = {**os.environ, "PORT": str(free_port()), "CDS_DATABASE_URL": "postgresql+psycopg://cds@127.0.0.1:1/cds",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Error: cannot open the state database" in result.stderr
+    assert "Traceback" not in result.stderr

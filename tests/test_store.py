@@ -221,3 +221,37 @@ def test_a_missing_real_part_fails_in_ci_and_skips_elsewhere(monkeypatch):
     monkeypatch.delenv("CDS_REQUIRE_REAL_PARTS")
     with pytest.raises(pytest.skip.Exception):
         missing("PostgreSQL is not installed")
+
+
+def test_a_replay_check_that_cannot_reach_the_database_is_a_503(jwks, tmp_path, monkeypatch):
+    app = create_app({**secure_config(tmp_path), "log_level": "WARNING"})
+
+    def database_down(*args, **kwargs):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(app.extensions["cds"].store, "first_use", database_down)
+    response = app.test_client().post(PATIENT_VIEW, json=severe_with_ppi(),
+                                      headers={"Authorization": f"Bearer {token()}"})
+    assert response.status_code == 503
+    assert response.get_json()["issue"][0]["code"] == "transient"
+
+
+def test_feedback_that_cannot_be_stored_is_a_503(tmp_path, monkeypatch):
+    app = make_app(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+
+    def database_down(*args, **kwargs):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
+
+    monkeypatch.setattr(app.extensions["cds"].store, "add_feedback", database_down)
+    item = {"card": "c-1", "outcome": "accepted", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
+    response = app.test_client().post(FEEDBACK, json={"feedback": [item]})
+    assert response.status_code == 503 and response.get_json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize("url, message", [
+    ("mysql://db/cds", "mysql is not supported"),
+    ("postgresql+psycopg://cds@127.0.0.1:1/cds", "cannot open the state database"),
+])
+def test_an_unusable_database_stops_the_start_with_a_clear_message(url, message):
+    with pytest.raises(ValueError, match=message):
+        make_app(url)

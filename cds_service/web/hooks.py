@@ -70,6 +70,9 @@ def authenticate() -> None:
         logs.event("auth_failed", check=failure.check, route=request.url_rule.rule if request.url_rule else None)
         AUTH_FAILURES.labels(check=failure.check).inc()
         raise Unauthorized("authentication failed") from None
+    except sqlalchemy.exc.SQLAlchemyError as error:  # the replay check cannot be made: refuse, retryable
+        logs.event("replay_check_unavailable", logging.ERROR, error=type(error).__name__)
+        raise StoreUnavailable("authentication cannot be completed now; try again later") from None
 
 
 def endpoint_url() -> str:
