@@ -16,7 +16,7 @@ from cds_service.web import hooks
 
 from . import factories as f
 from .conftest import PATIENT_VIEW
-from .test_security import JWKS_URL, jwks, secure_config, token  # noqa: F401 (jwks: a fixture)
+from .test_security import jwks, secure_config, token  # noqa: F401 (jwks: a fixture used by name)
 
 FEEDBACK = PATIENT_VIEW + "/feedback"
 
@@ -100,7 +100,8 @@ def test_a_jti_is_used_once_until_it_expires(database_url):
     store.dispose()
 
 
-def test_two_instances_share_replay_protection_and_feedback(database_url, jwks, tmp_path):
+@pytest.mark.usefixtures("jwks")
+def test_two_instances_share_replay_protection_and_feedback(database_url, tmp_path):
     """Two app instances on one database (as two hosts behind a load balancer)."""
     config = {**secure_config(tmp_path), "database_url": database_url, "log_level": "WARNING"}
     first, second = create_app(config), create_app(config)
@@ -223,7 +224,8 @@ def test_a_missing_real_part_fails_in_ci_and_skips_elsewhere(monkeypatch):
         missing("PostgreSQL is not installed")
 
 
-def test_a_replay_check_that_cannot_reach_the_database_is_a_503(jwks, tmp_path, monkeypatch):
+@pytest.mark.usefixtures("jwks")
+def test_a_replay_check_that_cannot_reach_the_database_is_a_503(tmp_path, monkeypatch):
     app = create_app({**secure_config(tmp_path), "log_level": "WARNING"})
 
     def database_down(*args, **kwargs):
@@ -255,3 +257,27 @@ def test_feedback_that_cannot_be_stored_is_a_503(tmp_path, monkeypatch):
 def test_an_unusable_database_stops_the_start_with_a_clear_message(url, message):
     with pytest.raises(ValueError, match=message):
         make_app(url)
+
+
+def test_an_overlong_card_id_is_a_400_not_a_database_error(database_url):
+    app = make_app(database_url)
+    item = {"card": "x" * 257, "outcome": "accepted", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
+    assert app.test_client().post(FEEDBACK, json={"feedback": [item]}).status_code == 400
+    long_codes = {"card": "c" * 256, "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z",
+                  "overrideReason": {"reason": {"code": "r" * 1000, "display": "d" * 5000, "system": "s" * 5000}}}
+    assert app.test_client().post(FEEDBACK, json={"feedback": [long_codes]}).status_code == 200
+
+
+def test_a_state_file_of_the_previous_version_is_upgraded_in_place(tmp_path):
+    """The former replay store created seen_jti in CDS_STATE_DB without any migration table."""
+    import sqlite3
+
+    path = tmp_path / "cds-state.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS seen_jti (iss TEXT NOT NULL, jti TEXT NOT NULL, "
+                   "exp REAL NOT NULL, PRIMARY KEY (iss, jti))")
+        db.execute("INSERT INTO seen_jti VALUES ('https://ehr', 'seen-before', ?)", (time.time() + 300,))
+    app = create_app({"log_level": "WARNING", "state_db": str(path)})
+    store = app.extensions["cds"].store
+    assert not store.first_use("https://ehr", "seen-before", time.time() + 300, time.time())
+    assert {"cards_issued", "feedback"} <= set(sa.inspect(store.engine).get_table_names())

@@ -17,12 +17,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "seen_jti",
-        sa.Column("iss", sa.String(512), primary_key=True),
-        sa.Column("jti", sa.String(512), primary_key=True),
-        sa.Column("exp", sa.Float, nullable=False),
-    )
+    # Before this store, the replay check kept seen_jti (same columns) in the SQLite file
+    # CDS_STATE_DB: an upgraded service keeps it, so tokens seen just before stay refused.
+    if not sa.inspect(op.get_bind()).has_table("seen_jti"):
+        op.create_table(
+            "seen_jti",
+            sa.Column("iss", sa.String(512), primary_key=True),
+            sa.Column("jti", sa.String(512), primary_key=True),
+            sa.Column("exp", sa.Float, nullable=False),
+        )
     op.create_index("ix_seen_jti_exp", "seen_jti", ["exp"])
     op.create_table(
         "cards_issued",
