@@ -281,3 +281,18 @@ def test_a_state_file_of_the_previous_version_is_upgraded_in_place(tmp_path):
     store = app.extensions["cds"].store
     assert not store.first_use("https://ehr", "seen-before", time.time() + 300, time.time())
     assert {"cards_issued", "feedback"} <= set(sa.inspect(store.engine).get_table_names())
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_declares(database_url):
+    """schema.py (what the queries use) and the Alembic migrations (what is deployed) agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from cds_service.store.schema import metadata
+
+    store = Store(database_url)
+    store.migrate()
+    with store.engine.connect() as db:
+        differences = compare_metadata(MigrationContext.configure(db), metadata)
+    store.dispose()
+    assert differences == []
