@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-log", action="store_true", help="keep the server log (path printed)")
     args = p.parse_args(argv)
 
-    if not args.skip_load and subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
+    if (not args.skip_load or args.store_cost) and subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
         raise SystemExit("wrk not found (Debian: apt-get install -y wrk)")
     command = args.command or procfile_command(ROOT / "Procfile")
     if args.gunicorn_args:

@@ -83,8 +83,9 @@ def test_a_bad_period_is_a_400(sqlite_url, query):
     assert make_app(sqlite_url).test_client().get(f"/analytics?{query}").status_code == 400
 
 
-def test_feedback_with_a_bad_timestamp_is_a_400(sqlite_url):
-    item = {"card": "c-1", "outcome": "accepted", "outcomeTimestamp": "last tuesday"}
+@pytest.mark.parametrize("timestamp", ["last tuesday", "2026-11-25T25:00:00Z", "0001-01-01T00:00:00+05:00", ""])
+def test_feedback_with_a_bad_timestamp_is_a_400(sqlite_url, timestamp):
+    item = {"card": "c-1", "outcome": "accepted", "outcomeTimestamp": timestamp}
     response = make_app(sqlite_url).test_client().post(FEEDBACK, json={"feedback": [item]})
     assert response.status_code == 400
     assert response.get_json()["issue"][0]["expression"] == ["feedback[0].outcomeTimestamp"]

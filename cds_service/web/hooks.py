@@ -6,20 +6,17 @@ import logging
 from datetime import datetime, timezone
 
 import orjson
-
-from flask import Blueprint, Response, current_app, g, request
-
 import sqlalchemy.exc
+from flask import Blueprint, Response, current_app, g, request
 
 from .. import logs
 from ..metrics import AUTH_FAILURES, CARDS, FEEDBACK
 from ..protocol.errors import (InvalidRequest, PayloadTooLarge, StoreUnavailable, Unauthorized,
                                UnknownService, UnsupportedMediaType)
-from ..protocol.response import Card
 from ..store import IssuedCard
 from ..security.jwt_auth import AuthFailure
 from ..protocol.request import request_validator
-from ..protocol.response import cards_response
+from ..protocol.response import Card, cards_response
 from ..services import SERVICES, SERVICES_BY_ID, HookEnvironment
 
 bp = Blueprint("cds", __name__)
@@ -152,9 +149,9 @@ def parse_instant(value: str, where: str) -> datetime:
     """An ISO 8601 date-time (a missing offset is read as UTC), or a 400 naming the field."""
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset
         raise InvalidRequest(f"{where} is not an ISO 8601 date-time", expression=[where]) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def docs_base_url() -> str:
