@@ -14,19 +14,16 @@ from . import IssuedCard, Store
 
 MAX_QUEUED = 10000  # cards waiting; beyond this a card goes unrecorded (counted), the hook is not slowed
 BATCH = 500
-FLUSH_EVERY_SECONDS = 0.5
 
 
 class CardRecorder:
     """A bounded queue of cards drained by one daemon thread per process (started on first use,
     so in the gunicorn worker, after the fork)."""
 
-    def __init__(self, store: Store, *, on_drop: Callable[[int], None] = lambda n: None,
-                 interval: float = FLUSH_EVERY_SECONDS):
+    def __init__(self, store: Store, *, on_drop: Callable[[int], None] = lambda n: None):
         self._store = store
         self._queue: queue.Queue[IssuedCard] = queue.Queue(MAX_QUEUED)
         self._on_drop = on_drop
-        self._interval = interval
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._write_lock = threading.Lock()  # one batch at a time (flush() and the thread)
@@ -60,11 +57,9 @@ class CardRecorder:
 
     def _run(self) -> None:
         while True:
-            try:
-                first = self._queue.get(timeout=self._interval)
-            except queue.Empty:
-                continue
-            self._write_batch(first)
+            # Blocks without waking while idle; under load the queue fills while a batch is
+            # written, so batches grow with the load (one transaction each).
+            self._write_batch(self._queue.get())
 
     def _write_batch(self, first: IssuedCard | None = None) -> bool:
         with self._write_lock:
