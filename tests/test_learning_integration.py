@@ -119,6 +119,11 @@ def test_the_loop_survives_a_restart(database_url, tmp_path):
         assert after["mg-contributing"]["overridden"] == 1
         assert after["mg-contributing"]["overrideReasons"] == {"already-addressed": 1}
         assert after["mg-monitoring"]["silent"] == 1 and after["mg-monitoring"]["issued"] == 0
+        page = requests.get(f"{base}/analytics", headers=ADMIN, timeout=10)
+        assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+        row = page.text.split('<tr data-kind="mg-severity">', 1)[1].split("</tr>", 1)[0]
+        cells = [cell.rsplit(">", 1)[1].strip() for cell in row.split("</td>")[:4]]
+        assert cells == [str(calls), "0", "1", "0"]  # issued, silent, accepted, overridden
         # A new run starts its counters from zero (the multiprocess directory was emptied).
         assert metric(base, "cds_hook_calls_total", service=HOOK, status="200") == 0
 
