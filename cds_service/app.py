@@ -55,7 +55,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logger.info("started", extra={"fields": {"fhir_deadline_s": settings.fhir_deadline,
                                              "max_body_bytes": settings.max_body_bytes,
                                              "auth_required": settings.auth_required,
-                                             "trusted_issuers": sorted(runtime.issuers)}})
+                                             "trusted_issuers": sorted(runtime.issuers),
+                                             "silent_kinds": sorted(runtime.silent_kinds) or None}})
     if not settings.auth_required:
         logger.warning("authentication off: any client may call the hooks "
                        "(set CDS_AUTH_REQUIRED=true and CDS_TRUSTED_ISSUERS in production)")

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from . import logs
 from .config import Settings
 from .fhir.client import FhirClient
+from .guideline.cards import RULES
 from .protocol.request import HookRequest
 from .security.issuers import parse_trusted_issuers, url_allowed
 from .security.jwt_auth import Client, JwksCache, TokenVerifier
@@ -31,6 +32,10 @@ class Runtime:
         self.store.migrate()
         self.recorder = CardRecorder(self.store, on_drop=CARDS_NOT_RECORDED.inc)
         self.silent_kinds = frozenset(k.strip() for k in settings.silent_kinds.split(",") if k.strip())
+        unknown_kinds = self.silent_kinds - set(RULES)
+        if unknown_kinds:  # a misspelt kind would quietly stay live
+            raise ValueError(f"CDS_SILENT_KINDS names unknown card kinds: {', '.join(sorted(unknown_kinds))} "
+                             f"(card kinds: {', '.join(sorted(RULES))})")
         self.verifier: TokenVerifier | None = None
         if settings.auth_required:
             self._check_secure_configuration()

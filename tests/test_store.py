@@ -296,3 +296,8 @@ def test_the_migrations_build_exactly_the_tables_the_code_declares(database_url)
         differences = compare_metadata(MigrationContext.configure(db), metadata)
     store.dispose()
     assert differences == []
+
+
+def test_a_misspelt_silent_kind_stops_the_start(tmp_path):
+    with pytest.raises(ValueError, match="CDS_SILENT_KINDS names unknown card kinds: mg-severty"):
+        make_app(f"sqlite:///{tmp_path / 'state.sqlite3'}", silent_kinds="mg-severty, mg-monitoring")
