@@ -12,12 +12,12 @@ from . import logs
 from .config import Settings
 from .fhir.client import FhirClient
 from .guideline.cards import RULES
+from .metrics import CARDS_NOT_RECORDED
 from .protocol.request import HookRequest
 from .security.issuers import parse_trusted_issuers, url_allowed
 from .security.jwt_auth import Client, JwksCache, TokenVerifier
 from .store import Store, database_url
 from .store.recorder import CardRecorder
-from .metrics import CARDS_NOT_RECORDED
 
 
 class Runtime:

@@ -301,3 +301,38 @@ def test_the_migrations_build_exactly_the_tables_the_code_declares(database_url)
 def test_a_misspelt_silent_kind_stops_the_start(tmp_path):
     with pytest.raises(ValueError, match="CDS_SILENT_KINDS names unknown card kinds: mg-severty"):
         make_app(f"sqlite:///{tmp_path / 'state.sqlite3'}", silent_kinds="mg-severty, mg-monitoring")
+
+
+def _start_many(directory: str, databases: int, barrier, results) -> None:
+    failures, first_uses = [], 0
+    for n in range(databases):
+        barrier.wait()
+        try:
+            store = Store(f"sqlite:///{directory}/state-{n}.sqlite3")
+            store.migrate()
+            first_uses += store.first_use("iss", "jti-shared", 2e9, 0)
+            store.dispose()
+        except Exception as error:  # noqa: BLE001 - the test reports whatever a process met
+            failures.append(f"{type(error).__name__}: {error}")
+    results.put((failures, first_uses))
+
+
+def test_lock_step_fresh_starts_on_sqlite_all_succeed(tmp_path):
+    """Four processes open the same fresh SQLite files at the same instant, again and again (as
+    workers or instances starting together): each migrates or waits, none fails, and the shared
+    jti is first used exactly once per database."""
+    import multiprocessing
+
+    processes_count, databases = 4, 40
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(processes_count), context.Queue()
+    processes = [context.Process(target=_start_many, args=(str(tmp_path), databases, barrier, results))
+                 for _ in range(processes_count)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=300) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    failures = [failure for failed, _ in outcomes for failure in failed]
+    assert not failures, failures[:3]
+    assert sum(first for _, first in outcomes) == databases
