@@ -8,11 +8,13 @@ Runs in the master process, before any worker is forked:
 - The state database is migrated once, here, so workers start on the newest schema.
 """
 
+import atexit
 import os
 import shutil
 import tempfile
 
 _own_metrics_dir = None
+_master_pid = os.getpid()  # this file is read by the master, before any fork
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(_metrics_dir, exist_ok=True)
@@ -22,6 +24,15 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 else:
     _own_metrics_dir = tempfile.mkdtemp(prefix="cds-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+
+
+def _remove_own_metrics_dir():
+    """At the master's exit, also when start-up failed (workers inherit this handler: not theirs)."""
+    if _own_metrics_dir and os.getpid() == _master_pid:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+
+
+atexit.register(_remove_own_metrics_dir)
 
 
 def on_starting(server):
@@ -46,5 +57,4 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _own_metrics_dir:
-        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+    _remove_own_metrics_dir()

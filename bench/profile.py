@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("CDS_LOG_LEVEL", "INFO")
     import tempfile
 
+    import atexit
+    import shutil
+
     state_dir = tempfile.mkdtemp(prefix="cds-profile-")  # the state store, never the checkout's
+    atexit.register(shutil.rmtree, state_dir, True)
     os.environ.setdefault("CDS_DATABASE_URL", f"sqlite:///{state_dir}/state.sqlite3")
 
     from cds_service import create_app  # noqa: E402

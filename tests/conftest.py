@@ -16,9 +16,13 @@ from . import factories
 
 # The state store of apps built by tests: a throwaway SQLite file, never one in the checkout.
 if not os.environ.get("CDS_DATABASE_URL") and not os.environ.get("CDS_STATE_DB"):
+    import atexit as _atexit
+    import shutil as _shutil
     import tempfile as _tempfile
 
-    os.environ["CDS_STATE_DB"] = os.path.join(_tempfile.mkdtemp(prefix="cds-test-state-"), "state.sqlite3")
+    _state_dir = _tempfile.mkdtemp(prefix="cds-test-state-")
+    _atexit.register(_shutil.rmtree, _state_dir, True)
+    os.environ["CDS_STATE_DB"] = os.path.join(_state_dir, "state.sqlite3")
 
 PATIENT_VIEW = "/cds-services/tacrolimus-magnesium-patient-view"
 ORDER_SELECT = "/cds-services/tacrolimus-magnesium-order-select"
