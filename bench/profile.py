@@ -51,10 +51,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="silence the service's JSON logs (to see what logging costs)")
     args = p.parse_args(argv)
     os.environ.setdefault("CDS_LOG_LEVEL", "INFO")
+    import tempfile
+
+    import atexit
+    import shutil
+
+    state_dir = tempfile.mkdtemp(prefix="cds-profile-")  # the state store, never the checkout's
+    atexit.register(shutil.rmtree, state_dir, True)
+    os.environ.setdefault("CDS_DATABASE_URL", f"sqlite:///{state_dir}/state.sqlite3")
 
     from cds_service import create_app
 
     app = create_app()
+    app_without_store = create_app({"record_cards": False})
     # Logs to stderr would dominate a terminal; send them to /dev/null but keep the formatting work.
     devnull = open(os.devnull, "w")
     for h in logging.getLogger().handlers + [h for n in logging.root.manager.loggerDict
@@ -82,6 +91,49 @@ def main(argv: list[str] | None = None) -> int:
     floor = per_call_ms(discovery, args.calls)
     print(f"{'whole hook request (Flask test client)':<52} {whole:7.3f} ms")
     print(f"{'discovery request (Flask test client)':<52} {floor:7.3f} ms\n")
+
+    # The cost of recording cards issued: the same hook with and without the state store,
+    # in alternating blocks so that the machine's noise hits both.
+    bare_client = app_without_store.test_client()
+
+    def hook_without_store():
+        r = bare_client.post(HOOK_PATH, data=raw, content_type="application/json")
+        assert r.status_code == 200, r.status_code
+
+    blocks = 6
+    with_store = []
+    without_store = []
+    for _ in range(blocks):
+        with_store.append(per_call_ms(hook, max(1, args.calls // blocks)))
+        without_store.append(per_call_ms(hook_without_store, max(1, args.calls // blocks)))
+    app.extensions["cds"].recorder.flush()
+    w, wo = statistics.median(with_store), statistics.median(without_store)
+    print(f"{'hook with the state store (record_cards on)':<52} {w:7.3f} ms")
+    print(f"{'hook without (record_cards off)':<52} {wo:7.3f} ms   "
+          f"difference {1000 * (w - wo):+.0f} µs, ×{w / wo:.3f} (medians of {blocks} alternating blocks: "
+          + ", ".join(f"{a / b:.3f}" for a, b in zip(with_store, without_store)) + ")")
+    from cds_service.protocol.response import Card, Coding, Source
+    from cds_service.web.hooks import record_cards
+
+    cards = [Card("summary", "warning", Source("label", topic=Coding("urn:x", f"mg-kind-{i}")))
+             for i in range(4)]
+    with app.test_request_context():
+        now = datetime.now(timezone.utc)
+        enqueue = per_call_ms(lambda: record_cards("bench", cards, frozenset(), now), args.calls)
+    print(f"{'record_cards() for 4 cards (metrics + queue)':<52} {enqueue * 1000:7.1f} µs")
+    from cds_service.store import IssuedCard
+
+    counter = iter(range(10**9))
+
+    def batch(size: int):
+        return [IssuedCard(f"bench-{next(counter)}", "bench", "mg-severity", "critical", now, False)
+                for _ in range(size)]
+
+    store = app.extensions["cds"].store
+    for size in (4, 100):
+        ms = per_call_ms(lambda: store.add_cards(batch(size)), max(10, args.calls // 10))
+        print(f"{f'background write of {size} cards (one transaction)':<52} {ms * 1000 / size:7.1f} µs per card")
+    print()
 
     stages: list[tuple[str, float]] = []
     try:

@@ -4,6 +4,7 @@
     python -m bench.run --duration 10 --rounds 5 --connections 4,16
     python -m bench.run --workers 3 --threads 2          # WEB_CONCURRENCY / GUNICORN_THREADS
     python -m bench.run --gunicorn-args "--worker-class sync"
+    python -m bench.run --store-cost --skip-fallback      # hook p50 with and without the state store
 
 Measures, in one run against one server process:
 1. start-up: process start until GET /cds-services answers 200;
@@ -23,6 +24,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -198,6 +200,31 @@ def measure_load(port: int, body_file: Path, *, connections: int, threads: int,
     return results
 
 
+def measure_store_cost(with_port: int, without_port: int, body_file: Path, *, connections: int,
+                       threads: int, seconds: float, warmup: float, rounds: int, workdir: Path) -> dict:
+    """The hook on two servers run side by side, one recording every card issued
+    (CDS_RECORD_CARDS=true, the default) and one not, alternating `rounds` times."""
+    per_round: list[dict] = []
+    for _ in range(rounds):
+        one = {}
+        for name, port in (("with_store", with_port), ("without_store", without_port)):
+            url = f"http://127.0.0.1:{port}{HOOK_PATH}"
+            if warmup > 0:
+                wrk(url, connections=connections, threads=threads, seconds=warmup,
+                    body_file=body_file, workdir=workdir)
+            one[name] = wrk(url, connections=connections, threads=threads, seconds=seconds,
+                            body_file=body_file, workdir=workdir)
+        one["ratio_p50"] = one["with_store"]["p50_us"] / one["without_store"]["p50_us"]
+        per_round.append(one)
+    results: dict = {"rounds": per_round}
+    for name in ("with_store", "without_store"):
+        results[name] = {k: statistics.median(r[name][k] for r in per_round)
+                         for k in ("p50_us", "p90_us", "p99_us", "rps")}
+        results[name]["errors"] = sum(r[name]["errors"] + r[name]["non_2xx"] for r in per_round)
+    results["ratio_p50"] = statistics.median(r["ratio_p50"] for r in per_round)
+    return results
+
+
 # ------------------------------------------------------------------------------ fallback
 
 
@@ -276,11 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gunicorn-args", default="", help="extra arguments appended to the web command")
     p.add_argument("--command", help="replace the Procfile's web command entirely")
     p.add_argument("--days", type=int, default=730, help="length of the record in days (730)")
+    p.add_argument("--store-cost", action="store_true",
+                   help="also run a second server with CDS_RECORD_CARDS=false and compare hook p50")
+    p.add_argument("--database-url", help="CDS_DATABASE_URL of the servers (default: SQLite in a temp dir)")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--keep-log", action="store_true", help="keep the server log (path printed)")
     args = p.parse_args(argv)
 
-    if not args.skip_load and subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
+    if (not args.skip_load or args.store_cost) and subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
         raise SystemExit("wrk not found (Debian: apt-get install -y wrk)")
     command = args.command or procfile_command(ROOT / "Procfile")
     if args.gunicorn_args:
@@ -299,8 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cds-bench-"))
     body_file = workdir / "hook-body.json"
     body_file.write_bytes(body)
+    # The state store (cards issued, feedback) in the run's directory, never the checkout's.
+    env_extra["CDS_DATABASE_URL"] = args.database_url or f"sqlite:///{workdir / 'state.sqlite3'}"
     port = free_port()
     server = Server(command, port, env_extra, workdir / "server.log")
+    bare = (Server(command, free_port(), {**env_extra, "CDS_RECORD_CARDS": "false"},
+                   workdir / "server-without-store.log") if args.store_cost else None)
 
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
           f"(shared machine: absolute figures are noisy, ratios less so)")
@@ -351,6 +385,24 @@ def main(argv: list[str] | None = None) -> int:
                       f"zero errors {verdict(errors == 0)}")
             failed |= errors > 0
 
+        if bare is not None:
+            bare.start()
+            conns = connection_counts[0]
+            sc = measure_store_cost(port, bare.port, body_file, connections=conns,
+                                    threads=args.wrk_threads, seconds=args.duration,
+                                    warmup=args.warmup, rounds=args.rounds, workdir=workdir)
+            results["store_cost"] = sc
+            print(f"\ncost of recording cards issued: hook with and without the state store, "
+                  f"{conns} connections, {args.rounds} rounds alternating; medians:")
+            for name in ("with_store", "without_store"):
+                x = sc[name]
+                print(f"  {name:<14} p50 {fmt_ms(x['p50_us']):>10}  p99 {fmt_ms(x['p99_us']):>10}  "
+                      f"{x['rps']:>6.0f} req/s  errors {x['errors']}")
+            print(f"  p50 with ÷ without: ×{sc['ratio_p50']:.3f} (per round: "
+                  + ", ".join(f"{r['ratio_p50']:.3f}" for r in sc["rounds"]) + ")")
+            failed |= any(sc[n]["errors"] for n in ("with_store", "without_store"))
+            bare.stop()
+
         if not args.skip_fallback:
             fb = measure_fallback(port, resources, args.fallback_delay, args.fallback_rounds)
             results["fallback"] = fb
@@ -369,14 +421,14 @@ def main(argv: list[str] | None = None) -> int:
             failed |= any(s != 200 for s in fb["statuses"])
     finally:
         server.stop()
+        if bare is not None:
+            bare.stop()
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
         if args.keep_log or failed:
             print(f"\nserver log: {server.log_path}")
         else:
-            for f in workdir.iterdir():
-                f.unlink()
-            workdir.rmdir()
+            shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed else 0
 
 

@@ -16,7 +16,8 @@ from . import logs
 from .config import Settings
 from .protocol.errors import ServiceError, outcome
 from .runtime import Runtime
-from .web import docs, hooks
+from .metrics import HOOK_CALLS, HOOK_SECONDS
+from .web import admin, docs, hooks
 from .web.hooks import json_response
 
 _HTTP_ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
@@ -38,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(hooks.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(admin.bp)
     _register_error_handlers(app)
     _register_request_log(app)
 
@@ -54,7 +56,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logger.info("started", extra={"fields": {"fhir_deadline_s": settings.fhir_deadline,
                                              "max_body_bytes": settings.max_body_bytes,
                                              "auth_required": settings.auth_required,
-                                             "trusted_issuers": sorted(runtime.issuers)}})
+                                             "trusted_issuers": sorted(runtime.issuers),
+                                             "silent_kinds": sorted(runtime.silent_kinds) or None}})
     if not settings.auth_required:
         logger.warning("authentication off: any client may call the hooks "
                        "(set CDS_AUTH_REQUIRED=true and CDS_TRUSTED_ISSUERS in production)")
@@ -104,6 +107,10 @@ def _register_request_log(app: Flask) -> None:
             logs.event("request", method=request.method, route=request.url_rule.rule if request.url_rule else None,
                        service=g.get("service_id"), hook_instance=g.get("hook_instance"),
                        status=response.status_code, cards=g.get("card_kinds"),
-                       error=g.get("error"),
+                       silent=g.get("silent_kinds"), error=g.get("error"),
                        ms=round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2))
+        if request.endpoint == "cds.call_hook" and request.method == "POST":
+            service = g.get("service_id") or "unknown"  # unknown ids share one label
+            HOOK_CALLS.labels(service=service, status=str(response.status_code)).inc()
+            HOOK_SECONDS.labels(service=service).observe(time.perf_counter() - g.get("started", time.perf_counter()))
         return response

@@ -1,4 +1,5 @@
-"""The ``cds-service`` command: ``serve`` runs the service, ``evaluate`` prints cards offline.
+"""The ``cds-service`` command: ``serve`` runs the service, ``evaluate`` prints cards offline,
+``report`` prints the card analytics from the state store.
 
 Exit codes: 0 done; 1 bad input (a file, or a CDS_* setting, that cannot be used); 2 usage
 (a wrong command line). Every error is one line on stderr, never a traceback.
@@ -10,6 +11,7 @@ raise ``BadInput`` for input that cannot be used and let click report usage erro
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -165,8 +167,6 @@ def evaluate(file: Path, service_id: str | None, now: datetime | None, as_json: 
                            f"the hooks answered are: {', '.join(hooks)}")
     response = evaluate_request(body, service_id, now or datetime.now(timezone.utc), name)
     if as_json:
-        import json
-
         click.echo(json.dumps(response, indent=2, ensure_ascii=False))
     else:
         click.echo(render_cards(response["cards"]))
@@ -281,6 +281,86 @@ def render_cards(cards: list[dict]) -> str:
             lines.append(f"  → suggestion: {suggestion['label']}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+class Day(click.ParamType):
+    """A UTC day as YYYY-MM-DD."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from .store.analytics import parse_day
+
+        try:
+            return parse_day(str(value), "date")
+        except ValueError:
+            self.fail(f"not a date as YYYY-MM-DD: {str(value)[:40]!r}", param, ctx)
+
+
+REPORT_COLUMNS = ("kind", "issued", "silent", "accepted", "overridden", "acceptanceRate", "overrideReasons")
+
+
+@cli.command(epilog="""\b
+Examples:
+  cds-service report
+  cds-service report --since 2026-11-01 --format csv > cards.csv
+  CDS_DATABASE_URL=postgresql+psycopg://cds@db/cds cds-service report --format json""")
+@click.option("--since", type=Day(), help="first day, YYYY-MM-DD (UTC)")
+@click.option("--until", type=Day(), help="last day, YYYY-MM-DD (UTC), included")
+@click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+def report(since: Any, until: Any, output: str) -> int:
+    """Print the card analytics (issued, silent, accepted, overridden, reasons) from the state
+    store named by CDS_DATABASE_URL (or CDS_STATE_DB)."""
+    if since and until and since > until:
+        raise click.UsageError("--since is after --until")
+    return _report(since, until, output)
+
+
+def _report(since, until, output: str) -> int:
+    import sqlalchemy.exc
+
+    from .config import Settings
+    from .store import Store, StoreConfigurationError, database_url
+    from .store.analytics import Period, summary
+
+    try:
+        settings = Settings.from_env()
+        store = Store(database_url(settings.database_url, settings.state_db))
+        store.migrate()
+        figures = summary(store.engine, Period(since, until))
+    except (ValueError, StoreConfigurationError) as error:
+        print(f"cds-service report: {error}", file=sys.stderr)
+        return 1
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        print(f"cds-service report: cannot read the state database ({type(error).__name__})", file=sys.stderr)
+        return 1
+    if output == "json":
+        print(json.dumps(figures, indent=2, ensure_ascii=False))
+        return 0
+    rows = [[row["kind"], row["issued"], row["silent"], row["accepted"], row["overridden"],
+             "" if row["acceptanceRate"] is None else f"{row['acceptanceRate']:.2f}",
+             "; ".join(f"{code}={n}" for code, n in sorted(row["overrideReasons"].items(),
+                                                          key=lambda i: (-i[1], i[0])))]
+            for row in figures["kinds"]]
+    if output == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(REPORT_COLUMNS)
+        writer.writerows(rows)
+        return 0
+    header = ["kind", "issued", "silent", "accepted", "overridden", "accept rate", "override reasons"]
+    table = [header] + [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    period = figures["period"]
+    print(f"Cards from {period['since'] or 'the start'} to {period['until'] or 'now'} (UTC days)")
+    for number, row in enumerate(table):
+        print("  ".join(cell.rjust(w) if 0 < i < 6 else cell.ljust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+        if number == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

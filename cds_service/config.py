@@ -49,6 +49,12 @@ class Settings:
     jwt_max_lifetime_seconds: float = 600.0  # exp - iat above this is refused (spec: minutes)
     fhir_allowed_servers: str = "*"  # comma-separated FHIR base URLs; * allows any http(s) server
     state_db: str = "cds-state.sqlite3"  # SQLite file for state shared by workers (seen jti values)
+    # Learning from use: the state store, cards issued, feedback, silent mode, analytics access
+    database_url: str = ""  # SQLAlchemy URL; empty: SQLite file state_db. postgresql+psycopg://... for several instances
+    record_cards: bool = True  # record every card issued (uuid, service, kind, indicator, time; no patient data)
+    feedback_store_comments: bool = False  # keep feedback userComment text (may hold patient data)
+    silent_kinds: str = ""  # comma-separated card kinds evaluated and recorded but not returned
+    admin_token: str = ""  # bearer token for /analytics and /metrics; empty: loopback callers only
     # FHIR server fallback
     fhir_connect_timeout: float = 0.5  # seconds
     fhir_read_timeout: float = 1.0  # seconds, per request

@@ -11,9 +11,27 @@ from concurrent.futures import ThreadPoolExecutor
 from . import logs
 from .config import Settings
 from .fhir.client import FhirClient
+from .guideline.cards import RULES
+from .metrics import CARDS_NOT_RECORDED
 from .protocol.request import HookRequest
 from .security.issuers import parse_trusted_issuers, url_allowed
-from .security.jwt_auth import Client, JwksCache, ReplayStore, TokenVerifier
+from .security.jwt_auth import Client, JwksCache, TokenVerifier
+from .store import Store, database_url
+from .store.recorder import CardRecorder
+
+
+_SHARED: dict[str, tuple[Store, CardRecorder]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_store(url: str) -> tuple[Store, CardRecorder]:
+    """The process's store (one engine, one pool) and card recorder (one thread) for a database."""
+    with _SHARED_LOCK:
+        if url not in _SHARED:
+            store = Store(url)
+            store.migrate()
+            _SHARED[url] = (store, CardRecorder(store, on_drop=CARDS_NOT_RECORDED.inc))
+        return _SHARED[url]
 
 
 class Runtime:
@@ -23,10 +41,18 @@ class Runtime:
         self._lock = threading.Lock()
         self.issuers = parse_trusted_issuers(settings.trusted_issuers)
         self.fhir_allowed = tuple(u.strip() for u in settings.fhir_allowed_servers.split(",") if u.strip())
+        # The state store, migrated before use (gunicorn.conf.py already did it before forking).
+        # One store and one recorder thread per database per process, however many apps are built.
+        self.store, self.recorder = _shared_store(database_url(settings.database_url, settings.state_db))
+        self.silent_kinds = frozenset(k.strip() for k in settings.silent_kinds.split(",") if k.strip())
+        unknown_kinds = self.silent_kinds - set(RULES)
+        if unknown_kinds:  # a misspelt kind would quietly stay live
+            raise ValueError(f"CDS_SILENT_KINDS names unknown card kinds: {', '.join(sorted(unknown_kinds))} "
+                             f"(card kinds: {', '.join(sorted(RULES))})")
         self.verifier: TokenVerifier | None = None
         if settings.auth_required:
             self._check_secure_configuration()
-            self.verifier = TokenVerifier(self.issuers, JwksCache(), ReplayStore(settings.state_db),
+            self.verifier = TokenVerifier(self.issuers, JwksCache(), self.store,
                                           leeway=settings.jwt_leeway_seconds,
                                           max_lifetime=settings.jwt_max_lifetime_seconds)
 

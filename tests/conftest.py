@@ -14,6 +14,16 @@ from cds_service.web import hooks
 
 from cds_service.testing import factories
 
+# The state store of apps built by tests: a throwaway SQLite file, never one in the checkout.
+if not os.environ.get("CDS_DATABASE_URL") and not os.environ.get("CDS_STATE_DB"):
+    import atexit as _atexit
+    import shutil as _shutil
+    import tempfile as _tempfile
+
+    _state_dir = _tempfile.mkdtemp(prefix="cds-test-state-")
+    _atexit.register(_shutil.rmtree, _state_dir, True)
+    os.environ["CDS_STATE_DB"] = os.path.join(_state_dir, "state.sqlite3")
+
 PATIENT_VIEW = "/cds-services/tacrolimus-magnesium-patient-view"
 ORDER_SELECT = "/cds-services/tacrolimus-magnesium-order-select"
 
@@ -59,3 +69,6 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 _hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     _hypothesis_settings.load_profile("ci")
+
+
+from .realparts import chromium, database_url, postgres_database, postgres_url  # noqa: E402,F401

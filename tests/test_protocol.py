@@ -289,7 +289,7 @@ def test_feedback_is_accepted(client):
                                                         "system": "urn:tacrolimus-magnesium-cds:override-reason"}},
                           "outcomeTimestamp": "2026-11-25T00:00:00Z"}]}
     response = client.post(PATIENT_VIEW + "/feedback", json=body)
-    assert response.status_code == 200
+    assert response.status_code == 200, response.get_data(as_text=True)
     assert client.post(PATIENT_VIEW + "/feedback", json={"feedback": [{"card": "x"}]}).status_code == 400
     assert client.post("/cds-services/nope/feedback", json=body).status_code == 404
 

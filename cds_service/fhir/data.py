@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from ..metrics import FHIR_FETCHES
 from ..protocol.errors import DataUnobtainable
 from ..protocol.request import HookRequest
 from .client import Fetched, FetchError, FhirClient, bundle_resources, next_link
@@ -80,14 +81,17 @@ def gather(request: HookRequest, keys: Iterable[PrefetchKey], *, client: FhirCli
         done, not_done = wait(pending, timeout=max(0.0, deadline - time.monotonic()))
         for future in not_done:
             future.cancel()
+            FHIR_FETCHES.labels(outcome="deadline").inc()
             _lost(pending[future], prefetch, failed, data)
         for future in done:
             spec = pending[future]
             try:
                 fetched: Fetched = future.result()
             except FetchError:
+                FHIR_FETCHES.labels(outcome="error").inc()
                 _lost(spec, prefetch, failed, data)
                 continue
+            FHIR_FETCHES.labels(outcome="incomplete" if fetched.incomplete else "ok").inc()
             data.resources.extend(fetched.resources)
             if fetched.incomplete:
                 data.unavailable.append(f"{spec.label} (partly: {fetched.incomplete})")
@@ -129,8 +133,10 @@ def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str,
     missing = len(wanted) - len(wanted[:MAX_MEDICATION_READS])
     for future in futures:
         if future in done and future.exception() is None:
+            FHIR_FETCHES.labels(outcome="ok").inc()
             data.resources.extend(future.result().resources)
         else:
+            FHIR_FETCHES.labels(outcome="error" if future in done else "deadline").inc()
             future.cancel()
             missing += 1
     if missing:

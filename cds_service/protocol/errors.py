@@ -33,6 +33,13 @@ class Unauthorized(ServiceError):
     code = "login"
 
 
+class Forbidden(ServiceError):
+    """The caller may not see this (analytics and metrics without the admin token)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class UnknownService(ServiceError):
     status = 404
     code = "not-found"
@@ -53,6 +60,13 @@ class PayloadTooLarge(ServiceError):
 class UnsupportedMediaType(ServiceError):
     status = 415
     code = "not-supported"
+
+
+class StoreUnavailable(ServiceError):
+    """The state database cannot be reached; the client may retry."""
+
+    status = 503
+    code = "transient"
 
 
 def outcome(status: int, message: str, code: str = "exception") -> dict:

@@ -9,11 +9,10 @@ cryptography does the cryptography.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import jwt
 import requests
@@ -83,34 +82,12 @@ class JwksCache:
             return keys[kid]
 
 
-class ReplayStore:
-    """`jti` values seen within their token's lifetime, in SQLite so every worker process shares them."""
-
-    def __init__(self, path: str):
-        self._path = path
-        self._local = threading.local()
-        with self._connection() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS seen_jti (iss TEXT NOT NULL, jti TEXT NOT NULL, "
-                       "exp REAL NOT NULL, PRIMARY KEY (iss, jti))")
-
-    def _connection(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self._path, timeout=5, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
+class ReplayStore(Protocol):
+    """Where used `jti` values are kept within their token's lifetime: the service's state
+    database (cds_service.store.Store), shared by every worker and every instance using it."""
 
     def first_use(self, iss: str, jti: str, exp: float, now: float) -> bool:
         """Record the jti; False when it was already used and has not expired."""
-        db = self._connection()
-        db.execute("DELETE FROM seen_jti WHERE exp < ?", (now,))
-        try:
-            db.execute("INSERT INTO seen_jti (iss, jti, exp) VALUES (?, ?, ?)", (iss, jti, exp))
-        except sqlite3.IntegrityError:
-            return False
-        return True
 
 
 _CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 import orjson
-
+import sqlalchemy.exc
 from flask import Blueprint, Response, current_app, g, request
 
 from .. import logs
-from ..protocol.errors import (InvalidRequest, PayloadTooLarge, Unauthorized, UnknownService,
-                               UnsupportedMediaType)
+from ..metrics import AUTH_FAILURES, CARDS, FEEDBACK
+from ..protocol.errors import (InvalidRequest, PayloadTooLarge, StoreUnavailable, Unauthorized,
+                               UnknownService, UnsupportedMediaType)
+from ..store import IssuedCard
 from ..security.jwt_auth import AuthFailure
 from ..protocol.request import request_validator
-from ..protocol.response import cards_response
+from ..protocol.response import Card, cards_response
 from ..services import SERVICES, SERVICES_BY_ID, HookEnvironment
 
 bp = Blueprint("cds", __name__)
@@ -62,7 +65,11 @@ def authenticate() -> None:
         g.client = verifier.verify(request.headers.get("Authorization"), audience=endpoint_url())
     except AuthFailure as failure:
         logs.event("auth_failed", check=failure.check, route=request.url_rule.rule if request.url_rule else None)
+        AUTH_FAILURES.labels(check=failure.check).inc()
         raise Unauthorized("authentication failed") from None
+    except sqlalchemy.exc.SQLAlchemyError as error:  # the replay check cannot be made: refuse, retryable
+        logs.event("replay_check_unavailable", logging.ERROR, error=type(error).__name__)
+        raise StoreUnavailable("authentication cannot be completed now; try again later") from None
 
 
 def endpoint_url() -> str:
@@ -90,8 +97,26 @@ def call_hook(service_id: str) -> Response:
                           executor=runtime.executor, docs_base_url=docs_base_url(),
                           client=runtime.fhir_client(hook_request, g.get("client")))
     cards = service.handler(hook_request, env)
-    g.card_kinds = [card.topic for card in cards]
-    return json_response(cards_response(cards))
+    # Silent mode: a kind the hospital is still measuring is evaluated and recorded, not shown.
+    shown = [card for card in cards if card.topic not in runtime.silent_kinds]
+    record_cards(service.id, cards, runtime.silent_kinds, env.now)
+    g.card_kinds = [card.topic for card in shown]
+    if len(shown) < len(cards):
+        g.silent_kinds = [card.topic for card in cards if card.topic in runtime.silent_kinds]
+    return json_response(cards_response(shown))
+
+
+def record_cards(service_id: str, cards: list[Card], silent_kinds: frozenset[str], now: datetime) -> None:
+    """Count every card evaluated and queue it for the state store (written in the background)."""
+    issued = []
+    for card in cards:
+        kind = card.topic or "none"
+        silent = kind in silent_kinds
+        CARDS.labels(kind=kind, indicator=card.indicator, silent="true" if silent else "false").inc()
+        issued.append(IssuedCard(card.uuid, service_id, kind, card.indicator, now, silent))
+    runtime = current_app.extensions["cds"]
+    if runtime.settings.record_cards and issued:
+        runtime.recorder.record(issued)
 
 
 @bp.post("/cds-services/<service_id>/feedback")
@@ -101,10 +126,32 @@ def feedback(service_id: str) -> Response:
     g.service_id = service_id
     items = request_validator().check_feedback(read_json_body())
     outcomes: dict[str, int] = {}
-    for item in items:
+    for index, item in enumerate(items):
         outcomes[item["outcome"]] = outcomes.get(item["outcome"], 0) + 1
-    logs.event("feedback", service=service_id, outcomes=outcomes)
-    return json_response({"received": len(items)})
+        item["outcome_at"] = parse_instant(item["outcomeTimestamp"], f"feedback[{index}].outcomeTimestamp")
+    runtime = current_app.extensions["cds"]
+    runtime.recorder.flush()  # cards this process issued moments ago are known when their feedback comes
+    try:
+        result = runtime.store.add_feedback(service_id, items, now=utc_now(),
+                                            store_comments=runtime.settings.feedback_store_comments)
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        logs.event("feedback_not_stored", logging.ERROR, error=type(error).__name__)
+        raise StoreUnavailable("feedback could not be stored now; send it again later") from None
+    for outcome, count in outcomes.items():
+        FEEDBACK.labels(outcome=outcome).inc(count)
+    logs.event("feedback", service=service_id, outcomes=outcomes, stored=result.stored,
+               unknown_cards=result.unknown_cards or None)
+    return json_response({"received": result.received, "stored": result.stored,
+                          "unknownCards": result.unknown_cards})
+
+
+def parse_instant(value: str, where: str) -> datetime:
+    """An ISO 8601 date-time (a missing offset is read as UTC), or a 400 naming the field."""
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset
+        raise InvalidRequest(f"{where} is not an ISO 8601 date-time", expression=[where]) from None
 
 
 def docs_base_url() -> str:
