@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from .guideline.codes import Code
+from .guideline.suggestions import parse_orderables
 from .guideline.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 GUIDELINE_PREFIX = "CDS_GUIDELINE_"
@@ -35,6 +37,7 @@ class Settings:
     fhir_max_workers: int = 8  # concurrent fetches per process
     # Guideline
     serum_mg_order_loinc: str = "19123-9"  # 19123-9 (mg/dL) or 2601-3 (mmol/L), for suggestions
+    orderables: str = ""  # JSON: suggestion product key -> the hospital's {system, code, display}
     log_level: str = "INFO"
     thresholds: Thresholds = field(default=DEFAULT_THRESHOLDS)
 
@@ -55,6 +58,14 @@ class Settings:
         except KeyError as unknown:
             raise ValueError(f"unknown guideline setting {GUIDELINE_PREFIX}{str(unknown).strip(chr(39)).upper()}") from None
         return cls(**values, thresholds=thresholds)
+
+    def __post_init__(self) -> None:
+        parse_orderables(self.orderables)  # a bad map stops the service at start-up
+
+    @property
+    def orderable_codes(self) -> Mapping[str, Code]:
+        """CDS_ORDERABLES, parsed (cached): what each suggested product is called locally."""
+        return parse_orderables(self.orderables)
 
     def merged(self, overrides: Mapping[str, Any] | None) -> "Settings":
         """A copy with overrides from a dict (as passed to ``create_app(config)``)."""

@@ -13,9 +13,10 @@ from .config import Settings
 from .fhir.client import FhirClient
 from .fhir.data import PrefetchKey, gather
 from .guideline import codes
-from .guideline.cards import CardContext, build_cards
+from .guideline.cards import ORDER_TOPICS, CardContext, build_cards
 from .guideline.facts import build_facts
-from .guideline.orders import assess_orders
+from .guideline.orders import (ORDER_HOOK_PATIENT_TOPICS, UNADDRESSED_CRITICAL_TOPICS,
+                               assess_orders, has_relevant_draft)
 from .guideline.rules import assess
 from .guideline.suggestions import OrderContext
 from .protocol.request import HookRequest
@@ -116,14 +117,34 @@ def _evaluate(request: HookRequest, env: HookEnvironment, keys: tuple[PrefetchKe
         unavailable=data.unavailable, draft_orders=drafts, selections=selections)
     thresholds = env.settings.thresholds
     assessment = assess(facts, env.now, thresholds)
-    findings = assess_orders(facts, assessment, env.now, thresholds) if orders else None
+    findings, keep = None, None
+    if orders:
+        findings = assess_orders(facts, assessment, env.now, thresholds)
+        keep = _order_hook_cards(request.hook, has_relevant_draft(facts))
+        if keep is None:
+            return []
     serum_order = next((c for c in codes.MG_SERUM if c.code == env.settings.serum_mg_order_loinc),
                        codes.MG_SERUM_MASS)
     context = CardContext(
-        orders=OrderContext(request.patient_id, request.encounter_id, env.now, serum_order),
+        orders=OrderContext(request.patient_id, request.encounter_id, env.now, serum_order,
+                            orderables=env.settings.orderable_codes, thresholds=thresholds),
         thresholds=thresholds,
         docs_base_url=env.docs_base_url)
-    return build_cards(assessment, context, findings)
+    return build_cards(assessment, context, findings, keep=keep)
+
+
+def _order_hook_cards(hook: str, relevant: bool) -> Callable[[Card], bool] | None:
+    """Section 6: which cards an order hook answers (None: none at all).
+
+    With a relevant draft: the order cards and the severity/monitoring cards. Without one,
+    order-select is silent (the patient's magnesium is patient-view's job) and order-sign keeps
+    only a critical severity, the one thing that must not be signed past.
+    """
+    if relevant:
+        return lambda card: card.topic in ORDER_HOOK_PATIENT_TOPICS or card.topic in ORDER_TOPICS
+    if hook == "order-sign":
+        return lambda card: card.topic in UNADDRESSED_CRITICAL_TOPICS and card.indicator == "critical"
+    return None
 
 
 def assess_patient(request: HookRequest, env: HookEnvironment) -> list[Card]:

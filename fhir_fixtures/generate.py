@@ -522,27 +522,31 @@ def start(*summary: str, indicator: str = "info", **kw) -> dict:
     return card(indicator, ORDER_START, "Starting tacrolimus", *summary, **kw)
 
 
-def wasting(*summary: str, **kw) -> dict:
-    return card("warning", ORDER_WASTING, "Magnesium-wasting drug ordered", *summary, **kw)
+def wasting(*summary: str, indicator: str = "warning", **kw) -> dict:
+    return card(indicator, ORDER_WASTING, *summary, **kw)
 
 
-def interaction(*summary: str, **kw) -> dict:
-    return card("warning", ORDER_INTERACTION, "tacrolimus levels: check trough and Mg within a week", *summary, **kw)
+def interaction(*summary: str, indicator: str = "warning", **kw) -> dict:
+    return card(indicator, ORDER_INTERACTION, *summary, **kw)
+
+
+WITHIN_A_WEEK = "trough and Mg within a week"
 
 
 @order_scenario("order-start-never-measured", "Tacrolimus ordered 2 days after a kidney transplant, no "
                 "magnesium ever measured: warning, baseline serum Mg with the monitoring plan.",
-                [start("baseline serum Mg needed", "no Mg on record", indicator="warning",
-                       detail=("Ordering Prograf 1 mg capsule", "weekly for the first month"),
+                [start("Mg never measured", "order a baseline serum Mg", indicator="warning",
+                       detail=("Ordering Prograf 1 mg capsule", "every 7 days (weekly) for the first 30 days"),
                        suggestions=("Order serum magnesium (baseline",))])
 def _():
     return new_recipient(), [prograf_draft()]
 
 
 @order_scenario("order-start-recent-normal-mg", "Tacrolimus ordered, Mg 1.9 mEq/L 3 days ago and no serum "
-                "Mg order in place: info card, plan weekly serum Mg for the first month.",
-                [start(f"baseline Mg 1.9 mEq/L on {day(3)} in range", "plan weekly serum Mg for the first month",
-                       detail=("weekly for the first month",), suggestions=("Order serum magnesium",))])
+                "Mg order in place: info card; the suggestion is the first weekly check, not a new baseline.",
+                [start(f"baseline Mg 1.9 mEq/L ({day(3)}) in range", "first weekly serum Mg check in 7 days",
+                       detail=("not a new baseline", "every 7 days (weekly)"),
+                       suggestions=("Order serum magnesium (first weekly check",))])
 def _():
     return new_recipient(mg(1.9, days=3)), [prograf_draft()]
 
@@ -558,57 +562,137 @@ def _():
 @order_scenario("order-start-low-mg", "Tacrolimus ordered with Mg 1.2 mEq/L 3 days ago: the severity card "
                 "(with the Mg order) and a warning start card.",
                 [mild("Mg 1.2 mEq/L", days=3, suggestions=("Magnesium oxide 400 mg", "Order serum magnesium")),
-                 start(f"with low Mg 1.2 mEq/L on {day(3)}", indicator="warning",
+                 start(f"with low Mg 1.2 mEq/L ({day(3)})", indicator="warning",
                        detail=("The serum Mg order is on the severity card",),
                        no_suggestions=("serum magnesium",))])
 def _():
     return new_recipient(mg(1.2, days=3)), [prograf_draft()]
 
 
-@order_scenario("order-ppi-on-tacrolimus", "Omeprazole ordered for a stable recipient on tacrolimus "
-                "(Mg 1.6 mEq/L 5 days ago): warning, famotidine offered instead.",
-                [wasting("(omeprazole)", f"Mg 1.6 mEq/L on {day(5)}", detail=("famotidine", "8.0 ng/mL"),
-                         suggestions=("Replace omeprazole with famotidine", "Order serum magnesium"))])
+@order_scenario("order-tacrolimus-renewal", "Tacrolimus renewed for a stable recipient already on it, Mg 1.8 "
+                "mEq/L 5 days ago: a renewal is not a start, no cards.", [])
+def _():
+    return stable_recipient(mg(1.8, days=5)), [prograf_draft()]
+
+
+@order_scenario("order-ppi-on-tacrolimus", "Oral omeprazole ordered for a stable recipient on tacrolimus, Mg "
+                "1.6 mEq/L 5 days ago (at target): info, coded famotidine offered in its place.",
+                [wasting("Omeprazole ordered", f"Mg 1.6 mEq/L ({day(5)}) at target", "famotidine instead",
+                         indicator="info", detail=("famotidine", "8.0 ng/mL", "omeprazole 20 mg delayed-release"),
+                         suggestions=("Replace omeprazole with famotidine",),
+                         no_suggestions=("Order serum magnesium",))])
 def _():
     return (stable_recipient(mg(1.6, days=5)),
             [ordered("omeprazole 20 MG Delayed Release Oral Capsule", **OMEPRAZOLE)])
 
 
+@order_scenario("order-ppi-low-mg", "Oral omeprazole ordered with Mg 1.2 mEq/L yesterday: the severity card "
+                "and a warning wasting card with the famotidine swap.",
+                [mild("Mg 1.2 mEq/L"),
+                 wasting("Omeprazole ordered", f"Mg 1.2 mEq/L ({day(1)}) low", "famotidine instead",
+                         suggestions=("Replace omeprazole with famotidine",))])
+def _():
+    return (stable_recipient(mg(1.2)),
+            [ordered("omeprazole 20 MG Delayed Release Oral Capsule", **OMEPRAZOLE)])
+
+
+@order_scenario("order-ppi-intravenous", "IV pantoprazole ordered with Mg 1.2 mEq/L yesterday: warning, no "
+                "one-click swap for an IV PPI; the text mentions IV famotidine.",
+                [mild("Mg 1.2 mEq/L"),
+                 wasting("Pantoprazole ordered", f"Mg 1.2 mEq/L ({day(1)}) low", detail=("IV famotidine",),
+                         no_suggestions=("famotidine",))], hook="order-sign")
+def _():
+    iv = ordered("pantoprazole 40 MG Injection", rxnorm="40790", display="pantoprazole",
+                 dosageInstruction=[{"route": {"coding": [{"system": f.SNOMED, "code": "47625008",
+                                                           "display": "Intravenous route"}]}}])
+    return stable_recipient(mg(1.2)), [iv]
+
+
 @order_scenario("order-loop-diuretic", "Furosemide ordered for a stable recipient on tacrolimus (Mg 1.7 "
-                "mEq/L 5 days ago): warning, recheck Mg in 1-2 weeks, no famotidine.",
-                [wasting("(furosemide)", f"Mg 1.7 mEq/L on {day(5)}", detail=("loop diuretic", "1–2 weeks"),
-                         suggestions=("Order serum magnesium",), no_suggestions=("famotidine",))])
+                "mEq/L 5 days ago, at target): info, routine Mg checks, no famotidine.",
+                [wasting("Furosemide ordered", f"Mg 1.7 mEq/L ({day(5)}) at target",
+                         "keep routine Mg checks (every 42 days)", indicator="info", detail=("loop diuretic",),
+                         no_suggestions=("famotidine",))])
 def _():
     return stable_recipient(mg(1.7, days=5)), [ordered("furosemide 40 MG Oral Tablet")]
 
 
+@order_scenario("order-loop-diuretic-mg-unmeasured", "Furosemide ordered, last Mg 60 days ago (beyond the "
+                "42-day routine interval): the due card carries the Mg order; the wasting card is a warning.",
+                [due(f"last Mg 1.8 mEq/L on {day(60)}"),
+                 wasting("Furosemide ordered", "no Mg in 42 days", "check serum Mg now")], hook="order-sign")
+def _():
+    return stable_recipient(mg(1.8, days=60)), [ordered("furosemide 40 MG Oral Tablet")]
+
+
 @order_scenario("order-fluconazole", "Fluconazole ordered for a recipient on tacrolimus (trough 8 ng/mL 3 "
-                "days ago): interaction warning, trough and Mg within a week.",
-                [interaction(f"last trough 8.0 ng/mL on {day(3)}", "Fluconazole raises tacrolimus",
+                "days ago): other inhibitor, warning, trough and Mg within a week.",
+                [interaction("Fluconazole raises tacrolimus levels", f"trough 8.0 ng/mL ({day(3)})", WITHIN_A_WEEK,
                              detail=("within about a week",),
-                             suggestions=("Order tacrolimus trough", "Order serum magnesium"))])
+                             suggestions=("Order tacrolimus trough within a week", "Order serum magnesium"))])
 def _():
     return stable_recipient(mg(1.8, days=5)), [ordered("fluconazole 200 MG Oral Tablet")]
 
 
-@order_scenario("order-rifampin", "Rifampin ordered for a recipient on tacrolimus: interaction warning "
+@order_scenario("order-clotrimazole-troche", "Oral clotrimazole troche (swallowed, systemic) ordered: counts "
+                "as an interacting azole.",
+                [interaction("Clotrimazole raises tacrolimus levels", WITHIN_A_WEEK)])
+def _():
+    return stable_recipient(mg(1.8, days=5)), [ordered("clotrimazole 10 MG Oral Troche")]
+
+
+@order_scenario("order-voriconazole", "Voriconazole ordered: a strong CYP3A inhibitor, warning, dose reduction "
+                "usually needed, trough within 2-3 days.",
+                [interaction("Voriconazole raises tacrolimus levels", "reduce tacrolimus dose at start",
+                             "trough within 2–3 days", detail=("dose reduction is usually needed",),
+                             suggestions=("Order tacrolimus trough within 2–3 days",))])
+def _():
+    return stable_recipient(mg(1.8, days=5)), [ordered("voriconazole 200 MG Oral Tablet")]
+
+
+@order_scenario("order-paxlovid", "Paxlovid (nirmatrelvir/ritonavir) ordered: ritonavir is named, critical, "
+                "hold or sharply reduce tacrolimus with the transplant team, trough on day 2-3.",
+                [interaction("Ritonavir raises tacrolimus levels", "hold or sharply reduce tacrolimus",
+                             "trough on day 2–3", indicator="critical",
+                             detail=("transplant team before the first dose", "several-fold"),
+                             suggestions=("Order tacrolimus trough for day 2–3",))], hook="order-sign")
+def _():
+    return stable_recipient(mg(1.8, days=5)), [
+        ordered("nirmatrelvir 150 MG / ritonavir 100 MG Oral Tablet, co-packaged (Paxlovid)")]
+
+
+@order_scenario("order-rifampin", "Rifampin ordered for a recipient on tacrolimus: inducer, warning "
                 "(lowers tacrolimus), trough and Mg within a week.",
-                [interaction(f"last trough 8.0 ng/mL on {day(3)}", "Rifampin lowers tacrolimus",
-                             detail=("within about a week",),
+                [interaction("Rifampin lowers tacrolimus levels", f"trough 8.0 ng/mL ({day(3)})", WITHIN_A_WEEK,
+                             detail=("within about a week", "rejection"),
                              suggestions=("Order tacrolimus trough", "Order serum magnesium"))],
                 hook="order-sign")
 def _():
     return stable_recipient(mg(1.8, days=5)), [ordered("rifampin 300 MG Oral Capsule")]
 
 
+@order_scenario("order-topical-azoles", "Ketoconazole shampoo and clotrimazole cream at signing: topical forms "
+                "do not change tacrolimus levels, no cards.", [], hook="order-sign")
+def _():
+    return stable_recipient(mg(1.8, days=5)), [ordered("ketoconazole 20 MG/ML Medicated Shampoo"),
+                                               ordered("clotrimazole 10 MG/ML Topical Cream")]
+
+
 @order_scenario("order-magnesium-oxide-for-low-mg", "Mg 1.2 mEq/L yesterday and magnesium oxide already "
                 "drafted: the severity card says 'Magnesium already being ordered' instead of suggesting it "
                 "again.",
                 [mild("Mg 1.2 mEq/L",
-                      detail=("Magnesium already being ordered: magnesium oxide 400 MG Oral Tablet",),
+                      detail=("Magnesium already being ordered: magnesium oxide 400 mg oral tablet",),
                       suggestions=("Order serum magnesium",), no_suggestions=("Magnesium oxide",))])
 def _():
     return stable_recipient(mg(1.2)), [ordered("magnesium oxide 400 MG Oral Tablet")]
+
+
+@order_scenario("order-magnesium-lab-draft", "A serum Mg order selected, Mg 1.2 mEq/L yesterday: a magnesium "
+                "lab order is relevant, so the severity card is shown.",
+                [mild("Mg 1.2 mEq/L")])
+def _():
+    return stable_recipient(mg(1.2)), [f.draft(f.serum_mg_order("draft"))]
 
 
 def _ppi_and_amlodipine() -> tuple[list[dict], list[dict]]:
@@ -621,27 +705,44 @@ order_scenario("order-select-ppi-not-selected", "Omeprazole and amlodipine draft
                "selected: order-select acts on the selection, so no wasting card.",
                [], selected=(1,))(_ppi_and_amlodipine)
 order_scenario("order-sign-ppi-among-drafts", "The same omeprazole and amlodipine drafts at signing: "
-               "order-sign looks at every draft, so the wasting card appears.",
-               [wasting("(omeprazole)", f"Mg 1.8 mEq/L on {day(5)}", detail=("famotidine",),
-                        suggestions=("Replace omeprazole with famotidine",))],
+               "order-sign looks at every draft, so the wasting card appears (info: Mg at target).",
+               [wasting("Omeprazole ordered", f"Mg 1.8 mEq/L ({day(5)}) at target", indicator="info",
+                        detail=("famotidine",), suggestions=("Replace omeprazole with famotidine",))],
                hook="order-sign")(_ppi_and_amlodipine)
 
 
-@order_scenario("order-sandbox-page-load", "The sandbox's page-load draft: a MedicationRequest with no "
-                "medication yet, for a stable recipient: no cards, no error.",
+def _unrelated_with(value: float):
+    def build() -> tuple[list[dict], list[dict]]:
+        return (stable_recipient(mg(value), f.medication("furosemide 40 MG Oral Tablet", days=90)),
+                [ordered("amlodipine 5 MG Oral Tablet")])
+    return build
+
+
+order_scenario("order-select-unrelated-severe", "Amlodipine selected for a patient with Mg 0.8 mEq/L on "
+               "furosemide: an unrelated order, so order-select says nothing (patient-view's job).",
+               [])(_unrelated_with(0.8))
+order_scenario("order-sign-unrelated-severe", "The same amlodipine at signing: order-sign keeps only the "
+               "critical severity card (no factors card, no order card).",
+               [severe("Mg 0.8 mEq/L")], hook="order-sign")(_unrelated_with(0.8))
+order_scenario("order-sign-unrelated-mild", "Amlodipine at signing with Mg 1.2 mEq/L: not critical, so no "
+               "cards at signing.", [], hook="order-sign")(_unrelated_with(1.2))
+
+
+@order_scenario("order-sandbox-page-load", "The sandbox's page-load draft (no medication chosen yet) for a "
+                "patient with Mg 0.8 mEq/L: nothing to say about the order, no cards, no error.",
                 [])
 def _():
     blank = {"resourceType": "MedicationRequest", "id": "sandbox-draft", "status": "draft",
              "intent": "order", "subject": {"reference": f"Patient/{f.PATIENT_ID}"}}
-    return stable_recipient(mg(1.8, days=5)), [blank]
+    return stable_recipient(mg(0.8)), [blank]
 
 
 @order_scenario("order-sandbox-tacrolimus", "Sandbox-shaped tacrolimus draft (RxNorm 198377 only, R4 timing "
                 "and doseAndRate), Mg 1.9 mEq/L 20 days ago: recognised as a start; info (a result within 30 "
-                "days), but the baseline is asked for now (older than the first month's 7-day interval).",
-                [start(f"baseline Mg 1.9 mEq/L on {day(20)} in range", "plan weekly serum Mg",
-                       detail=("Ordering tacrolimus 1 MG Oral Capsule", "weekly for the first month"),
-                       suggestions=("Order serum magnesium (baseline",))], hook="order-sign")
+                "days), but the first check is asked for now (older than the first month's 7-day interval).",
+                [start(f"baseline Mg 1.9 mEq/L ({day(20)}) in range", "first weekly serum Mg check now",
+                       detail=("Ordering tacrolimus 1 mg oral capsule", "every 7 days (weekly)"),
+                       suggestions=("Order serum magnesium (first weekly check",))], hook="order-sign")
 def _():
     return new_recipient(mg(1.9, days=20)), [sandbox_tacrolimus()]
 

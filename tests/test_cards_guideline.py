@@ -258,7 +258,15 @@ def test_every_card_is_complete(call_hook, scenario):
         assert len(card["summary"]) <= 140
         assert card["uuid"]
         assert card["source"]["label"] and card["source"]["url"].endswith("/" + topic(card))
-        assert {r["code"] for r in card["overrideReasons"]} >= {"already-addressed", "patient-declined"}
+        reasons = {r["code"] for r in card["overrideReasons"]}
+        assert reasons >= {"already-addressed", "not-relevant"}
+        # "Lab ordered elsewhere" only where the card asks for a lab (section 10).
+        asks_for_lab = any(a["type"] == "create" and a["resource"]["resourceType"] == "ServiceRequest"
+                           for s in card.get("suggestions", []) for a in s["actions"])
+        assert ("lab-elsewhere" in reasons) == asks_for_lab
+        assert ("patient-declined" in reasons) == bool(card.get("suggestions"))
+        assert card["links"] == [{"label": "How this advice is derived", "url": card["source"]["url"],
+                                  "type": "absolute"}]
         if card.get("suggestions"):
             assert card["selectionBehavior"] == "any"
             assert all(s["uuid"] for s in card["suggestions"])

@@ -88,7 +88,12 @@ def test_scenarios_cover_the_brief():
                  "order-start-never-measured", "order-start-recent-normal-mg", "order-start-plan-in-place",
                  "order-start-low-mg", "order-ppi-on-tacrolimus", "order-loop-diuretic", "order-fluconazole",
                  "order-rifampin", "order-magnesium-oxide-for-low-mg", "order-select-ppi-not-selected",
-                 "order-sign-ppi-among-drafts", "order-sandbox-page-load", "order-sandbox-tacrolimus"):
+                 "order-sign-ppi-among-drafts", "order-sandbox-page-load", "order-sandbox-tacrolimus",
+                 # section 6, revision 2: relevance, strengths, IV vs oral PPIs
+                 "order-tacrolimus-renewal", "order-ppi-low-mg", "order-ppi-intravenous",
+                 "order-loop-diuretic-mg-unmeasured", "order-clotrimazole-troche", "order-voriconazole",
+                 "order-paxlovid", "order-topical-azoles", "order-magnesium-lab-draft",
+                 "order-select-unrelated-severe", "order-sign-unrelated-severe", "order-sign-unrelated-mild"):
         assert name in names, name
     for s in SCENARIOS:
         assert s["now"] == "2026-11-25T12:00:00Z"

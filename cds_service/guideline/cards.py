@@ -10,26 +10,35 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from ..protocol.response import INDICATOR_ORDER, Action, Card, Coding, Source, Suggestion
+import re
+
+from ..protocol.response import INDICATOR_ORDER, Action, Card, Coding, Link, Source, Suggestion
 from . import codes
-from .facts import LabResult, MedicationUse, Symptom
-from .orders import InteractingDrugOrdered, TacrolimusStart, WastingDrugOrdered
+from .facts import LabResult, MedicationUse, Symptom, number
+from .orders import (InteractingDrugOrdered, InteractionStrength, TacrolimusStart, WastingDrugOrdered,
+                     interaction_strength)
 from .rules import (Assessment, ContributingFactors, FemgFinding, MonitoringDue, PersistentLow,
                     ResultsNotUsed, Severity, SeverityFinding, SymptomsWithNormalMagnesium)
-from .suggestions import (OrderContext, famotidine_instead, intravenous_magnesium, lab_order,
-                          oral_magnesium, renal_caution_text)
+from .suggestions import (OrderContext, famotidine_instead, intravenous_magnesium, is_mappable,
+                          lab_order, oral_magnesium, renal_caution_text)
 from .thresholds import MG_UNIT_TO_MEQ_PER_L, Thresholds
 
 SUMMARY_LIMIT = 140
 TOPIC_SYSTEM = "urn:tacrolimus-magnesium-cds:card-kind"
 GUIDELINE_LABEL = "Tacrolimus–magnesium guideline"
 OVERRIDE_SYSTEM = "urn:tacrolimus-magnesium-cds:override-reason"
-OVERRIDE_REASONS = (
-    Coding(OVERRIDE_SYSTEM, "already-addressed", "Already addressed"),
-    Coding(OVERRIDE_SYSTEM, "patient-declined", "Patient declined"),
-    Coding(OVERRIDE_SYSTEM, "not-relevant", "Not clinically relevant"),
-    Coding(OVERRIDE_SYSTEM, "lab-elsewhere", "Lab ordered elsewhere"),
-)
+ALREADY_ADDRESSED = Coding(OVERRIDE_SYSTEM, "already-addressed", "Already addressed")
+PATIENT_DECLINED = Coding(OVERRIDE_SYSTEM, "patient-declined", "Patient declined")
+NOT_RELEVANT = Coding(OVERRIDE_SYSTEM, "not-relevant", "Not clinically relevant")
+LAB_ELSEWHERE = Coding(OVERRIDE_SYSTEM, "lab-elsewhere", "Lab ordered elsewhere")
+BENEFIT_OUTWEIGHS = Coding(OVERRIDE_SYSTEM, "benefit-outweighs-risk", "Benefit outweighs the risk")
+TRANSPLANT_TEAM = Coding(OVERRIDE_SYSTEM, "transplant-team-aware", "Transplant team already managing")
+OVERRIDE_REASONS = (ALREADY_ADDRESSED, PATIENT_DECLINED, NOT_RELEVANT, LAB_ELSEWHERE,
+                    BENEFIT_OUTWEIGHS, TRANSPLANT_TEAM)
+LINK_LABEL = "How this advice is derived"
+# Cards about a drug being ordered (section 6); the others are about the patient's magnesium.
+ORDER_TOPICS = frozenset({"mg-order-tacrolimus", "mg-order-wasting", "mg-order-interaction"})
+_DRUG_ORDER_TOPICS = frozenset({"mg-order-wasting", "mg-order-interaction"})
 
 
 @dataclass(frozen=True)
@@ -142,9 +151,59 @@ def _meq_text(value: float) -> str:
     return text
 
 
+_SEPARATORS = ("; ", ", ", ": ", " — ", " (")
+
+
 def fit(summary: str) -> str:
-    """Keep summaries within the spec's 140 characters (the number and date come first)."""
-    return summary if len(summary) <= SUMMARY_LIMIT else summary[:SUMMARY_LIMIT - 1] + "…"
+    """Keep summaries within the spec's 140 characters. The builders budget their lists (see
+    `listing`); this is the safety net: cut at the last separator, else the last space, never
+    inside a word, and mark the cut with an ellipsis."""
+    if len(summary) <= SUMMARY_LIMIT:
+        return summary
+    head = summary[:SUMMARY_LIMIT - 1]
+    cut = max(head.rfind(sep) for sep in _SEPARATORS)
+    if cut < SUMMARY_LIMIT // 2:
+        cut = head.rfind(" ")
+    return head[:cut].rstrip(" ,;:—(") + "…"
+
+
+def listing(items: list[str], room: int) -> str:
+    """Items joined with ', ' within `room` characters; what does not fit is counted, never
+    cut: 'omeprazole, furosemide +2'."""
+    items = list(dict.fromkeys(items))
+    for shown in range(len(items), 0, -1):
+        text = ", ".join(items[:shown])
+        if shown < len(items):
+            text += f" +{len(items) - shown}"
+        if len(text) <= room:
+            return text
+    return f"{items[0]} +{len(items) - 1}" if len(items) > 1 else items[0]
+
+
+def capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# RxNorm's normalised names shout their units and dose forms ("omeprazole 20 MG Delayed
+# Release Oral Capsule"); a clinician writes "omeprazole 20 mg delayed-release oral capsule".
+_UNIT_WORDS = {"MG": "mg", "ML": "mL", "MCG": "mcg", "G": "g", "UNT": "units", "MEQ": "mEq",
+               "HR": "h", "ACTUAT": "actuation"}
+_FORM_WORDS = re.compile(
+    r"\b(Oral|Tablet|Capsule|Delayed|Release|Extended|Injection|Injectable|Solution|Suspension|"
+    r"Topical|Cream|Ointment|Chewable|Disintegrating|Prefilled|Syringe|Troche|Lozenge|Pack|"
+    r"Powder|Product|Shampoo|Lotion|Intravenous|Vaginal|Film|Coated|Enteric|Granules|Packet|"
+    r"Sprinkle|Buccal|Sublingual|Effervescent)\b")
+
+
+def clinical_name(name: str) -> str:
+    """A drug name as a clinician writes it (RxNorm capitals and all-caps EHR text lowered)."""
+    if name.isupper():
+        return name.lower()
+    text = re.sub(r"(?<=\d) ?(MG|ML|MCG|G|UNT|MEQ|HR|ACTUAT)\b",
+                  lambda m: " " + _UNIT_WORDS[m.group(1)], name)
+    text = re.sub(r"/(MG|ML|MCG|G|UNT|MEQ|HR|ACTUAT)\b", lambda m: "/" + _UNIT_WORDS[m.group(1)], text)
+    text = _FORM_WORDS.sub(lambda m: m.group(1).lower(), text)
+    return text.replace("delayed release", "delayed-release").replace("extended release", "extended-release")
 
 
 def _bullets(lines: list[str]) -> str:
@@ -197,12 +256,36 @@ def _tacrolimus_line(a: Assessment) -> str:
     return "Patient on systemic tacrolimus."
 
 
+def _asks_for_a_lab(suggestions: tuple[Suggestion, ...]) -> bool:
+    return any(a.type == "create" and (a.resource or {}).get("resourceType") == "ServiceRequest"
+               for s in suggestions for a in s.actions)
+
+
+def override_reasons(topic: str, suggestions: tuple[Suggestion, ...]) -> tuple[Coding, ...]:
+    """Reasons that fit the card (section 10): "lab ordered elsewhere" only where the card asks
+    for a lab; "patient declined" only where it proposes something; drug-order cards add
+    "benefit outweighs the risk" and, for interactions, "transplant team already managing"."""
+    reasons = [ALREADY_ADDRESSED]
+    if suggestions:
+        reasons.append(PATIENT_DECLINED)
+    reasons.append(NOT_RELEVANT)
+    if _asks_for_a_lab(suggestions):
+        reasons.append(LAB_ELSEWHERE)
+    if topic in _DRUG_ORDER_TOPICS:
+        reasons.append(BENEFIT_OUTWEIGHS)
+    if topic == "mg-order-interaction":
+        reasons.append(TRANSPLANT_TEAM)
+    return tuple(reasons)
+
+
 def _card(ctx: CardContext, topic: str, indicator: str, summary: str, detail: str,
           suggestions: tuple[Suggestion, ...] = ()) -> Card:
-    return Card(summary=fit(summary), indicator=indicator, source=_source(ctx, topic),
+    source = _source(ctx, topic)
+    return Card(summary=fit(summary), indicator=indicator, source=source,
                 detail=detail, suggestions=suggestions,
                 selectionBehavior="any" if suggestions else None,
-                overrideReasons=OVERRIDE_REASONS)
+                overrideReasons=override_reasons(topic, suggestions),
+                links=(Link(LINK_LABEL, source.url, "absolute"),))
 
 
 def _create(label: str, description: str, *resources: dict, recommended: bool | None = None) -> Suggestion:
@@ -414,12 +497,12 @@ def symptoms_card(f: SymptomsWithNormalMagnesium, a: Assessment, ctx: CardContex
 
 
 def _drug_names(medications: tuple[MedicationUse, ...]) -> str:
-    return ", ".join(dict.fromkeys(m.name for m in medications))
+    return ", ".join(dict.fromkeys(clinical_name(m.name) for m in medications))
 
 
 def _drug_line(m: MedicationUse, why: str) -> str:
     started = f", since {m.authored_on.date().isoformat()}" if m.authored_on else ""
-    return f"{m.name} ({why}{started}, status {m.status})"
+    return f"{clinical_name(m.name)} ({why}{started}, status {m.status})"
 
 
 def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -> Card:
@@ -535,87 +618,196 @@ def _level_line(level: LabResult | None) -> str:
             else "No tacrolimus level on record.")
 
 
-def _mg_brief(latest: LabResult | None) -> str:
-    return f"{mg_text(latest)} on {latest.day}" if latest else "no Mg on record"
+def _mg_dated(latest: LabResult) -> str:
+    """'Mg 1.6 mEq/L (2026-11-20)': the number and date of a summary (section 10)."""
+    return f"{mg_text(latest)} ({latest.day})"
+
+
+def _every(days: int, word: str | None = None) -> str:
+    """'every 7 days (weekly)': the configured number always, the familiar word only when the
+    number is the guideline's (an overridden interval must not read as the default)."""
+    return f"every {days} days" + (f" ({word})" if word else "")
+
+
+def monitoring_plan(t: Thresholds) -> str:
+    """Section 6's plan for a tacrolimus start, from the intervals in force."""
+    early = _every(t.early_interval_days, "weekly" if t.early_interval_days == 7 else None)
+    routine = _every(t.routine_interval_days,
+                     "the seed's 4–6 weeks" if t.routine_interval_days == 42 else None)
+    return f"{early} for the first {t.early_phase_days} days, then {routine}"
 
 
 def tacrolimus_start_card(f: TacrolimusStart, a: Assessment, ctx: CardContext) -> Card:
     t = ctx.thresholds
+    first = f"first {t.early_phase_days} days"
+    early = "weekly" if t.early_interval_days == 7 else f"every {t.early_interval_days} days"
     if f.concern == "low":
-        summary = f"Starting tacrolimus with low {_mg_brief(f.latest)}: treat and plan Mg monitoring"
+        summary = (f"Starting tacrolimus with low {_mg_dated(f.latest)}: treat it (severity card), "
+                   f"then serum Mg {early} for the {first}")
     elif f.concern:
-        last = f"last {_mg_brief(f.latest)}" if f.latest else "no Mg on record"
-        summary = f"Starting tacrolimus: baseline serum Mg needed ({last})"
+        finding = (f"no Mg in {t.order_recent_mg_days} days (last {mg_text(f.latest)} on {f.latest.day})"
+                   if f.latest else "Mg never measured")
+        summary = f"Starting tacrolimus, {finding}: order a baseline serum Mg, then {early}"
     else:
-        summary = (f"Starting tacrolimus: baseline {_mg_brief(f.latest)} in range; plan weekly "
-                   "serum Mg for the first month")
-    evidence = [f"Ordering {f.draft.name}; no active tacrolimus on record.", _latest_mg_line(f.latest)]
-    plan = (f"weekly for the first month, then every 4–6 weeks (every {t.routine_interval_days} "
-            "days at most)")
+        when = "now" if f.due_now else f"in {t.early_interval_days} days"
+        summary = (f"Starting tacrolimus, baseline {_mg_dated(f.latest)} in range: first {early} "
+                   f"serum Mg check {when}")
+    evidence = [f"Ordering {clinical_name(f.draft.name)}; no active tacrolimus on record.",
+                _latest_mg_line(f.latest)]
+    plan = monitoring_plan(t)
     if f.concern:
-        advice = [f"Tacrolimus wastes magnesium, most in the first weeks: check a baseline serum Mg, then {plan}."]
+        advice = [f"Tacrolimus wastes magnesium, most in the first weeks: check a baseline serum "
+                  f"Mg, then {plan}."]
     else:
-        advice = [f"The baseline is in range. Tacrolimus wastes magnesium, most in the first weeks: check serum Mg {plan}."]
+        advice = [f"The baseline is in range (within {t.order_recent_mg_days} days). Tacrolimus "
+                  f"wastes magnesium, most in the first weeks: check serum Mg {plan}. The "
+                  "suggested order is the first of these checks, not a new baseline."]
     suggestions: tuple[Suggestion, ...] = ()
     if f.suggest_baseline:
-        suggestions = (_repeat_mg(ctx, 1 if f.due_now else 7,
-                                  "baseline before tacrolimus" if f.due_now else "first weekly check"),)
+        why = ("baseline before tacrolimus" if f.concern else
+               f"first {early} check" + ("" if f.due_now else f" in {t.early_interval_days} days"))
+        suggestions = (_repeat_mg(ctx, 1 if f.due_now else t.early_interval_days, why),)
     else:
         advice.append("The serum Mg order is on the severity card.")
     return _card(ctx, "mg-order-tacrolimus", "warning" if f.concern else "info", summary,
                  _detail(evidence, advice, a, "mg-order-tacrolimus"), suggestions)
 
 
+def _ingredients(drafts: tuple[MedicationUse, ...]) -> list[str]:
+    return list(dict.fromkeys(d.ingredient or clinical_name(d.name) for d in drafts))
+
+
+def _summary(finding: str, action: str, items: list[str], template: str = "{items}") -> str:
+    """Finding (with its list budgeted, '+N' for what does not fit), then the action."""
+    fixed = len(finding.replace("{list}", "")) + len(action) + 2
+    listed = listing(items, max(SUMMARY_LIMIT - fixed, 12))
+    return f"{finding.replace('{list}', template.format(items=listed))}: {action}"
+
+
 def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -> Card:
-    names = ", ".join(dict.fromkeys(d.ingredient or d.name for d in f.drafts))
-    summary = f"Magnesium-wasting drug ordered ({names}) with {_mg_brief(f.latest)} — patient on tacrolimus"
-    evidence = [f"Ordering {d.name} ({_class_label(d.wasting_class)})." for d in f.drafts]
+    t = ctx.thresholds
+    names = _ingredients(f.drafts)
+    ppis = [d for d in f.drafts if d.wasting_class == "ppi"]
+    oral_ppis = [d for d in ppis if not d.is_intravenous and d.request_id]
+    if f.concern == "not measured":
+        finding = "{list} ordered, " + (f"no Mg in {t.routine_interval_days} days (last "
+                                        f"{mg_text(f.latest)} on {f.latest.day})" if f.latest
+                                        else "Mg never measured")
+        action = "check serum Mg now"
+    else:
+        state = {"low": "low", "below target": "below target", None: "at target"}[f.concern]
+        finding = "{list} ordered, " + f"{_mg_dated(f.latest)} {state}"
+        action = ("use the lowest dose, recheck Mg in 1–2 weeks" if f.concern
+                  else f"keep routine Mg checks (every {t.routine_interval_days} days)")
+    if oral_ppis:
+        action = "famotidine instead, or " + action
+    summary = capitalised(_summary(finding, action, names))
+    evidence = [f"Ordering {clinical_name(d.name)} ({_class_label(d.wasting_class)}"
+                + (", intravenous" if d.is_intravenous else "") + ")." for d in f.drafts]
     evidence += [_latest_mg_line(f.latest), _level_line(f.tacrolimus_level)]
-    advice = ["This drug adds to tacrolimus' renal magnesium loss: check it is needed, use the "
-              "lowest effective dose, and recheck serum Mg within 1–2 weeks."]
+    if f.concern is None:
+        advice = [f"Magnesium is at target (≥ {number(t.target_above)} mEq/L). This drug adds to "
+                  "tacrolimus' renal magnesium loss over weeks to months: check it is needed and "
+                  f"keep serum Mg checks every {t.routine_interval_days} days."]
+    else:
+        advice = ["This drug adds to tacrolimus' renal magnesium loss: check it is needed, use the "
+                  "lowest effective dose, and recheck serum Mg within 1–2 weeks."]
     suggestions: list[Suggestion] = []
-    for draft in f.drafts:
-        if draft.wasting_class == "ppi":
-            advice.append(f"Instead of {draft.ingredient or draft.name}, an H2 blocker such as "
-                          f"{codes.PPI_ALTERNATIVE} does not waste magnesium.")
-            famotidine = famotidine_instead(ctx.orders, f.egfr)
-            actions = [Action("create", f"Order {famotidine['dosageInstruction'][0]['text'].split(' by mouth')[0].lower()}",
-                              resource=famotidine)]
-            if draft.request_id:
-                actions.insert(0, Action("delete", f"Remove the draft {draft.name}",
-                                         resourceId=f"MedicationRequest/{draft.request_id}"))
-            suggestions.append(Suggestion(label=f"Replace {draft.ingredient or draft.name} with famotidine",
-                                          isRecommended=False, actions=tuple(actions)))
-    suggestions.append(_repeat_mg(ctx, 14, "recheck in 1-2 weeks on a magnesium-wasting drug"))
-    return _card(ctx, "mg-order-wasting", "warning", summary,
+    for draft in ppis:
+        ppi = draft.ingredient or clinical_name(draft.name)
+        if draft.is_intravenous:
+            advice.append(f"IV {ppi}: if acid suppression can be given another way, IV famotidine "
+                          "does not waste magnesium (no one-click swap for an IV order).")
+            continue
+        advice.append(f"Instead of {ppi}, an H2 blocker such as {codes.PPI_ALTERNATIVE} does not "
+                      "waste magnesium.")
+        famotidine = famotidine_instead(ctx.orders, f.egfr)
+        dose = famotidine["dosageInstruction"][0]["text"].split(" in place of")[0]
+        # Create first, then delete: a client that applies actions in order and stops at the
+        # first one it can apply (the CDS Hooks sandbox) then keeps famotidine, never an empty
+        # order; and the draft is only removed when its replacement can be placed.
+        actions = [Action("create", f"Order {dose[0].lower()}{dose[1:]}", resource=famotidine)]
+        if draft.request_id and is_mappable(famotidine):
+            actions.append(Action("delete", f"Remove the draft {clinical_name(draft.name)}",
+                                  resourceId=f"MedicationRequest/{draft.request_id}"))
+        suggestions.append(Suggestion(label=f"Replace {ppi} with famotidine" if len(actions) > 1
+                                      else f"Add famotidine (then cancel {ppi})",
+                                      isRecommended=False, actions=tuple(actions)))
+    if f.concern is not None:
+        suggestions.append(_repeat_mg(ctx, 1 if f.concern == "not measured" else 14,
+                                      "now: on a magnesium-wasting drug" if f.concern == "not measured"
+                                      else "recheck in 1-2 weeks on a magnesium-wasting drug"))
+    return _card(ctx, "mg-order-wasting", "warning" if f.concern else "info", summary,
                  _detail(evidence, advice, a, "mg-order-wasting"), tuple(suggestions))
 
 
+_TROUGH_TIMING = {  # section 6: (label, days until the window opens, days until it closes)
+    InteractionStrength.BOOSTER: ("trough on day 2–3", 2, 3),
+    InteractionStrength.STRONG: ("trough within 2–3 days", 0, 3),
+    InteractionStrength.OTHER: ("trough and Mg within a week", 0, 7),
+}
+
+
 def interaction_order_card(f: InteractingDrugOrdered, a: Assessment, ctx: CardContext) -> Card:
-    changes = [f"{d.ingredient or d.name} raises" for d in f.raising] + [
-        f"{d.ingredient or d.name} lowers" for d in f.lowering]
-    level = (f"last trough {f.tacrolimus_level.shown} on {f.tacrolimus_level.day}"
+    raising = _ingredients(f.raising)
+    lowering = _ingredients(f.lowering)
+    level = (f"trough {f.tacrolimus_level.shown} ({f.tacrolimus_level.day})"
              if f.tacrolimus_level else "no trough on record")
-    summary = (f"{'; '.join(dict.fromkeys(changes)).capitalize()} tacrolimus levels: check trough "
-               f"and Mg within a week ({level})")
-    evidence = [f"Ordering {d.name}: raises tacrolimus levels." for d in f.raising]
-    evidence += [f"Ordering {d.name}: lowers tacrolimus levels." for d in f.lowering]
+    timing, opens, closes = _TROUGH_TIMING[f.strength]
+    if f.strength is InteractionStrength.BOOSTER:
+        action = f"hold or sharply reduce tacrolimus (transplant team); {timing}"
+    elif f.strength is InteractionStrength.STRONG:
+        action = f"reduce tacrolimus dose at start; {timing}"
+    else:
+        action = timing
+    items = list(f.interacting) or raising + lowering  # strongest first
+    verb = "change" if raising and lowering else ("raise" if raising else "lower")
+    finding = "{list} " + (verb + "s" if len(items) == 1 else verb) + " tacrolimus levels, " + level
+    summary = capitalised(_summary(finding, action, items))
+    evidence = []
+    for d in f.raising:
+        why = {InteractionStrength.BOOSTER: "a CYP3A booster: levels can rise several-fold within days",
+               InteractionStrength.STRONG: "a strong CYP3A inhibitor"}.get(
+                   interaction_strength(d), "raises tacrolimus levels")
+        evidence.append(f"Ordering {clinical_name(d.name)}: {d.ingredient or 'it'} is {why}."
+                        if interaction_strength(d) is not InteractionStrength.OTHER
+                        else f"Ordering {clinical_name(d.name)}: {d.ingredient or 'it'} raises tacrolimus levels.")
+    evidence += [f"Ordering {clinical_name(d.name)}: {d.ingredient or 'it'} lowers tacrolimus levels."
+                 for d in f.lowering]
     evidence += [_level_line(f.tacrolimus_level), _latest_mg_line(f.latest)]
-    advice = ["Check the tacrolimus trough and serum magnesium within about a week."]
-    if f.raising:
-        advice.append("Higher tacrolimus levels waste more magnesium and risk toxicity; with an "
-                      "azole an empirical tacrolimus dose reduction is often needed (transplant team).")
+    advice = []
+    if f.strength is InteractionStrength.BOOSTER:
+        advice += [f"{capitalised(listing(raising, 60))} with tacrolimus: tacrolimus usually has to "
+                   "be held or sharply reduced (levels can rise several-fold within days). Involve "
+                   "the transplant team before the first dose.",
+                   "Tacrolimus trough on day 2–3, then as the transplant team directs."]
+    elif f.strength is InteractionStrength.STRONG:
+        advice += ["A tacrolimus dose reduction is usually needed when this drug starts (tacrolimus "
+                   "label): agree it with the transplant team; trough within 2–3 days."]
+    else:
+        advice.append("Check the tacrolimus trough and serum magnesium within about a week.")
+        if f.raising:
+            advice.append("Higher tacrolimus levels waste more magnesium and risk toxicity; adjust "
+                          "the dose to the trough (transplant team).")
     if f.lowering:
         advice.append("Lower tacrolimus levels risk rejection: avoid the inducer where possible, "
                       "or increase the dose under close trough monitoring (transplant team).")
+    if f.strength is not InteractionStrength.OTHER:
+        advice.append("Higher tacrolimus levels also waste more magnesium: serum Mg within a week.")
+    note = {InteractionStrength.BOOSTER: "trough on day 2-3 of the interacting drug, before the morning dose",
+            InteractionStrength.STRONG: "trough within 2-3 days of starting the interacting drug, before the morning dose",
+            InteractionStrength.OTHER: "trough before the morning dose; interacting drug started"}[f.strength]
+    label = {InteractionStrength.BOOSTER: "Order tacrolimus trough for day 2–3",
+             InteractionStrength.STRONG: "Order tacrolimus trough within 2–3 days",
+             InteractionStrength.OTHER: "Order tacrolimus trough within a week"}[f.strength]
     suggestions = (
-        _create("Order tacrolimus trough within a week", "Order tacrolimus trough",
-                lab_order(ctx.orders, codes.TACROLIMUS_TROUGH_ORDER, within_days=7,
-                          note="trough before the morning dose; interacting drug started",
-                          reason_low_mg=False), recommended=True),
+        _create(label, "Order tacrolimus trough",
+                lab_order(ctx.orders, codes.TACROLIMUS_TROUGH_ORDER, within_days=closes, note=note,
+                          reason_low_mg=False, starting_in_days=opens), recommended=True),
         _repeat_mg(ctx, 7, "within a week of an interacting drug"),
     )
-    return _card(ctx, "mg-order-interaction", "warning", summary,
+    indicator = "critical" if f.strength is InteractionStrength.BOOSTER else "warning"
+    return _card(ctx, "mg-order-interaction", indicator, summary,
                  _detail(evidence, advice, a, "mg-order-interaction"), suggestions)
 
 
@@ -641,11 +833,15 @@ _BUILDERS: dict[type, Callable] = {
 }
 
 
-def build_cards(assessment: Assessment, ctx: CardContext, findings=None) -> list[Card]:
+def build_cards(assessment: Assessment, ctx: CardContext, findings=None,
+                keep: Callable[[Card], bool] | None = None) -> list[Card]:
     """One card per finding (the rules emit at most one finding per kind); `findings` defaults
-    to the assessment's own (the order hooks pass theirs, section 6)."""
+    to the assessment's own (the order hooks pass theirs, section 6), `keep` picks the cards
+    an order hook answers (before the test de-duplication, so a dropped card takes no test away)."""
     chosen = assessment.findings if findings is None else findings
     cards = [_BUILDERS[type(f)](f, assessment, ctx) for f in chosen]
+    if keep is not None:
+        cards = [c for c in cards if keep(c)]
     return _one_order_per_test(sorted(cards, key=lambda c: INDICATOR_ORDER[c.indicator]))
 
 
@@ -674,6 +870,7 @@ def _one_order_per_test(cards: list[Card]) -> list[Card]:
             suggestions.append(suggestion)
         if len(suggestions) != len(card.suggestions):
             card = replace(card, suggestions=tuple(suggestions),
-                           selectionBehavior="any" if suggestions else None)
+                           selectionBehavior="any" if suggestions else None,
+                           overrideReasons=override_reasons(card.topic or "", tuple(suggestions)))
         kept.append(card)
     return kept

@@ -75,6 +75,10 @@ TACROLIMUS_TROUGH_ORDER = TACROLIMUS_LEVEL[0]
 URINE_MG_ORDER = MG_URINE[0]
 URINE_CREATININE_ORDER = CREATININE_URINE[0]
 SERUM_CREATININE_ORDER = CREATININE_SERUM[0]
+# Product keys of the lab orders (CDS_ORDERABLES maps them to a hospital's lab catalogue).
+LAB_ORDER_KEYS = {"serum_mg": MG_SERUM_MASS, "tacrolimus_trough": TACROLIMUS_TROUGH_ORDER,
+                  "urine_mg": URINE_MG_ORDER, "urine_creatinine": URINE_CREATININE_ORDER,
+                  "serum_creatinine": SERUM_CREATININE_ORDER}
 
 # Lab kinds the facts layer recognises, by code.
 LAB_KIND_BY_CODE: Mapping[tuple[str, str], str] = {
@@ -162,7 +166,7 @@ RAISES_TACROLIMUS = (
     DrugClass("azole", "azole antifungal",
               {"ketoconazole": "", "itraconazole": "", "voriconazole": "",
                "posaconazole": "", "isavuconazonium": "",
-               "isavuconazole": "", "fluconazole": ""},
+               "isavuconazole": "", "fluconazole": "", "clotrimazole": ""},
               {"Sporanox": "itraconazole", "Vfend": "voriconazole", "Noxafil": "posaconazole",
                "Cresemba": "isavuconazonium", "Diflucan": "fluconazole"}),
     DrugClass("macrolide", "macrolide antibiotic",
@@ -173,7 +177,9 @@ RAISES_TACROLIMUS = (
               {"Cardizem": "diltiazem", "Calan": "verapamil"}),
     DrugClass("protease_inhibitor", "protease inhibitor / booster",
               {"ritonavir": "", "cobicistat": "", "nirmatrelvir": ""},
-              {"Norvir": "ritonavir", "Paxlovid": "nirmatrelvir", "Tybost": "cobicistat"}),
+              {"Norvir": "ritonavir", "Paxlovid": "ritonavir", "Tybost": "cobicistat",
+               "Kaletra": "ritonavir", "Prezcobix": "cobicistat", "Evotaz": "cobicistat",
+               "Genvoya": "cobicistat", "Stribild": "cobicistat", "Symtuza": "cobicistat"}),
     DrugClass("letermovir", "letermovir", {"letermovir": ""}, {"Prevymis": "letermovir"}),
     DrugClass("amiodarone", "amiodarone", {"amiodarone": ""},
               {"Cordarone": "amiodarone", "Pacerone": "amiodarone"}),
@@ -194,6 +200,17 @@ LOWERS_TACROLIMUS = (
 # Section 6: the alternative offered when a PPI is ordered.
 PPI_ALTERNATIVE = "famotidine"
 
+# Section 8: in a combination product the interacting ingredient is the CYP3A inhibitor, not
+# its partner (nirmatrelvir/ritonavir: ritonavir), so cards name the one that matters.
+INTERACTING_INGREDIENT = {"nirmatrelvir": "ritonavir"}
+# Section 6: how strongly an ingredient raises tacrolimus levels decides the order card.
+BOOSTERS = frozenset({"ritonavir", "cobicistat"})  # critical: hold or sharply reduce tacrolimus
+STRONG_CYP3A_INHIBITORS = frozenset({"ketoconazole", "itraconazole", "voriconazole",
+                                     "posaconazole", "clarithromycin"})
+# Topical forms of interacting or wasting drugs act locally (ketoconazole shampoo, clotrimazole
+# cream); an oral troche or lozenge is swallowed and counts (section 6).
+LOCAL_FORM_WORDS = ("shampoo", "vaginal", "otic", "ear drops", "foam")
+
 # Magnesium supplements (section 7, persistence). Hydroxide and citrate are left out on
 # purpose: they are mostly laxatives and bowel preparations, not replacement.
 MAGNESIUM_SUPPLEMENT_NAMES = (
@@ -202,11 +219,28 @@ MAGNESIUM_SUPPLEMENT_NAMES = (
     "Mag-Ox", "Slow-Mag", "Mag-Tab", "Mag64", "Magtrate",
 )
 
-# What the supplementation suggestions order (section 3). Their RxNorm product codes are not
-# verified yet, so the suggestions carry the drug as text (which every EHR shows and a
-# pharmacist maps) rather than a guessed code.
-MAGNESIUM_OXIDE_400_TABLET = "magnesium oxide 400 MG Oral Tablet"
-MAGNESIUM_SULFATE_IV = "magnesium sulfate 40 MG/ML injection"
+# What the suggestions order (section 9, last paragraph): each product has a stable key (the
+# key a hospital uses in CDS_ORDERABLES to point it at its own orderable), the text every
+# suggestion carries, and the standard code where section 9 gives a verified one.
+@dataclass(frozen=True)
+class Product:
+    key: str
+    text: str  # as a clinician reads it; always sent, so an EHR that cannot map the code shows it
+    code: Code | None  # verified standard code; None: text only until verified
+
+
+# RxNorm 198741 and 310273: GUIDELINE.md section 9 (openFDA NDC directory RxCUIs).
+MAGNESIUM_OXIDE_400_TABLET = Product(
+    "magnesium_oxide_400_tablet", "magnesium oxide 400 mg oral tablet",
+    Code(RXNORM, "198741", "magnesium oxide 400 MG Oral Tablet"))
+FAMOTIDINE_20_TABLET = Product(
+    "famotidine_20_tablet", "famotidine 20 mg oral tablet",
+    Code(RXNORM, "310273", "famotidine 20 MG Oral Tablet"))
+# Candidates 1658259 / 1658262 are not confirmed (section 9): text only.
+MAGNESIUM_SULFATE_IV = Product(
+    "magnesium_sulfate_iv", "magnesium sulfate 40 mg/mL injection (2 g in 50 mL premix)", None)
+INTRAVENOUS_WORDS = ("intravenous", "IV", "injection", "injectable", "infusion", "for injection")
+INTRAVENOUS_ROUTE_CODES = frozenset({(SNOMED, "47625008")})
 ORAL_ROUTE = Code(SNOMED, "26643006", "Oral route")
 INTRAVENOUS_ROUTE = Code(SNOMED, "47625008", "Intravenous route")
 

@@ -100,6 +100,7 @@ class MedicationUse:
     lowers_tacrolimus_class: str | None
     is_magnesium_supplement: bool
     ingredient: str | None  # the section 8 ingredient recognised, e.g. "omeprazole"
+    is_intravenous: bool = False  # IV route or an injectable form (section 6: no PPI swap)
 
     @property
     def active(self) -> bool:
@@ -136,6 +137,8 @@ class PatientFacts:
     selected_drafts: tuple[MedicationUse, ...] = field(default=())
     # Serum magnesium lab orders already placed or drafted (the monitoring plan is in place).
     magnesium_lab_orders: int = 0
+    # Magnesium lab drafts among the drafts acted on (section 6: a relevant draft).
+    selected_magnesium_lab_drafts: int = 0
 
     def labs_of(self, kind: str) -> list[LabResult]:
         return [lab for lab in self.labs if lab.kind == kind]
@@ -400,6 +403,8 @@ _TACROLIMUS_CODES = codes.keys((codes.TACROLIMUS, *codes.TACROLIMUS_PRODUCTS))
 _TACROLIMUS_PATTERN = codes.name_pattern(codes.TACROLIMUS_NAMES)
 _TOPICAL_PATTERN = codes.name_pattern(codes.TOPICAL_WORDS)
 _SUPPLEMENT_PATTERN = codes.name_pattern(codes.MAGNESIUM_SUPPLEMENT_NAMES)
+_LOCAL_FORM_PATTERN = codes.name_pattern(codes.LOCAL_FORM_WORDS)
+_INTRAVENOUS_PATTERN = codes.name_pattern(codes.INTRAVENOUS_WORDS)
 
 
 class _DrugIndex:
@@ -419,12 +424,19 @@ class _DrugIndex:
         self.pattern = codes.name_pattern(names)
 
     def match(self, rxnorm_codes: set[str], text: str) -> tuple[str, str] | None:
+        hit = None
         for rxcui in rxnorm_codes:
             hit = self.by_code.get(rxcui)
             if hit:
-                return hit
-        found = self.pattern.search(text)
-        return self.by_name.get(found.group(0).lower()) if found else None
+                break
+        if hit is None:
+            # Every name in the text: in "nirmatrelvir/ritonavir" the inhibitor is named second.
+            found = [self.by_name[m.group(0).lower()] for m in self.pattern.finditer(text)
+                     if m.group(0).lower() in self.by_name]
+            hit = next((h for h in found if h[1] in codes.BOOSTERS), found[0] if found else None)
+        if hit is not None and hit[1] in codes.INTERACTING_INGREDIENT:
+            return hit[0], codes.INTERACTING_INGREDIENT[hit[1]]
+        return hit
 
 
 WASTING_INDEX = _DrugIndex(codes.MAGNESIUM_WASTING)
@@ -495,6 +507,11 @@ def read_medication(request: Resource, medications: Mapping[str, Resource]) -> M
     wasting = WASTING_INDEX.match(rxnorm, name)
     raising = RAISING_INDEX.match(rxnorm, name)
     lowering = LOWERING_INDEX.match(rxnorm, name)
+    # A shampoo, vaginal or ear form acts locally like a cream (section 6), for these lists only.
+    local = is_topical or bool(_LOCAL_FORM_PATTERN.search(name))
+    intravenous = bool(route_keys & codes.INTRAVENOUS_ROUTE_CODES) or bool(
+        _INTRAVENOUS_PATTERN.search(name)) or bool(_INTRAVENOUS_PATTERN.search(
+            " ".join(concept_text(d.get("route")) for d in _dosages(request))))
     supplement = bool(_SUPPLEMENT_PATTERN.search(name))
     status = str(request.get("status") or "unknown")
     authored = parse_datetime(request.get("authoredOn")) or parse_datetime(
@@ -509,12 +526,18 @@ def read_medication(request: Resource, medications: Mapping[str, Resource]) -> M
         is_topical=is_topical,
         is_tacrolimus=is_tacrolimus,
         # Topical and ophthalmic forms (e.g. cyclosporine eye drops) do not act systemically.
-        wasting_class=None if (wasting is None or is_topical) else wasting[0],
-        raises_tacrolimus_class=None if (raising is None or is_topical) else raising[0],
-        lowers_tacrolimus_class=None if (lowering is None or is_topical) else lowering[0],
+        wasting_class=None if (wasting is None or local) else wasting[0],
+        raises_tacrolimus_class=None if (raising is None or local) else raising[0],
+        lowers_tacrolimus_class=None if (lowering is None or local) else lowering[0],
         is_magnesium_supplement=supplement,
         ingredient=(wasting or raising or lowering or (None, None))[1],
+        is_intravenous=intravenous,
     )
+
+
+def _dosages(request: Resource) -> list[dict]:
+    dosages = request.get("dosageInstruction") or request.get("dosage") or []
+    return [d for d in dosages if isinstance(d, dict)] if isinstance(dosages, list) else []
 
 
 def _short_name(concept: Any, fallback: str) -> str:
@@ -673,6 +696,10 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
     lab_orders = sum(1 for r in of_type("ServiceRequest") + [
         d for d in draft_orders if d.get("resourceType") == "ServiceRequest"]
         if is_magnesium_lab_order(r))
+    selected_lab_drafts = sum(
+        1 for d in draft_orders if d.get("resourceType") == "ServiceRequest"
+        and (selected is None or f"ServiceRequest/{d.get('id')}" in selected)
+        and lab_kind({"code": d.get("code")}) in ("mg_serum", "mg_urine", "mg_ionized"))
     return PatientFacts(
         patient_id=patient_id,
         encounter_id=encounter_id,
@@ -685,6 +712,7 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
         draft_orders=drafts,
         selected_drafts=selected_drafts,
         magnesium_lab_orders=lab_orders,
+        selected_magnesium_lab_drafts=selected_lab_drafts,
     )
 
 

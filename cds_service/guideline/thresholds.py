@@ -69,3 +69,8 @@ MG_UNIT_TO_MEQ_PER_L: Mapping[str, float] = {
 
 # The FEMg formula's filtered fraction of serum magnesium (section 7).
 FEMG_FILTERED_FRACTION = 0.7
+
+# Famotidine's own labelling (not the guideline): renal dose steps by creatinine clearance,
+# mL/min, applied to the famotidine offered in place of a PPI (section 6).
+FAMOTIDINE_FULL_DOSE_EGFR = 60.0
+FAMOTIDINE_REDUCED_DOSE_EGFR = 30.0
