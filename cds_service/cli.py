@@ -20,7 +20,11 @@ def _evaluate(path: Path, service_id: str | None, now: datetime, as_json: bool) 
     if service_id is None:
         print(f"no service answers the hook {body.get('hook')!r}", file=sys.stderr)
         return 2
-    app = create_app({"log_level": "WARNING"})
+    try:
+        app = create_app({"log_level": "WARNING"})
+    except ValueError as error:  # a bad setting: say which, no trace
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
     with app.test_request_context(f"/cds-services/{service_id}", method="POST",
                                   base_url="http://localhost:8080"):
         from .protocol.errors import ServiceError
