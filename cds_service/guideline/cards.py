@@ -58,30 +58,31 @@ class RuleDoc:
 RULES = {doc.topic: doc for doc in (
     RuleDoc("mg-severity", "Severity of low serum magnesium", "3",
             "The latest usable serum magnesium (final, amended or corrected; converted to mEq/L; "
-            "the lowest of several at the same time) is classed: severe below {severe_below} "
-            "(critical); symptomatic at or below {low_at_or_below} with a symptom recorded in the "
-            "last {symptom_window_days} days (critical); mild-moderate from {severe_below} to "
-            "{low_at_or_below} inclusive (warning); below target between {low_at_or_below} and "
-            "{target_above} (info); at target from {target_above}. Mild-moderate: oral magnesium "
-            "oxide 400 mg twice daily, recheck in 1-2 weeks. Severe or symptomatic: IV magnesium "
-            "sulfate 2 g over 1 hour, recheck within 24 hours. With eGFR below "
-            "{egfr_caution_below} every supplementation suggestion carries a caution."),
+            "the lowest of several at the same time) is classed: severe below {severe_below} mEq/L "
+            "(critical); symptomatic at or below {low_at_or_below} mEq/L with a symptom recorded in "
+            "the last {symptom_window_days} days (critical); mild-moderate from {severe_below} mEq/L "
+            "to {low_at_or_below} mEq/L inclusive (warning); below target above {low_at_or_below} "
+            "mEq/L and below {target_above} mEq/L (info); at target from {target_above} mEq/L. "
+            "Mild-moderate: oral magnesium oxide 400 mg twice daily, recheck in 1–2 weeks. Severe or "
+            "symptomatic: IV magnesium sulfate 2 g over 1 hour, recheck within 24 hours. With eGFR "
+            "below {egfr_caution_below} mL/min/1.73 m² every supplementation suggestion carries a "
+            "caution."),
     RuleDoc("mg-monitoring", "Serum magnesium monitoring interval", "4",
             "A patient on systemic tacrolimus is due a serum magnesium when no usable result exists "
-            "within the interval that applies, the shortest winning: {routine_interval_days} days "
-            "routinely; {early_interval_days} days in the first {early_phase_days} days after a "
-            "transplant or after tacrolimus was started; {inpatient_interval_days} days while "
-            "hospitalized. Never measured counts as due."),
+            "within the interval that applies, the shortest winning: every {routine_interval_days} "
+            "days routinely; every {early_interval_days} days in the first {early_phase_days} days "
+            "after a transplant or after tacrolimus was started; every {inpatient_interval_days} "
+            "days while hospitalized. Never measured counts as due."),
     RuleDoc("mg-symptoms", "Symptoms with normal serum magnesium", "5",
             "A symptom of hypomagnesemia (muscle cramp, tremor, seizure, tetany, arrhythmia, QT "
             "prolongation) recorded in the last {symptom_window_days} days with a serum magnesium "
             "at target ({target_above} mEq/L or more): serum levels may not reflect body stores; "
-            "consider ionized magnesium, FEMg or an empirical trial. Between {low_at_or_below} and "
-            "{target_above} the below-target card names the symptom instead."),
+            "consider ionized magnesium, FEMg or an empirical trial. Above {low_at_or_below} mEq/L "
+            "and below {target_above} mEq/L the below-target card names the symptom instead."),
     RuleDoc("mg-contributing", "Factors worsening magnesium loss", "7",
             "With the latest magnesium at or below {low_at_or_below} mEq/L: active drugs that "
             "waste magnesium (each with a suggestion to stop it), a tacrolimus level above "
-            "{tacrolimus_high_above} ng/mL or the lab's range (no level in "
+            "{tacrolimus_high_above} ng/mL or the lab's range (no level in the last "
             "{tacrolimus_level_recent_days} days: suggest one), drugs that raise tacrolimus "
             "levels, and eGFR up by {egfr_rise_fraction:.0%} or more within "
             "{egfr_rise_window_days} days."),
@@ -97,21 +98,33 @@ RULES = {doc.topic: doc for doc in (
             "card applies and such a result is newer than the one used, an info card asks for it "
             "to be checked, so it is never ignored silently."),
     RuleDoc("mg-order-tacrolimus", "Starting tacrolimus: baseline magnesium and monitoring plan", "6",
-            "When systemic tacrolimus is ordered for a patient not yet on it: a baseline serum "
-            "magnesium and the monitoring plan (weekly for the first month, then every 4-6 weeks). "
-            "A warning when magnesium is low (at or below {low_at_or_below} mEq/L) or not measured "
-            "in {order_recent_mg_days} days; no card when a recent normal result exists and a "
-            "magnesium order is already in place."),
+            "When systemic tacrolimus is ordered for a patient not yet on it (a renewal is not a "
+            "start): a baseline serum magnesium and the monitoring plan, every "
+            "{early_interval_days} days for the first {early_phase_days} days, then every "
+            "{routine_interval_days} days. A warning when magnesium is low (at or below "
+            "{low_at_or_below} mEq/L) or not measured in the last {order_recent_mg_days} days, "
+            "else info (the suggestion is then the first check of the plan, not a new baseline); "
+            "no card when a recent normal result exists and a magnesium order is already in place."),
     RuleDoc("mg-order-wasting", "Ordering a drug that worsens magnesium loss", "6",
             "Ordering a magnesium-wasting drug (loop and thiazide diuretics, proton pump "
             "inhibitors, aminoglycosides, amphotericin B, platinum drugs, foscarnet, pentamidine, "
-            "EGFR antibodies, cyclosporine) for a patient on tacrolimus: a warning naming the drug "
-            "and the latest magnesium; for a PPI, an H2 blocker such as famotidine is offered."),
+            "EGFR antibodies, cyclosporine) for a patient on tacrolimus: a card naming the drug and "
+            "the latest magnesium, a warning when it is at or below {low_at_or_below} mEq/L, below "
+            "target ({target_above} mEq/L) or not measured in the last {routine_interval_days} days "
+            "(recheck in 1–2 weeks), info when it is at target. For an oral PPI, famotidine 20 mg "
+            "(dosed to renal function) is offered in its place: the famotidine order is created "
+            "first, then the PPI draft removed. An IV PPI gets no swap (IV famotidine is "
+            "mentioned)."),
     RuleDoc("mg-order-interaction", "Ordering a drug that changes tacrolimus levels", "6",
-            "Ordering a drug that raises (azoles, macrolides, diltiazem, verapamil, protease "
-            "inhibitors and boosters, letermovir, amiodarone, grapefruit) or lowers (rifamycins, "
-            "enzyme-inducing anticonvulsants, St John's wort) tacrolimus levels: check the "
-            "tacrolimus trough and magnesium within about a week."),
+            "Ordering a drug that raises (azoles including oral clotrimazole, macrolides other than "
+            "azithromycin, diltiazem, verapamil, protease inhibitors and boosters, letermovir, "
+            "amiodarone, grapefruit) or lowers (rifamycins, enzyme-inducing anticonvulsants, St "
+            "John's wort) tacrolimus levels, naming the interacting ingredient (for "
+            "nirmatrelvir/ritonavir: ritonavir). Ritonavir or cobicistat: critical, tacrolimus "
+            "usually held or sharply reduced with the transplant team before the first dose, trough "
+            "on day 2–3. Ketoconazole, itraconazole, voriconazole, posaconazole, clarithromycin: "
+            "warning, a dose reduction is usually needed, trough within 2–3 days. Others: warning, "
+            "trough and magnesium within about a week. Topical forms (shampoo, cream) do not count."),
     RuleDoc("mg-femg", "Fractional excretion of magnesium (FEMg)", "7",
             "With low magnesium, FEMg (%) = (U_Mg x S_Cr) / (0.7 x S_Mg x U_Cr) x 100 from results "
             "within {femg_window_hours} hours of each other. Above {femg_renal_wasting_above}%: "

@@ -9,6 +9,7 @@ from html import escape
 from flask import Blueprint, Response, current_app
 
 from ..guideline.cards import GUIDELINE_LABEL, RULES
+from ..guideline.facts import number
 from ..protocol.errors import UnknownService
 
 bp = Blueprint("docs", __name__)
@@ -44,7 +45,9 @@ def rule(topic: str) -> Response:
     doc = RULES.get(topic)
     if doc is None:
         raise UnknownService("no rule with this topic")
-    thresholds = asdict(current_app.extensions["cds"].settings.thresholds)
+    # Numbers as a clinician writes them (1.0, not 1), whatever the deployment set.
+    thresholds = {name: (number(value) if isinstance(value, float) and name != "egfr_rise_fraction" else value)
+                  for name, value in asdict(current_app.extensions["cds"].settings.thresholds).items()}
     references = "".join(f"<li>{escape(r)}</li>" for r in REFERENCES)
     body = (f"<p><b>Card topic</b> <code>{escape(doc.topic)}</code> · guideline section "
             f"{escape(doc.section)}</p><p>{escape(doc.text.format(**thresholds))}</p>"
