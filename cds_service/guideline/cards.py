@@ -729,8 +729,8 @@ def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -
     for draft in ppis:
         ppi = draft.ingredient or clinical_name(draft.name)
         if draft.is_intravenous:
-            advice.append(f"IV {ppi}: if acid suppression can be given another way, IV famotidine "
-                          "does not waste magnesium (no one-click swap for an IV order).")
+            advice.append(f"IV {ppi}: IV famotidine is an alternative that does not waste magnesium "
+                          "(no one-click swap is offered for an IV order).")
             continue
         advice.append(f"Instead of {ppi}, an H2 blocker such as {codes.PPI_ALTERNATIVE} does not "
                       "waste magnesium.")
