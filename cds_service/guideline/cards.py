@@ -749,7 +749,7 @@ def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -
     if f.concern is not None:
         suggestions.append(_repeat_mg(ctx, 1 if f.concern == "not measured" else 14,
                                       "now: on a magnesium-wasting drug" if f.concern == "not measured"
-                                      else "recheck in 1-2 weeks on a magnesium-wasting drug"))
+                                      else "recheck in 1–2 weeks on a magnesium-wasting drug"))
     return _card(ctx, "mg-order-wasting", "warning" if f.concern else "info", summary,
                  _detail(evidence, advice, a, "mg-order-wasting"), tuple(suggestions))
 
@@ -807,8 +807,8 @@ def interaction_order_card(f: InteractingDrugOrdered, a: Assessment, ctx: CardCo
                       "or increase the dose under close trough monitoring (transplant team).")
     if f.strength is not InteractionStrength.OTHER:
         advice.append("Higher tacrolimus levels also waste more magnesium: serum Mg within a week.")
-    note = {InteractionStrength.BOOSTER: "trough on day 2-3 of the interacting drug, before the morning dose",
-            InteractionStrength.STRONG: "trough within 2-3 days of starting the interacting drug, before the morning dose",
+    note = {InteractionStrength.BOOSTER: "trough on day 2–3 of the interacting drug, before the morning dose",
+            InteractionStrength.STRONG: "trough within 2–3 days of starting the interacting drug, before the morning dose",
             InteractionStrength.OTHER: "trough before the morning dose; interacting drug started"}[f.strength]
     label = {InteractionStrength.BOOSTER: "Order tacrolimus trough for day 2–3",
              InteractionStrength.STRONG: "Order tacrolimus trough within 2–3 days",
