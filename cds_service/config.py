@@ -38,6 +38,9 @@ class Settings:
     # Guideline
     serum_mg_order_loinc: str = "19123-9"  # 19123-9 (mg/dL) or 2601-3 (mmol/L), for suggestions
     orderables: str = ""  # JSON: suggestion product key -> the hospital's {system, code, display}
+    # JSON {"mg_serum": ["system|code", ...], "mg_urine", "creatinine_serum", "creatinine_urine",
+    # "egfr", "tacrolimus_level"}: hospital-local lab codes read like LOINC (GUIDELINE.md section 2)
+    local_codes: str = ""
     log_level: str = "INFO"
     thresholds: Thresholds = field(default=DEFAULT_THRESHOLDS)
 

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from . import logs
 from .config import Settings
 from .fhir.client import FhirClient
+from .guideline.codes import parse_local_codes
 from .protocol.request import HookRequest
 from .security.issuers import parse_trusted_issuers, url_allowed
 from .security.jwt_auth import Client, JwksCache, ReplayStore, TokenVerifier
@@ -22,6 +23,8 @@ class Runtime:
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.issuers = parse_trusted_issuers(settings.trusted_issuers)
+        # Hospital-local lab codes: a typo must stop the start, not silently drop results.
+        self.local_codes = parse_local_codes(settings.local_codes)
         self.fhir_allowed = tuple(u.strip() for u in settings.fhir_allowed_servers.split(",") if u.strip())
         self.verifier: TokenVerifier | None = None
         if settings.auth_required:

@@ -81,16 +81,20 @@ def card(indicator: str, topic: str, *summary: str, detail: tuple[str, ...] = ()
     return expected
 
 
-def severe(mg: str, days: float = 1, **kw) -> dict:
-    return card("critical", SEVERITY, "Severe hypomagnesemia", mg, day(days), **kw)
+def severe(mg: str, *more: str, days: float = 1, **kw) -> dict:
+    return card("critical", SEVERITY, "Severe low magnesium", mg, day(days), *more, **kw)
 
 
-def mild(mg: str, days: float = 1, **kw) -> dict:
-    return card("warning", SEVERITY, "Hypomagnesemia (mild-moderate)", mg, day(days), **kw)
+def mild(mg: str, *more: str, days: float = 1, **kw) -> dict:
+    return card("warning", SEVERITY, "Low magnesium", mg, day(days), "target > 1.4 mEq/L", *more, **kw)
 
 
-def below_target(mg: str, days: float = 1, **kw) -> dict:
-    return card("info", SEVERITY, "Magnesium below target", mg, day(days), **kw)
+def below_target(mg: str, *more: str, days: float = 1, **kw) -> dict:
+    return card("info", SEVERITY, "Magnesium just below target", mg, day(days), *more, **kw)
+
+
+def persistent(indicator: str, mg: str, *more: str, days: float = 1, **kw) -> dict:
+    return card(indicator, PERSISTENT, "Persistent low magnesium despite supplement", mg, day(days), *more, **kw)
 
 
 def due(*summary: str, **kw) -> dict:
@@ -151,10 +155,39 @@ def _():
     return stable_recipient(mg(0.9))
 
 
-@scenario("symptomatic", "Mg 1.2 mEq/L with muscle cramp recorded 3 days ago: symptomatic (critical).",
-          [card("critical", SEVERITY, "Symptomatic hypomagnesemia", "Mg 1.2 mEq/L", day(1), "cramp")])
+@scenario("symptomatic", "Mg 1.2 mEq/L with a seizure 3 days ago (a major symptom): symptomatic "
+          "(critical), IV magnesium, urgent; seizure is also a sign of tacrolimus toxicity.",
+          [card("critical", SEVERITY, "Symptomatic low magnesium with seizure", "Mg 1.2 mEq/L", day(1),
+                "MgSO4 2 g IV", detail=("**Urgent**", "also a sign of tacrolimus toxicity"),
+                suggestions=("Magnesium sulfate 2 g IV",))])
+def _():
+    return stable_recipient(mg(1.2), f.condition("Seizure", snomed="91175000", days=3))
+
+
+@scenario("symptomatic-minor-cramp", "Mg 1.2 mEq/L with a muscle cramp 3 days ago (a minor symptom): "
+          "warning, oral magnesium oxide three times daily, IV offered but not recommended.",
+          [card("warning", SEVERITY, "Low magnesium with cramp", "Mg 1.2 mEq/L", day(1),
+                "three times daily", suggestions=("Magnesium oxide 400 mg by mouth three times daily",
+                                                  "(if oral is not tolerated)"))])
 def _():
     return stable_recipient(mg(1.2), f.condition("Muscle cramp", snomed="55300003", days=3))
+
+
+@scenario("symptomatic-minor-tremor-mmol", "Mg 0.6 mmol/L (1.20 mEq/L) with tremor: warning (minor "
+          "symptom); the card says tremor is also tacrolimus toxicity (check the trough).",
+          [card("warning", SEVERITY, "Low magnesium with tremor", "Mg 0.6 mmol/L (1.20 mEq/L", day(1),
+                detail=("also a sign of tacrolimus toxicity",))])
+def _():
+    return stable_recipient(mg(0.6, "mmol/L"), f.condition("Tremor", snomed="26079004", days=2))
+
+
+@scenario("chronic-af-rerecorded", "Atrial fibrillation with onset in 2019, re-recorded 3 days ago, and Mg "
+          "1.2 mEq/L: onset decides (section 5), so mild-moderate, not a new arrhythmia.",
+          [mild("Mg 1.2 mEq/L")])
+def _():
+    af = f.condition("Atrial fibrillation", snomed="49436004", days=3)
+    af["onsetDateTime"] = "2019-03-02"
+    return stable_recipient(mg(1.2), af)
 
 
 @scenario("mild-moderate", "Mg 1.2 mEq/L, no symptoms: mild-moderate (warning), oral magnesium oxide.",
@@ -203,7 +236,8 @@ BOUNDARIES = [
 
 
 def _boundary(value: float, unit: str, meq: str | None, klass: str) -> None:
-    shown = f"Mg {number(value)} {unit}" + (f" ({meq} mEq/L)" if meq else "")
+    # Summaries print the date inside the unit's parenthesis: "Mg 1.21 mg/dL (0.996 mEq/L, 2026-…".
+    shown = f"Mg {number(value)} {unit}" + (f" ({meq} mEq/L, " if meq else "")
     unit_key = {"mEq/L": "meq", "mmol/L": "mmol", "mg/dL": "mgdl"}[unit]
     name = f"boundary-{unit_key}-{value:.2f}"
     description = (f"Mg {value:g} {unit}" + (f" (= {meq} mEq/L)" if meq else "")
@@ -223,15 +257,18 @@ def _():
 
 @scenario("stale-low-result", "Mg 1.2 mEq/L 50 days ago and nothing since: the severity card asks for a "
           "repeat level (no second card for the same test).",
-          [card("warning", SEVERITY, "Hypomagnesemia (mild-moderate)", "Mg 1.2 mEq/L", day(50),
-                "(50 days ago: repeat)", detail=("50 days old, beyond the 42-day monitoring interval",))])
+          [card("warning", SEVERITY, "Low magnesium", "Mg 1.2 mEq/L", day(50),
+                "(50 days ago)", "repeat Mg now",
+                detail=("50 days old, beyond the 42-day monitoring interval", "if the repeat confirms"))])
 def _():
     return stable_recipient(mg(1.2, days=50))
 
 
 @scenario("renal-impairment-caution", "Severe Mg 0.9 mEq/L with eGFR 24: supplementation carries the "
           "renal caution (halve the dose, hypermagnesemia risk).",
-          [severe("Mg 0.9 mEq/L", detail=("Caution: renal impairment (eGFR 24", "halve the dose"))])
+          [severe("Mg 0.9 mEq/L", "MgSO4 1 g IV",
+                  detail=("Caution: renal impairment (eGFR 24", "IV halved, oral once daily"),
+                  suggestions=("Magnesium sulfate 1 g (halved for renal impairment)",))])
 def _():
     return [tacrolimus(), f.transplant(days=800), tacrolimus_level(), egfr(24, days=2), mg(0.9)]
 
@@ -257,7 +294,7 @@ def _():
 
 @scenario("early-phase-after-transplant", "Kidney transplant 20 days ago, Mg 1.8 mEq/L 10 days ago: "
           "due (7-day interval in the first month).",
-          [due(f"last Mg 1.8 mEq/L on {day(10)}", "7-day interval", detail=("first month after transplant",))])
+          [due(f"last Mg 1.8 mEq/L on {day(10)}", "7-day interval", detail=("first 30 days after transplant",))])
 def _():
     return [tacrolimus(days=21), f.transplant(days=20), tacrolimus_level(days=2), egfr(days=2),
             mg(1.8, days=10)]
@@ -265,7 +302,7 @@ def _():
 
 @scenario("early-phase-tacrolimus-start", "Tacrolimus started 15 days ago (no earlier order, no transplant "
           "on record), Mg 1.9 mEq/L 9 days ago: due (7-day interval).",
-          [due(f"last Mg 1.9 mEq/L on {day(9)}", "7-day interval", detail=("first month of tacrolimus",))])
+          [due(f"last Mg 1.9 mEq/L on {day(9)}", "7-day interval", detail=("first 30 days of tacrolimus",))])
 def _():
     return [tacrolimus(days=15), tacrolimus_level(days=2), egfr(days=2), mg(1.9, days=9)]
 
@@ -348,13 +385,29 @@ def _():
     return stable_recipient(mg(1.2), f.medication("voriconazole 200 MG Oral Tablet", days=20))
 
 
-@scenario("contributing-no-recent-tacrolimus-level", "Mg 1.2 mEq/L, last tacrolimus trough 45 days ago: "
-          "factors card suggests a trough.",
-          [mild("Mg 1.2 mEq/L"),
-           card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "no recent tacrolimus level",
-                detail=("No tacrolimus level in the last 30 days",))])
+@scenario("missing-tacrolimus-level-late", "Mg 1.2 mEq/L more than a year after transplant, last trough "
+          "100 days ago: no 'factors' card for a missing level (section 7); the severity card suggests "
+          "a trough (90-day window after the first year).",
+          [mild("Mg 1.2 mEq/L", detail=("No tacrolimus level in the last 90 days",),
+                suggestions=("Order tacrolimus trough level",))])
+def _():
+    return stable_recipient(mg(1.2), tacrolimus_level(7.5, days=100), level=False)
+
+
+@scenario("tacrolimus-level-45-days-late-is-recent", "Mg 1.2 mEq/L two years after transplant, trough 45 "
+          "days ago: within the 90-day window, no trough suggested, no factors card.",
+          [mild("Mg 1.2 mEq/L", no_suggestions=("tacrolimus trough",))])
 def _():
     return stable_recipient(mg(1.2), tacrolimus_level(7.5, days=45), level=False)
+
+
+@scenario("missing-tacrolimus-level-first-year", "Mg 0.55 mmol/L (1.10 mEq/L) 200 days after transplant, "
+          "trough 45 days ago: first year, 30-day window: the severity card suggests a trough.",
+          [mild("Mg 0.55 mmol/L (1.10 mEq/L", detail=("No tacrolimus level in the last 30 days",),
+                suggestions=("Order tacrolimus trough level",))])
+def _():
+    return [tacrolimus(days=200), f.transplant(days=200), egfr(), tacrolimus_level(7.5, days=45),
+            mg(0.55, "mmol/L")]
 
 
 @scenario("contributing-egfr-rise", "Mg 1.2 mEq/L, eGFR up from 40 to 55 in 60 days (better graft "
@@ -367,9 +420,10 @@ def _():
 
 @scenario("persistent-despite-supplementation", "Magnesium oxide since 60 days; Mg 1.2, 1.3 and 1.25 mEq/L "
           "over 39 days since: persistent (warning).",
-          [mild("Mg 1.25 mEq/L"),
-           card("warning", PERSISTENT, "Persistent hypomagnesemia despite supplementation", "Mg 1.25 mEq/L",
-                f"3 low since {day(40)}", detail=("amiloride", "FEMg"))])
+          [persistent("warning", "Mg 1.25 mEq/L", f"3 low since {day(40)}", "increase magnesium oxide",
+                      detail=("amiloride", "FEMg", "check adherence"),
+                      suggestions=("for FEMg", "Order serum magnesium"),
+                      no_suggestions=("Magnesium oxide 400 mg by mouth",))])
 def _():
     return stable_recipient(f.medication("magnesium oxide 400 MG Oral Tablet", days=60),
                             mg(1.2, days=40), mg(1.3, days=20), mg(1.25, days=1))
@@ -377,9 +431,8 @@ def _():
 
 @scenario("persistent-severe", "Magnesium oxide since 45 days; Mg 1.1 then 0.9 mEq/L 21 days apart: "
           "persistent and severe (critical).",
-          [severe("Mg 0.9 mEq/L"),
-           card("critical", PERSISTENT, "Persistent hypomagnesemia despite supplementation", "Mg 0.9 mEq/L",
-                f"2 low since {day(22)}")])
+          [persistent("critical", "Mg 0.9 mEq/L", f"2 low since {day(22)}", "MgSO4 2 g IV",
+                      detail=("amiloride",), suggestions=("Magnesium sulfate 2 g IV", "for FEMg"))])
 def _():
     return stable_recipient(f.medication("magnesium oxide 400 MG Oral Tablet", days=45),
                             mg(1.1, days=22), mg(0.9, days=1))
@@ -392,14 +445,14 @@ def _femg_inputs(urine_mg: float) -> list[dict]:
 
 @scenario("femg-renal-wasting", "Mg 1.4 mg/dL with same-day urine Mg 4.0 mg/dL, urine creatinine 80 and "
           "serum creatinine 1.2 mg/dL: FEMg 6.1% (renal wasting).",
-          [mild("Mg 1.4 mg/dL (1.15 mEq/L)"),
+          [mild("Mg 1.4 mg/dL (1.15 mEq/L"),
            card("info", FEMG, "FEMg 6.1%", day(1), "renal magnesium wasting")])
 def _():
     return stable_recipient(mg(1.4, "mg/dL"), *_femg_inputs(4.0))
 
 
 @scenario("femg-extrarenal", "Mg 1.4 mg/dL with urine Mg 1.0 mg/dL: FEMg 1.5% (extrarenal loss).",
-          [mild("Mg 1.4 mg/dL (1.15 mEq/L)"),
+          [mild("Mg 1.4 mg/dL (1.15 mEq/L"),
            card("info", FEMG, "FEMg 1.5%", day(1), "extrarenal loss")])
 def _():
     return stable_recipient(mg(1.4, "mg/dL"), *_femg_inputs(1.0))
@@ -441,8 +494,8 @@ def _():
 
 
 @scenario("text-only-codes", "Tacrolimus ('Envarsus XR 1 mg'), serum magnesium and 'leg cramps' carry text "
-          "only, no codings: recognised by name, symptomatic (critical).",
-          [card("critical", SEVERITY, "Symptomatic hypomagnesemia", "Mg 1.3 mEq/L", "leg cramps")])
+          "only, no codings: recognised by name; leg cramps are a minor symptom (warning).",
+          [card("warning", SEVERITY, "Low magnesium with leg cramps", "Mg 1.3 mEq/L")])
 def _():
     return [f.medication("Envarsus XR 1 mg tablet"), tacrolimus_level(), egfr(),
             f.magnesium(1.3, "mEq/L", code=None, text="Magnesium, serum"), f.condition("Leg cramps")]
@@ -481,10 +534,335 @@ def _():
 
 @scenario("same-time-lowest-counts", "Two Mg results collected at the same time yesterday, 1.6 mEq/L and "
           "0.62 mmol/L (1.24 mEq/L): the lowest counts (mild-moderate).",
-          [mild("Mg 0.62 mmol/L (1.24 mEq/L)")])
+          [mild("Mg 0.62 mmol/L (1.24 mEq/L")])
 def _():
     when = f.days_ago(1)
     return stable_recipient(mg(1.6, when=when), mg(0.62, "mmol/L", when=when))
+
+
+# --- Revision 2: patients as EHRs really send them ------------------------------------------------
+
+
+def years_ago(years: float) -> str:
+    return f.days_ago(years * 365.25)[:10]
+
+
+def stopped_tacrolimus(days_since_stop: float, status: str = "stopped") -> dict:
+    """A tacrolimus order that ended `days_since_stop` ago (its dosage bounds say when)."""
+    order = tacrolimus(status=status, days=400)
+    order["dosageInstruction"] = [{"text": "2 mg by mouth twice daily",
+                                   "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d",
+                                                         "boundsPeriod": {"start": f.days_ago(400),
+                                                                          "end": f.days_ago(days_since_stop)}}}}]
+    return order
+
+
+@scenario("statement-only-tacrolimus", "Tacrolimus only as a home medication (MedicationStatement, active, "
+          "Prograf by RxNorm 108513), Mg 0.9 mEq/L: in scope, severe (critical).",
+          [severe("Mg 0.9 mEq/L")])
+def _():
+    return [f.statement("Prograf 1 mg capsule", rxnorm="108513"), f.transplant(days=800), egfr(),
+            tacrolimus_level(), mg(0.9)]
+
+
+@scenario("statement-intended-envarsus", "MedicationStatement 'intended' for Envarsus XR coded only as "
+          "RxNorm 1664463, Mg 1.2 mEq/L: in scope, mild-moderate.",
+          [mild("Mg 1.2 mEq/L")])
+def _():
+    return [f.statement(rxnorm="1664463", status="intended"), f.transplant(days=800), egfr(),
+            tacrolimus_level(), mg(1.2)]
+
+
+@scenario("envarsus-product-code-only", "Tacrolimus ordered with only its product code (RxNorm 1664461, "
+          "24 h ER 1 mg tablet, no text), Mg 0.9 mEq/L: in scope, severe.",
+          [severe("Mg 0.9 mEq/L")])
+def _():
+    return [f.medication(rxnorm="1664461"), f.transplant(days=800), egfr(), tacrolimus_level(), mg(0.9)]
+
+
+@scenario("plan-intent-is-not-treatment", "The only tacrolimus is a MedicationRequest with intent 'plan' "
+          "(not yet a treatment), Mg 0.9 mEq/L: out of scope, no cards.", [])
+def _():
+    return [tacrolimus(intent="plan"), mg(0.9)]
+
+
+@scenario("oral-prograf-sunscreen-sig", "Oral Prograf whose sig says 'use sunscreen cream' (patient "
+          "instruction 'avoid sun; apply sunscreen cream'), Mg 0.9 mEq/L: topical is decided from route "
+          "and dose form only, so in scope and severe.",
+          [severe("Mg 0.9 mEq/L")])
+def _():
+    order = tacrolimus(dosageInstruction=[{
+        "text": "1 mg by mouth twice daily; use sunscreen cream",
+        "patientInstruction": "Avoid sun exposure and apply sunscreen cream",
+        "route": {"coding": [{"system": f.SNOMED, "code": "26643006"}], "text": "Oral"}}])
+    return [order, f.transplant(days=800), egfr(), tacrolimus_level(), mg(0.9)]
+
+
+@scenario("tacrolimus-stopped-recently", "Tacrolimus stopped 5 days ago (within 14 days), Mg 1.2 mEq/L: "
+          "still in scope (wasting outlasts the drug); the card says when it stopped and never asks for a "
+          "tacrolimus level.",
+          [mild("Mg 1.2 mEq/L", detail=(f"Tacrolimus stopped on {day(5)}",),
+                no_suggestions=("tacrolimus trough",))])
+def _():
+    return [stopped_tacrolimus(5), f.transplant(days=800), egfr(), mg(1.2)]
+
+
+@scenario("tacrolimus-stopped-15-days-ago", "Tacrolimus stopped 15 days ago (beyond 14 days), Mg 0.9 "
+          "mEq/L: out of scope, no cards.", [])
+def _():
+    return [stopped_tacrolimus(15), f.transplant(days=800), egfr(), mg(0.9)]
+
+
+@scenario("tacrolimus-on-hold-no-trough", "Tacrolimus on hold, no level on record, Mg 1.2 mEq/L: the card "
+          "says 'on hold' and suggests no tacrolimus level.",
+          [mild("Mg 1.2 mEq/L", detail=("Tacrolimus on hold",), no_suggestions=("tacrolimus trough",))])
+def _():
+    return [tacrolimus(status="on-hold"), f.transplant(days=800), egfr(), mg(1.2)]
+
+
+@scenario("future-dated-normal-hides-nothing", "Mg 0.9 mEq/L yesterday and a normal 1.9 mEq/L dated 3 days "
+          "in the future (clock skew or typo): the future result is not used, the severe card stands and "
+          "names it.",
+          [severe("Mg 0.9 mEq/L", detail=(f"A result dated {day(-3)}, in the future, was not used",))])
+def _():
+    return stable_recipient(mg(0.9), mg(1.9, days=-3))
+
+
+@scenario("future-dated-mmol-only-change", "Mg 1.8 mEq/L 10 days ago (not due) and 0.4 mmol/L dated 2 "
+          "days ahead: no severity from the future result; the not-used card names it.",
+          [card("info", "mg-not-used", f"Magnesium result of {day(-2)} is dated in the future",
+                "last usable Mg 1.8 mEq/L")])
+def _():
+    return stable_recipient(mg(1.8, days=10), mg(0.4, "mmol/L", days=-2))
+
+
+@scenario("future-within-tolerance", "Mg 1.1 mg/dL (0.91 mEq/L) dated 30 minutes ahead of the clock "
+          "(within the 60-minute tolerance): used, severe.",
+          [severe("Mg 1.1 mg/dL (0.91 mEq/L", days=0)])
+def _():
+    return stable_recipient(mg(1.1, "mg/dL", days=-30 / 1440))
+
+
+@scenario("future-beyond-tolerance", "Mg 1.1 mg/dL dated 61 minutes ahead (beyond the tolerance) and Mg "
+          "1.9 mg/dL 5 days ago: the future result is not used; named on the not-used card.",
+          [card("info", "mg-not-used", "is dated in the future", "last usable Mg 1.9 mg/dL")])
+def _():
+    return stable_recipient(mg(1.9, "mg/dL", days=5), mg(1.1, "mg/dL", days=-61 / 1440))
+
+
+@scenario("corrected-supersedes-final", "A haemolysed 0.45 mmol/L final result and the lab's corrected "
+          "0.65 mmol/L (1.30 mEq/L), same collection time, another id: the correction supersedes the final "
+          "one (mild-moderate, not severe).",
+          [mild("Mg 0.65 mmol/L (1.30 mEq/L")])
+def _():
+    when = f.days_ago(1)
+    return stable_recipient(mg(0.45, "mmol/L", when=when, issued=f.days_ago(0.9)),
+                            mg(0.65, "mmol/L", when=when, status="corrected", issued=f.days_ago(0.5)))
+
+
+@scenario("amended-later-issued-wins", "Two final results at the same time, 1.1 and 1.3 mEq/L, the 1.3 "
+          "issued later: the later issue wins (mild-moderate, not severe).",
+          [mild("Mg 1.3 mEq/L")])
+def _():
+    when = f.days_ago(1)
+    return stable_recipient(mg(1.1, when=when, issued=f.days_ago(0.9)),
+                            mg(1.3, when=when, issued=f.days_ago(0.6)))
+
+
+@scenario("loinc-blood-mg-not-read-as-serum", "A whole-blood Mg (LOINC 2593-3, not serum) of 0.9 mEq/L "
+          "and a serum Mg of 1.8 mEq/L 10 days ago: the LOINC-coded blood result is not read from its "
+          "text as serum: no cards.", [])
+def _():
+    blood = mg(0.9, code="2593-3", text="Magnesium [Moles/volume] in Blood")
+    return stable_recipient(mg(1.8, days=10), blood)
+
+
+@scenario("iv-given-since-result", "Mg 0.9 mEq/L yesterday; magnesium sulfate 2 g IV charted as given "
+          "(MedicationAdministration, completed) 12 hours ago: no second dose; the card says what was given "
+          "and asks for the post-replacement recheck.",
+          [severe("Mg 0.9 mEq/L", "no new dose", detail=("magnesium sulfate 2 g in 50 mL IV: 2 g IV (completed)",),
+                  suggestions=("Order serum magnesium (recheck within 24 hours",),
+                  no_suggestions=("Magnesium sulfate", "Magnesium oxide"))])
+def _():
+    return stable_recipient(mg(0.9), f.administration(days=0.5))
+
+
+@scenario("iv-order-completed-since-result", "Mg 0.45 mmol/L yesterday; a one-time IV magnesium sulfate "
+          "order authored 10 hours ago is already 'completed': no second dose.",
+          [severe("Mg 0.45 mmol/L (0.90 mEq/L", "no new dose", detail=("(completed)",),
+                  no_suggestions=("Magnesium sulfate", "Magnesium oxide"))])
+def _():
+    order = f.medication("magnesium sulfate 2 g/50 mL IV", status="completed", days=10 / 24)
+    return stable_recipient(mg(0.45, "mmol/L"), order)
+
+
+@scenario("iv-given-before-result-does-not-count", "Magnesium sulfate given 3 days ago, Mg 0.9 mEq/L "
+          "yesterday: the dose was before the result, so IV magnesium is suggested.",
+          [severe("Mg 0.9 mEq/L", suggestions=("Magnesium sulfate 2 g IV",))])
+def _():
+    return stable_recipient(mg(0.9), f.administration(days=3))
+
+
+def child(years: float, *extra: dict) -> list[dict]:
+    """A kidney recipient aged `years` (female), on tacrolimus, eGFR and trough recent."""
+    return [f.patient(birth_date=years_ago(years)), tacrolimus(), f.transplant(days=500), egfr(),
+            tacrolimus_level()] + list(extra)
+
+
+@scenario("child-with-weight", "A 6-year-old of 20 kg (weighed 5 days ago), Mg 0.9 mEq/L: no fixed adult "
+          "dose; weight-based text 500–1000 mg (25–50 mg/kg), discuss with paediatric nephrology; lab "
+          "recheck still suggested.",
+          [severe("Mg 0.9 mEq/L", "weight-based dose", detail=("500–1000 mg for 20 kg", "paediatric nephrology"),
+                  suggestions=("Order serum magnesium",), no_suggestions=("Magnesium sulfate", "Magnesium oxide"))])
+def _():
+    return child(6, f.weight(20, days=5), mg(0.9))
+
+
+@scenario("child-heavy-capped-at-2-g", "A 16-year-old of 70 kg, Mg 1.1 mg/dL: 25–50 mg/kg capped at 2 g "
+          "(1750–2000 mg).",
+          [severe("Mg 1.1 mg/dL (0.91 mEq/L", detail=("1750–2000 mg for 70 kg",),
+                  no_suggestions=("Magnesium sulfate",))])
+def _():
+    return child(16, f.weight(70, days=2), mg(1.1, "mg/dL"))
+
+
+@scenario("child-without-weight", "A 9-year-old, no weight in the last 30 days (one 40 days ago), Mg 0.6 "
+          "mmol/L (1.20 mEq/L): weight-based text only, 'weigh the child', no medication order.",
+          [card("warning", SEVERITY, "Low magnesium", "Mg 0.6 mmol/L (1.20 mEq/L", "weight-based dose",
+                detail=("no body weight in the last 30 days", "paediatric protocol"),
+                no_suggestions=("Magnesium oxide", "Magnesium sulfate"))])
+def _():
+    return child(9, f.weight(28, days=40), mg(0.6, "mmol/L"))
+
+
+@scenario("adult-on-18th-birthday", "A patient who turns 18 today, Mg 0.9 mEq/L: an adult, IV magnesium "
+          "sulfate 2 g suggested.",
+          [severe("Mg 0.9 mEq/L", suggestions=("Magnesium sulfate 2 g IV",))])
+def _():
+    return [f.patient(birth_date="2008-11-25"), tacrolimus(), f.transplant(days=500), egfr(),
+            tacrolimus_level(), mg(0.9)]
+
+
+@scenario("dialysis-esrd", "End-stage renal disease on the problem list, Mg 0.9 mEq/L: no one-click "
+          "magnesium, discuss with nephrology, no FEMg; the recheck is still suggested.",
+          [severe("Mg 0.9 mEq/L", "nephrology", detail=("dialysate",),
+                  suggestions=("Order serum magnesium",),
+                  no_suggestions=("Magnesium sulfate", "Magnesium oxide", "FEMg"))])
+def _():
+    return [tacrolimus(), f.transplant(days=800), f.esrd(), tacrolimus_level(), mg(0.9)]
+
+
+@scenario("dialysis-procedure-recent", "Haemodialysis 5 days ago (no ESRD condition), Mg 1.3 mg/dL "
+          "(1.07 mEq/L) on magnesium oxide for 60 days with an earlier low: even persistent, no supplement "
+          "order and no FEMg work-up.",
+          [persistent("warning", "Mg 1.3 mg/dL (1.07 mEq/L", "discuss with nephrology",
+                      no_suggestions=("Magnesium sulfate", "Magnesium oxide", "FEMg"))])
+def _():
+    return [tacrolimus(), f.transplant(days=800), f.dialysis(days=5), tacrolimus_level(),
+            f.medication("magnesium oxide 400 MG Oral Tablet", days=60),
+            mg(1.2, "mg/dL", days=30), mg(1.3, "mg/dL")]
+
+
+@scenario("dialysis-procedure-old", "Haemodialysis 40 days ago (before the graft worked), eGFR 55, Mg 0.9 "
+          "mEq/L: not on dialysis now, IV magnesium suggested.",
+          [severe("Mg 0.9 mEq/L", suggestions=("Magnesium sulfate 2 g IV",))])
+def _():
+    return stable_recipient(f.dialysis(days=40), mg(0.9))
+
+
+@scenario("egfr-88294-4-renal-dose", "eGFR 20 reported under LOINC 88294-4 (CKD-EPI, non-black), Mg 1.2 "
+          "mEq/L: renal caution, magnesium oxide 400 mg ONCE daily (never half a tablet).",
+          [mild("Mg 1.2 mEq/L", "once daily", detail=("Caution: renal impairment (eGFR 20",),
+                suggestions=("Magnesium oxide 400 mg by mouth once daily (renal impairment)",))])
+def _():
+    return [tacrolimus(), f.transplant(days=800), tacrolimus_level(),
+            f.lab("88294-4", 20, "mL/min/{1.73_m2}", days=2), mg(1.2)]
+
+
+@scenario("creatinine-only-renal-function", "No eGFR; serum creatinine 5.8 mg/dL 2 days ago, a 56-year-old "
+          "woman, Mg 0.9 mEq/L: CKD-EPI 2021 estimate 8 mL/min/1.73 m², so IV magnesium sulfate halved "
+          "(1 g); the card says the value is estimated and from which creatinine.",
+          [severe("Mg 0.9 mEq/L", "MgSO4 1 g IV",
+                  detail=("estimated eGFR 8 mL/min/1.73 m² (CKD-EPI 2021) from serum creatinine 5.8 mg/dL",),
+                  suggestions=("Magnesium sulfate 1 g",))])
+def _():
+    return [tacrolimus(), f.transplant(days=800), tacrolimus_level(), f.lab("2160-0", 5.8, "mg/dL", days=2),
+            mg(0.9)]
+
+
+@scenario("creatinine-umol-sex-unknown", "No eGFR; creatinine 230 µmol/L (2.60 mg/dL), sex not recorded, "
+          "age 56, Mg 1.2 mEq/L: the lower of the two estimates (female, 21) is used: oral once daily.",
+          [mild("Mg 1.2 mEq/L", "once daily", detail=("sex unknown: the lower of the female and male estimates",
+                                                       "estimated eGFR 21"))])
+def _():
+    return [f.patient(gender=None), tacrolimus(), f.transplant(days=800), tacrolimus_level(),
+            f.lab("14682-9", 230, "umol/L", days=3), mg(1.2)]
+
+
+@scenario("renal-function-unknown", "No eGFR and no creatinine in 90 days (an eGFR 120 days ago), Mg 1.2 "
+          "mEq/L: the card says renal function is unknown and suggests a serum creatinine with the recheck.",
+          [mild("Mg 1.2 mEq/L", detail=("Renal function unknown",),
+                suggestions=("Order serum creatinine", "Order serum magnesium"))])
+def _():
+    return [tacrolimus(), f.transplant(days=800), tacrolimus_level(), egfr(24, days=120), mg(1.2)]
+
+
+@scenario("mg-high-on-supplement", "Mg 3.8 mg/dL (3.13 mEq/L) on magnesium oxide with eGFR 22: high "
+          "magnesium card: hold or reduce, renal impairment the likely cause; stop suggestion not "
+          "recommended by default, and a recheck.",
+          [card("warning", "mg-high", "High magnesium on a supplement", "Mg 3.8 mg/dL (3.13 mEq/L",
+                "hold or reduce magnesium oxide", detail=("likely cause",),
+                suggestions=("Stop magnesium oxide", "Order serum magnesium"))])
+def _():
+    return [tacrolimus(), f.transplant(days=800), tacrolimus_level(), egfr(22, days=2),
+            f.medication("magnesium oxide 400 MG Oral Tablet", days=30), mg(3.8, "mg/dL")]
+
+
+@scenario("mg-2.5-on-supplement-not-high", "Mg 1.25 mmol/L (2.50 mEq/L, exactly the limit) on magnesium "
+          "oxide: not above 2.5, no cards.", [])
+def _():
+    return stable_recipient(f.medication("magnesium oxide 400 MG Oral Tablet", days=30),
+                            mg(1.25, "mmol/L"))
+
+
+@scenario("mg-high-without-supplement", "Mg 2.8 mEq/L with no magnesium supplement: no high-magnesium card.",
+          [])
+def _():
+    return stable_recipient(mg(2.8))
+
+
+@scenario("bowel-prep-is-not-a-supplement", "Suprep bowel preparation (sodium, potassium and magnesium "
+          "sulfate) active, Mg 1.2 mEq/L: not a supplement, so oral magnesium is suggested.",
+          [mild("Mg 1.2 mEq/L", suggestions=("Magnesium oxide 400 mg by mouth twice daily",))])
+def _():
+    prep = f.medication("Suprep Bowel Prep Kit (sodium sulfate, potassium sulfate, magnesium sulfate) "
+                        "oral solution", days=1)
+    return stable_recipient(prep, mg(1.2))
+
+
+@scenario("kidney-transplant-175902000", "Cadaveric renal transplant (SNOMED 175902000) 20 days ago, Mg 1.8 "
+          "mEq/L 10 days ago: first month, due (7-day interval).",
+          [due(f"last Mg 1.8 mEq/L on {day(10)}", "7-day interval", detail=("first 30 days after transplant",))])
+def _():
+    return [tacrolimus(days=400), f.transplant(days=20, snomed="175902000"), tacrolimus_level(days=2),
+            egfr(days=2), mg(1.8, days=10)]
+
+
+@scenario("trough-77348-1-high", "Tacrolimus trough coded LOINC 77348-1, 18 ng/mL, Mg 1.2 mEq/L: the "
+          "factors card names the high level.",
+          [mild("Mg 1.2 mEq/L"),
+           card("warning", CONTRIBUTING, "Factors worsening magnesium loss", "tacrolimus level 18 ng/mL")])
+def _():
+    return [tacrolimus(), f.transplant(days=800), egfr(), f.lab("77348-1", 18, "ng/mL", days=2), mg(1.2)]
+
+
+@scenario("tacrolimus-start-from-stopped-order", "First tacrolimus order (stopped) 20 days ago, renewed "
+          "10 days ago, no transplant on record: the start is the earliest order, so the first-month 7-day "
+          "interval applies (Mg 1.9 mEq/L 8 days ago: due).",
+          [due(f"last Mg 1.9 mEq/L on {day(8)}", "7-day interval", detail=("first 30 days of tacrolimus",))])
+def _():
+    return [tacrolimus(days=10), tacrolimus(days=20, status="stopped"), tacrolimus_level(days=2),
+            egfr(days=2), mg(1.9, days=8)]
 
 
 # --- Section 6: order-select and order-sign ------------------------------------------------------
@@ -753,7 +1131,8 @@ def _():
 
 def patient_bundle(name: str, resources: list[dict]) -> dict:
     """A FHIR R4 collection Bundle: the Patient first, then every resource of the scenario."""
-    everything = [f.patient()] + resources
+    given = [r for r in resources if r["resourceType"] == "Patient"]
+    everything = (given or [f.patient()]) + [r for r in resources if r["resourceType"] != "Patient"]
     return {"resourceType": "Bundle", "id": name, "type": "collection", "timestamp": NOW,
             "entry": [{"fullUrl": f"{FHIR_BASE}/{r['resourceType']}/{r['id']}", "resource": r}
                       for r in everything]}

@@ -162,7 +162,8 @@ def test_order_request_carries_the_drafts(scenario):
 @pytest.mark.parametrize("scenario", scenario_params())
 def test_full_prefetch(call_hook, scenario):
     body = load_request(scenario)
-    keys = {"patient", "medications", "magnesium", "labs", "tacrolimusLevels", "conditions", "procedures"}
+    keys = {"patient", "medications", "magnesium", "labs", "tacrolimusLevels", "conditions", "procedures",
+            "medicationStatements", "medicationAdministrations", "bodyWeight"}
     if scenario["hook"] in ORDER_HOOKS:
         keys.add("magnesiumOrders")
     assert set(body["prefetch"]) >= keys
@@ -230,14 +231,16 @@ class MockFhirServer:
         def coded(r: dict) -> set[str]:
             return {f"{c.get('system')}|{c.get('code')}" for c in r.get("code", {}).get("coding", [])}
 
-        if rtype == "MedicationRequest":
-            self.queries.append("MedicationRequest")
+        if rtype in ("MedicationRequest", "MedicationStatement", "MedicationAdministration"):
+            self.queries.append(rtype)
             return of_type
         if rtype == "Observation":
             magnesium = any(t.split("|")[-1] in SERUM_MG_CODES for t in tokens)
             tacrolimus = any(t.split("|")[-1] in factories.TACROLIMUS_LEVEL_CODES for t in tokens)
+            weight = any(t.split("|")[-1] in factories.BODY_WEIGHT_CODES for t in tokens)
             self.queries.append("Observation:" + ("magnesium" if magnesium else
-                                                  "tacrolimusLevels" if tacrolimus else "labs"))
+                                                  "tacrolimusLevels" if tacrolimus else
+                                                  "bodyWeight" if weight else "labs"))
             return [r for r in of_type if coded(r) & tokens or (magnesium and not coded(r))]
         if rtype == "Procedure":
             self.queries.append("Procedure")
@@ -290,8 +293,10 @@ def test_fhir_server_fallback(call_hook, scenario):
         cards = call_hook(body, ENDPOINTS[scenario["hook"]])
     assert_cards(cards, scenario["expected"])
     assert not server.unexpected
-    expected_queries = ["Condition", "MedicationRequest", "Observation:labs", "Observation:magnesium",
-                        "Observation:tacrolimusLevels", "Patient/read", "Procedure"]
+    expected_queries = ["Condition", "MedicationAdministration", "MedicationRequest",
+                        "MedicationStatement", "Observation:bodyWeight", "Observation:labs",
+                        "Observation:magnesium", "Observation:tacrolimusLevels", "Patient/read",
+                        "Procedure"]
     if "encounterId" in body["context"]:
         expected_queries.append("Encounter/read")
     if scenario["hook"] in ORDER_HOOKS:

@@ -97,6 +97,7 @@ def test_starting_tacrolimus_with_low_magnesium(order_hook):
     assert start["indicator"] == "warning" and "Starting tacrolimus with low Mg 1.2 mEq/L (2026-11-22)" in start["summary"]
     assert resources(start, "ServiceRequest") == []  # the severity card carries the Mg order
     severity = by_topic(cards)["mg-severity"]
+    assert "—" not in severity["summary"]  # section 10: no "— starting tacrolimus" filler
     assert "being ordered" in severity["detail"]
     recheck = next(r for r in resources(severity, "ServiceRequest")
                    if r["code"]["coding"][0]["code"] == "19123-9")  # first month: weekly, not 1-2 weeks

@@ -173,20 +173,26 @@ def _medication_request(ctx: OrderContext, product: codes.Product, text: str, do
     return _dump(MedicationRequest.model_validate(resource))
 
 
-def oral_magnesium(ctx: OrderContext, caution: str | None) -> dict:
-    """Section 3, mild-moderate: magnesium oxide 400 mg by mouth twice daily (halved, 200 mg,
-    under the renal caution, so the structured dose says what the text says)."""
+SPACING = ("take at least 2 hours apart from mycophenolate, quinolones, tetracyclines, "
+           "bisphosphonates and levothyroxine")
+
+
+def oral_magnesium(ctx: OrderContext, caution: str | None, per_day: int = 2) -> dict:
+    """Section 3: magnesium oxide 400 mg by mouth twice daily (three times with minor symptoms);
+    under the renal caution 400 mg ONCE daily (the tablets are not scored: never half a tablet),
+    the structured timing saying what the text says."""
     if caution:
-        text = ("Magnesium oxide 200 mg (half a 400 mg tablet) by mouth twice daily: dose halved "
-                "for renal impairment; titrate only with close magnesium checks")
-        dose = 200
+        per_day = 1
+        text = ("Magnesium oxide 400 mg (241 mg elemental) by mouth once daily: reduced for renal "
+                f"impairment; titrate only with close magnesium checks; {SPACING}")
     else:
-        text = ("Magnesium oxide 400 mg (241 mg elemental) by mouth twice daily; titrate to three "
-                "times daily as tolerated; split doses limit diarrhoea")
-        dose = 400
+        frequency = {1: "once", 2: "twice", 3: "three times"}[per_day]
+        titrate = "; titrate to three times daily as tolerated" if per_day < 3 else ""
+        text = (f"Magnesium oxide 400 mg (241 mg elemental) by mouth {frequency} daily{titrate}; "
+                f"split doses limit diarrhoea; {SPACING}")
     return _medication_request(
-        ctx, codes.MAGNESIUM_OXIDE_400_TABLET, text, dose, codes.ORAL_ROUTE,
-        {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}, caution)
+        ctx, codes.MAGNESIUM_OXIDE_400_TABLET, text, 400, codes.ORAL_ROUTE,
+        {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}, caution)
 
 
 def intravenous_magnesium(ctx: OrderContext, caution: str | None) -> dict:
