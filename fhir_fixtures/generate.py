@@ -331,7 +331,7 @@ def _():
 
 @scenario("symptoms-normal-mg", "Tremor recorded 3 days ago with Mg 1.8 mEq/L: info card (serum Mg may "
           "not reflect body stores), never a severity card.",
-          [card("info", SYMPTOMS, "Symptoms despite Mg 1.8 mEq/L", day(2), "tremor",
+          [card("info", SYMPTOMS, "Symptoms (tremor) despite Mg 1.8 mEq/L", day(2), "consider ionized Mg",
                 detail=("ionized Mg", "FEMg"))])
 def _():
     return stable_recipient(mg(1.8, days=2), f.condition("Tremor", snomed="26079004", days=3))
@@ -446,14 +446,14 @@ def _femg_inputs(urine_mg: float) -> list[dict]:
 @scenario("femg-renal-wasting", "Mg 1.4 mg/dL with same-day urine Mg 4.0 mg/dL, urine creatinine 80 and "
           "serum creatinine 1.2 mg/dL: FEMg 6.1% (renal wasting).",
           [mild("Mg 1.4 mg/dL (1.15 mEq/L"),
-           card("info", FEMG, "FEMg 6.1%", day(1), "renal magnesium wasting")])
+           card("info", FEMG, "FEMg 6.1%", day(1), "renal wasting", "replace Mg, review wasting drugs")])
 def _():
     return stable_recipient(mg(1.4, "mg/dL"), *_femg_inputs(4.0))
 
 
 @scenario("femg-extrarenal", "Mg 1.4 mg/dL with urine Mg 1.0 mg/dL: FEMg 1.5% (extrarenal loss).",
           [mild("Mg 1.4 mg/dL (1.15 mEq/L"),
-           card("info", FEMG, "FEMg 1.5%", day(1), "extrarenal loss")])
+           card("info", FEMG, "FEMg 1.5%", day(1), "extrarenal loss", "look for diarrhoea or poor intake")])
 def _():
     return stable_recipient(mg(1.4, "mg/dL"), *_femg_inputs(1.0))
 
@@ -630,8 +630,8 @@ def _():
 
 @scenario("future-dated-mmol-only-change", "Mg 1.8 mEq/L 10 days ago (not due) and 0.4 mmol/L dated 2 "
           "days ahead: no severity from the future result; the not-used card names it.",
-          [card("info", "mg-not-used", f"Magnesium result of {day(-2)} is dated in the future",
-                "last usable Mg 1.8 mEq/L")])
+          [card("info", "mg-not-used", f"Mg result of {day(-2)} dated in the future (0.4 mmol/L), not used",
+                "last usable Mg 1.8 mEq/L", "check it with the lab")])
 def _():
     return stable_recipient(mg(1.8, days=10), mg(0.4, "mmol/L", days=-2))
 
@@ -645,7 +645,7 @@ def _():
 
 @scenario("future-beyond-tolerance", "Mg 1.1 mg/dL dated 61 minutes ahead (beyond the tolerance) and Mg "
           "1.9 mg/dL 5 days ago: the future result is not used; named on the not-used card.",
-          [card("info", "mg-not-used", "is dated in the future", "last usable Mg 1.9 mg/dL")])
+          [card("info", "mg-not-used", "dated in the future", "not used", "last usable Mg 1.9 mg/dL")])
 def _():
     return stable_recipient(mg(1.9, "mg/dL", days=5), mg(1.1, "mg/dL", days=-61 / 1440))
 

@@ -436,8 +436,10 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
         f"; target ≥ {t.target_above:g} mEq/L" if f.severity is Severity.BELOW_TARGET else "")
     dated = mg_dated(latest)
     head = f"{title}: {dated[:-1]}{target}){stale}"
+    short_head = f"{title}: {dated}{stale}"  # the target note goes first when room runs out
     if a.preliminary:
         head += f"; preliminary {mg_text(a.preliminary[0])} on {a.preliminary[0].day}"
+        short_head += f"; preliminary {mg_text(a.preliminary[0])} on {a.preliminary[0].day}"
     evidence = [f"Latest serum {mg_text(latest)} on {latest.day} (status {latest.status}).",
                 _tacrolimus_line(a)]
     if f.symptoms:
@@ -484,9 +486,14 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
         suggestions.append(_trough(ctx))
     if f.femg_workup:
         suggestions.append(_femg_workup(ctx))
+    brief = action
     if (f.stale or a.preliminary) and not action.startswith("repeat"):
+        brief = "repeat Mg now, treat if confirmed"
         action = "repeat Mg now; if confirmed, " + action
-    summary = f"{head}: {action}"
+    # Section 10: the action must survive; the target note, then the dose details, give way.
+    summary = next((text for text in (f"{head}: {action}", f"{short_head}: {action}",
+                                      f"{head}: {brief}") if len(text) <= SUMMARY_LIMIT),
+                   f"{short_head}: {brief}")
     # A stale result makes the patient due (section 4, a warning); the severity card carries
     # that repeat request instead of a second card, so it must not be milder than the due card.
     indicator = "info" if f.severity is Severity.BELOW_TARGET and not f.stale else (
@@ -766,8 +773,8 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
 
 def symptoms_card(f: SymptomsWithNormalMagnesium, a: Assessment, ctx: CardContext) -> Card:
     names = _symptom_names(f.symptoms)
-    summary = (f"Symptoms despite {mg_text(f.latest)} on {f.latest.day}: serum Mg may not "
-               f"reflect body stores ({names})")
+    summary = (f"Symptoms ({names}) despite {mg_dated(f.latest)}: consider ionized Mg, FEMg or "
+               "a trial of magnesium")
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}.",
                 f"Recorded in the last {ctx.thresholds.symptom_window_days} days: {names}."]
     advice = ["Serum levels may not reflect total body magnesium: consider ionized Mg, "
@@ -791,8 +798,9 @@ def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -
         named.append(f"tacrolimus level {f.tacrolimus_level.shown}")
     if f.egfr_rise is not None:
         named.append(f"eGFR up {f.egfr_rise.fraction:.0%}")
-    listed = ", ".join(dict.fromkeys(named))
-    summary = f"Factors worsening magnesium loss with {mg_dated(f.latest)}: {listed}: review them"
+    head = f"Factors worsening magnesium loss with {mg_dated(f.latest)}: "
+    listed = listing(named, SUMMARY_LIMIT - len(head) - len(": review them"))
+    summary = f"{head}{listed}: review them"
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}."]
     evidence += [_drug_line(m, "wastes magnesium") for m in f.wasting_drugs]
     evidence += [_drug_line(m, "raises tacrolimus levels") for m in f.raising_drugs]
@@ -839,7 +847,9 @@ def femg_card(f: FemgFinding, a: Assessment, ctx: CardContext) -> Card:
     t = ctx.thresholds
     meaning = ("points to renal magnesium wasting (expected on tacrolimus)" if f.renal_wasting
                else "points to extrarenal loss (diarrhoea, poor intake)")
-    summary = f"FEMg {f.value:.1f}% on {f.latest.day} {meaning} — {mg_text(f.latest)}"
+    summary = (f"FEMg {f.value:.1f}% with {mg_dated(f.latest)}: "
+               + ("renal wasting (expected on tacrolimus): replace Mg, review wasting drugs"
+                  if f.renal_wasting else "extrarenal loss: look for diarrhoea or poor intake"))
     evidence = ["Inputs: " + "; ".join(f"{_LAB_NAMES[r.kind]} {r.shown} on {r.day}" for r in f.inputs) + "."]
     evidence.append(f"FEMg = (U_Mg × S_Cr) / (0.7 × S_Mg × U_Cr) × 100 = {f.value:.1f}% "
                     f"(threshold {t.femg_renal_wasting_above:g}%).")
@@ -857,9 +867,11 @@ def not_used_card(f: ResultsNotUsed, a: Assessment, ctx: CardContext) -> Card:
     else:
         newest = f.future[0]
         what = "is dated in the future and was not used"
-    summary = f"Magnesium result of {newest.day} {what} ({newest.shown}): review it"
+    short = {"is preliminary": "preliminary", "could not be read": "unreadable"}.get(what, "dated in the future")
+    summary = f"Mg result of {newest.day} {short} ({newest.shown}), not used"
     if f.latest is not None:
-        summary += f"; last usable {mg_text(f.latest)} on {f.latest.day}"
+        summary += f"; last usable {mg_dated(f.latest)}"
+    summary += ": check it with the lab"
     evidence = ([f"Last usable serum {mg_text(f.latest)} on {f.latest.day}."] if f.latest
                 else ["No usable serum magnesium result."])
     advice = ["Check the result with the laboratory (unit, value, status, date); repeat it if it cannot be confirmed."]
