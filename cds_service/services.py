@@ -177,7 +177,8 @@ def _evaluate(request: HookRequest, env: HookEnvironment, keys: tuple[PrefetchKe
                             orderables=env.settings.orderable_codes, thresholds=thresholds),
         thresholds=thresholds,
         docs_base_url=env.docs_base_url)
-    return build_cards(assessment, context, findings, keep=keep)
+    deletable = frozenset(f"{d.get('resourceType')}/{d.get('id')}" for d in drafts) if orders else None
+    return build_cards(assessment, context, findings, keep=keep, deletable=deletable)
 
 
 def _order_hook_cards(hook: str, relevant: bool) -> Callable[[Card], bool] | None:

@@ -1073,6 +1073,25 @@ def _():
     return stable_recipient(mg(1.2)), [f.draft(f.serum_mg_order("draft"))]
 
 
+@order_scenario("order-magnesium-oxide-with-high-mg", "Magnesium oxide drafted with Mg 2.8 mEq/L yesterday "
+                "(no supplement active yet): the high-magnesium card covers the draft and offers to remove it.",
+                [card("warning", "mg-high", "High magnesium on a supplement", "Mg 2.8 mEq/L",
+                      suggestions=("Stop magnesium oxide", "Order serum magnesium"))])
+def _():
+    return stable_recipient(mg(2.8)), [ordered("magnesium oxide 400 MG Oral Tablet")]
+
+
+@order_scenario("order-ppi-with-high-mg-on-supplement", "Omeprazole ordered while Mg is 2.8 mEq/L on an active "
+                "magnesium oxide: the high-magnesium card without a one-click stop of the active order (in an "
+                "order hook a delete may only remove a draft), and the wasting card.",
+                [card("warning", "mg-high", "High magnesium on a supplement", "Mg 2.8 mEq/L",
+                      no_suggestions=("Stop magnesium oxide",)),
+                 wasting("Omeprazole ordered", "at target", indicator="info")], hook="order-sign")
+def _():
+    return (stable_recipient(mg(2.8), f.medication("magnesium oxide 400 MG Oral Tablet", days=30)),
+            [ordered("omeprazole 20 MG Delayed Release Oral Capsule", **OMEPRAZOLE)])
+
+
 def _ppi_and_amlodipine() -> tuple[list[dict], list[dict]]:
     return (stable_recipient(mg(1.8, days=5)),
             [ordered("omeprazole 20 MG Delayed Release Oral Capsule", **OMEPRAZOLE),

@@ -93,7 +93,8 @@ def test_scenarios_cover_the_brief():
                  "order-tacrolimus-renewal", "order-ppi-low-mg", "order-ppi-intravenous",
                  "order-loop-diuretic-mg-unmeasured", "order-clotrimazole-troche", "order-voriconazole",
                  "order-paxlovid", "order-topical-azoles", "order-magnesium-lab-draft",
-                 "order-select-unrelated-severe", "order-sign-unrelated-severe", "order-sign-unrelated-mild"):
+                 "order-select-unrelated-severe", "order-sign-unrelated-severe", "order-sign-unrelated-mild",
+                 "order-magnesium-oxide-with-high-mg", "order-ppi-with-high-mg-on-supplement"):
         assert name in names, name
     for s in SCENARIOS:
         assert s["now"] == "2026-11-25T12:00:00Z"

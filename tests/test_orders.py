@@ -385,3 +385,15 @@ def test_interaction_advice_follows_the_direction(order_hook):
     lowering = by_topic(order_hook(history, [f.draft(f.medication("rifampin 300 mg"))]))["mg-order-interaction"]
     assert "dose reduction" in raising["detail"] and "rejection" not in raising["detail"]
     assert "rejection" in lowering["detail"] and "dose reduction" not in lowering["detail"]
+
+
+@pytest.mark.parametrize("status, said", [("on-hold", "tacrolimus on hold"), ("stopped", "tacrolimus stopped on")])
+def test_no_trough_for_held_or_stopped_tacrolimus(order_hook, status, said):
+    tacrolimus = f.tacrolimus(status=status)
+    if status == "stopped":  # stopped 5 days ago: still in scope (recently stopped)
+        tacrolimus["dispenseRequest"] = {"validityPeriod": {"start": f.days_ago(100), "end": f.days_ago(5)}}
+    cards = order_hook([tacrolimus, f.magnesium(1.8, days=5)], [f.draft(f.medication("ritonavir 100 mg"))])
+    card = by_topic(cards)["mg-order-interaction"]
+    assert said in card["summary"] and card["summary"].endswith("agree any restart dose with the transplant team")
+    assert not [r for r in resources(card, "ServiceRequest") if r["code"]["coding"][0]["code"] == "11253-2"]
+    assert "no tacrolimus trough is suggested now" in card["detail"]

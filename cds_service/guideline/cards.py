@@ -1024,7 +1024,14 @@ def interaction_order_card(f: InteractingDrugOrdered, a: Assessment, ctx: CardCo
     level = (f"trough {f.tacrolimus_level.shown} ({f.tacrolimus_level.day})"
              if f.tacrolimus_level else "no trough on record")
     timing, opens, closes = _TROUGH_TIMING[f.strength]
-    if f.strength is InteractionStrength.BOOSTER:
+    paused = f.tacrolimus_state in ("on-hold", "stopped")
+    if paused:
+        # Section 1: no trough for held or stopped tacrolimus; the interaction matters at restart.
+        level = ("tacrolimus on hold" if f.tacrolimus_state == "on-hold" else
+                 f"tacrolimus stopped on {f.tacrolimus_stopped_on.date().isoformat()}"
+                 if f.tacrolimus_stopped_on else "tacrolimus stopped")
+        action = "agree any restart dose with the transplant team"
+    elif f.strength is InteractionStrength.BOOSTER:
         action = f"hold or sharply reduce tacrolimus (transplant team); {timing}"
     elif f.strength is InteractionStrength.STRONG:
         action = f"reduce tacrolimus dose at start; {timing}"
@@ -1070,12 +1077,15 @@ def interaction_order_card(f: InteractingDrugOrdered, a: Assessment, ctx: CardCo
     label = {InteractionStrength.BOOSTER: "Order tacrolimus trough for day 2–3",
              InteractionStrength.STRONG: "Order tacrolimus trough within 2–3 days",
              InteractionStrength.OTHER: "Order tacrolimus trough within a week"}[f.strength]
-    suggestions = (
-        _create(label, "Order tacrolimus trough",
-                lab_order(ctx.orders, codes.TACROLIMUS_TROUGH_ORDER, within_days=closes, note=note,
-                          reason_low_mg=False, starting_in_days=opens), recommended=True),
-        _repeat_mg(ctx, 7, "within a week of an interacting drug"),
-    )
+    trough = _create(label, "Order tacrolimus trough",
+                     lab_order(ctx.orders, codes.TACROLIMUS_TROUGH_ORDER, within_days=closes, note=note,
+                               reason_low_mg=False, starting_in_days=opens), recommended=True)
+    suggestions = ((trough,) if not paused else ()) + (
+        _repeat_mg(ctx, 7, "within a week of an interacting drug"),)
+    if paused:
+        advice = [f"{capitalised(level)}: no tacrolimus trough is suggested now. If tacrolimus is "
+                  "restarted while this drug is taken, agree the dose with the transplant team and "
+                  "check a trough after the restart."] + [line for line in advice if "trough" not in line]
     indicator = "critical" if f.strength is InteractionStrength.BOOSTER else "warning"
     return _card(ctx, "mg-order-interaction", indicator, summary,
                  _detail(evidence, advice, a, "mg-order-interaction"), suggestions)
@@ -1105,15 +1115,31 @@ _BUILDERS: dict[type, Callable] = {
 
 
 def build_cards(assessment: Assessment, ctx: CardContext, findings=None,
-                keep: Callable[[Card], bool] | None = None) -> list[Card]:
+                keep: Callable[[Card], bool] | None = None,
+                deletable: frozenset[str] | None = None) -> list[Card]:
     """One card per finding (the rules emit at most one finding per kind); `findings` defaults
     to the assessment's own (the order hooks pass theirs, section 6), `keep` picks the cards
-    an order hook answers (before the test de-duplication, so a dropped card takes no test away)."""
+    an order hook answers (before the test de-duplication, so a dropped card takes no test away)
+    and `deletable` (order hooks) the resources a delete may name: the drafts being placed."""
     chosen = assessment.findings if findings is None else findings
     cards = [_BUILDERS[type(f)](f, assessment, ctx) for f in chosen]
     if keep is not None:
         cards = [c for c in cards if keep(c)]
+    if deletable is not None:
+        cards = [_deletes_only_of(c, deletable) for c in cards]
     return _one_order_per_test(sorted(cards, key=lambda c: INDICATOR_ORDER[c.indicator]))
+
+
+def _deletes_only_of(card: Card, deletable: frozenset[str]) -> Card:
+    """In an order hook a delete may only remove a draft being placed: a client that keeps one
+    draft (the CDS Hooks sandbox) applies any delete to it, so stopping an active order from
+    there would empty the order being written. Such suggestions stay on patient-view."""
+    kept = tuple(s for s in card.suggestions
+                 if all(a.type != "delete" or a.resourceId in deletable for a in s.actions))
+    if len(kept) == len(card.suggestions):
+        return card
+    return replace(card, suggestions=kept, selectionBehavior="any" if kept else None,
+                   overrideReasons=override_reasons(card.topic or "", kept))
 
 
 def _lab_codes(suggestion: Suggestion) -> frozenset[str] | None:

@@ -17,9 +17,9 @@ from datetime import datetime
 
 from . import codes
 from .facts import LabResult, MedicationUse, PatientFacts
-from .rules import (Assessment, Finding, MonitoringDue, SeverityFinding, classify, is_older_than,
-                    latest_egfr, latest_usable)
-from .thresholds import Thresholds
+from .rules import (Assessment, Finding, MagnesiumHigh, MonitoringDue, SeverityFinding, classify,
+                    is_older_than, latest_egfr, latest_usable, renal_function)
+from .thresholds import COMPARISON_TOLERANCE, Thresholds
 
 # The patient-level cards an order hook repeats next to its order cards (sections 3-4; the
 # persistence card takes the severity card's place, section 7).
@@ -62,6 +62,9 @@ class InteractingDrugOrdered:
     tacrolimus_level: LabResult | None
     strength: InteractionStrength = InteractionStrength.OTHER
     interacting: tuple[str, ...] = ()  # the ingredients that decide the strength, strongest first
+    # Section 1: "on-hold" or "stopped" tacrolimus never gets a trough suggestion.
+    tacrolimus_state: str = "taking"
+    tacrolimus_stopped_on: datetime | None = None
 
 
 OrderFinding = TacrolimusStart | WastingDrugOrdered | InteractingDrugOrdered
@@ -113,6 +116,15 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
             findings = [f for f in findings if not isinstance(f, MonitoringDue)]
             findings.append(start)
 
+    supplements = tuple(d for d in drafts if d.is_magnesium_supplement)
+    if supplements and latest is not None and latest.comparator not in ("<", "<=") \
+            and latest.normalised > thresholds.high_above + COMPARISON_TOLERANCE:
+        # Section 3's high-magnesium card, for magnesium being ordered too (not only taken).
+        high = next((f for f in findings if isinstance(f, MagnesiumHigh)), None)
+        findings = [f for f in findings if not isinstance(f, MagnesiumHigh)]
+        findings.append(MagnesiumHigh(latest, supplements + (high.supplements if high else ()),
+                                      high.renal if high else renal_function(facts, now, thresholds)))
+
     wasting = tuple(d for d in drafts if d.wasting_class and not d.is_systemic_tacrolimus)
     if wasting:
         findings.append(WastingDrugOrdered(wasting, latest, level, latest_egfr(facts),
@@ -124,8 +136,10 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
             interaction_strength(d)))
         strength = interaction_strength(ranked[0])
         interacting = tuple(dict.fromkeys(d.ingredient or d.name for d in ranked))
+        use = base.tacrolimus
         findings.append(InteractingDrugOrdered(raising, lowering, latest, level, strength,
-                                               interacting))
+                                               interacting, use.state if use else "taking",
+                                               use.stopped_on if use else None))
     return tuple(findings)
 
 
