@@ -595,3 +595,22 @@ def test_section_9_wasting_ingredient_codes(rxnorm, ingredient):
 
 def test_nirmatrelvir_code_is_a_tacrolimus_raiser():
     assert read_medication(f.medication(rxnorm="2587892"), {}).raises_tacrolimus_class == "protease_inhibitor"
+
+
+# --------------------------------------------------------------------------------------------
+# Rule pages say what revision 2 added, with the values in force
+
+
+def test_mg_high_rule_page_prints_the_threshold_in_force(monkeypatch):
+    page = create_app({"log_level": "WARNING"}).test_client().get("/docs/rules/mg-high").get_data(as_text=True)
+    assert "above 2.5 mEq/L" in page and "eGFR below 30.0 mL/min/1.73 m²" in page
+    monkeypatch.setenv("CDS_GUIDELINE_HIGH_ABOVE", "2.2")
+    page = create_app({"log_level": "WARNING"}).test_client().get("/docs/rules/mg-high").get_data(as_text=True)
+    assert "above 2.2 mEq/L" in page and "2.5" not in page
+
+
+def test_severity_rule_page_names_the_revision_2_settings():
+    page = create_app({"log_level": "WARNING"}).test_client().get("/docs/rules/mg-severity").get_data(as_text=True)
+    for text in ("60 minutes in the future", "within 14 days keeps the patient in scope",
+                 "90 days (later)", "25–50 mg/kg", "once daily", "CKD-EPI 2021", "nephrology"):
+        assert text in page, text

@@ -235,10 +235,6 @@ def _detail(evidence: list[str], advice: list[str], assessment: Assessment, topi
     return "\n".join(parts)
 
 
-def _who(a: Assessment) -> str:
-    return "starting tacrolimus" if a.starting_tacrolimus else "patient on tacrolimus"
-
-
 def _tacrolimus_line(a: Assessment) -> str:
     """Section 1: 'on tacrolimus', 'tacrolimus on hold' or 'tacrolimus stopped on DATE'."""
     use = a.tacrolimus
@@ -671,10 +667,11 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
 
 def symptoms_card(f: SymptomsWithNormalMagnesium, a: Assessment, ctx: CardContext) -> Card:
     names = _symptom_names(f.symptoms)
-    summary = (f"Symptoms despite {mg_text(f.latest)} on {f.latest.day}: serum Mg may not "
-               f"reflect body stores ({names})")
+    summary = (f"Symptoms despite {mg_text(f.latest)} on {f.latest.day} ({names}): serum Mg may "
+               "not reflect body stores; consider ionized Mg or FEMg")
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}.",
-                f"Recorded in the last {ctx.thresholds.symptom_window_days} days: {names}."]
+                f"Onset in the last {ctx.thresholds.symptom_window_days} days: {names}.",
+                _tacrolimus_line(a)]
     advice = ["Serum levels may not reflect total body magnesium: consider ionized Mg, "
               "FEMg or an empirical trial of supplementation."] + _neurotoxicity(f.symptoms)
     return _card(ctx, "mg-symptoms", "info", summary, _detail(evidence, advice, a, "mg-symptoms"))
@@ -742,9 +739,10 @@ _LAB_NAMES = {"mg_serum": "serum Mg", "creatinine_serum": "serum creatinine",
 def femg_card(f: FemgFinding, a: Assessment, ctx: CardContext) -> Card:
     """A computed FEMg (a low Mg without one gets the work-up on its severity card)."""
     t = ctx.thresholds
-    meaning = ("points to renal magnesium wasting (expected on tacrolimus)" if f.renal_wasting
-               else "points to extrarenal loss (diarrhoea, poor intake)")
-    summary = f"FEMg {f.value:.1f}% on {f.latest.day} {meaning} — {mg_text(f.latest)}"
+    meaning = ("renal magnesium wasting (expected on tacrolimus): review wasting drugs and the "
+               "tacrolimus level" if f.renal_wasting
+               else "extrarenal loss: look for diarrhoea or poor intake")
+    summary = f"FEMg {f.value:.1f}% ({f.latest.day}, {mg_text(f.latest)}): {meaning}"
     evidence = ["Inputs: " + "; ".join(f"{_LAB_NAMES[r.kind]} {r.shown} on {r.day}" for r in f.inputs) + "."]
     evidence.append(f"FEMg = (U_Mg × S_Cr) / (0.7 × S_Mg × U_Cr) × 100 = {f.value:.1f}% "
                     f"(threshold {t.femg_renal_wasting_above:g}%).")

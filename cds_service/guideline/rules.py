@@ -703,5 +703,8 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
         findings.append(ResultsNotUsed(latest, unreadable, preliminary, future))
     return Assessment(on_tacrolimus=True, findings=tuple(findings), unreadable=unreadable,
                       ionized=ionized, preliminary=preliminary, unavailable=facts.unavailable,
-                      starting_tacrolimus=use.state == "starting", latest=latest,
+                      # A restart after a recent stop is a start too (section 6: "no active tacrolimus").
+                      starting_tacrolimus=use.state == "starting" or (
+                          use.state == "stopped" and any(m.is_systemic_tacrolimus for m in facts.draft_orders)),
+                      latest=latest,
                       tacrolimus=use, future=future)
