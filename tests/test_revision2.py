@@ -335,6 +335,28 @@ def test_recently_stopped_tacrolimus_keeps_the_patient_in_scope(order, in_scope,
         assert assessment.tacrolimus.state == state
 
 
+def test_stopped_order_without_an_end_date_uses_its_last_update():
+    # EHRs often stop an order without an end date; the status change updates meta.lastUpdated.
+    order = f.tacrolimus(status="stopped", days=400, meta={"lastUpdated": f.days_ago(3)})
+    assert assess_of(order, f.magnesium(1.2, days=1)).tacrolimus.state == "stopped"
+    old = f.tacrolimus(status="stopped", days=400, meta={"lastUpdated": f.days_ago(30)})
+    assert not assess_of(old, f.magnesium(1.2, days=1)).on_tacrolimus
+
+
+@pytest.mark.parametrize("name, raises", [
+    ("clotrimazole 10 mg troche", True), ("clotrimazole 1% cream", False), ("Prezista 800 mg", True),
+    ("darunavir 800 mg tablet", True),
+])
+def test_section_8_raisers_by_name(name, raises):
+    assert bool(read_medication(f.medication(name), {}).raises_tacrolimus_class) is raises
+
+
+def test_high_magnesium_is_not_called_normal_with_a_symptom():
+    supplement = f.medication("magnesium oxide 400 mg tablet", days=30)
+    assessment = assess_of(*recipient(supplement, f.magnesium(2.8, days=1), f.condition(snomed="26079004")))
+    assert [type(x).__name__ for x in assessment.findings] == ["MagnesiumHigh"]
+
+
 def test_stopped_statement_counts_within_the_window():
     statement = f.statement("tacrolimus 1 mg capsule", status="stopped")
     statement["effectivePeriod"]["end"] = f.days_ago(3)

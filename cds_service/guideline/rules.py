@@ -692,7 +692,7 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
         findings.append(high)
     elif stale:
         findings.append(MonitoringDue(interval, latest, symptoms))
-    if latest is not None and severity is Severity.AT_TARGET and symptoms:
+    if latest is not None and severity is Severity.AT_TARGET and symptoms and high is None:
         findings.append(SymptomsWithNormalMagnesium(latest, symptoms))
     if latest is not None and severity is not None and severity.is_low:
         factors = contributing_factors(facts, latest, now, thresholds)
