@@ -299,7 +299,7 @@ def _target_text(t: Thresholds) -> str:
 def renal_text(renal: RenalFunction, t: Thresholds) -> str:
     """'eGFR 24 mL/min/1.73 m² on DATE' or 'estimated eGFR 9 ... from creatinine ... on DATE'."""
     if renal.unknown:
-        return "renal function unknown"
+        return f"unknown (no eGFR or serum creatinine in the last {t.renal_function_recent_days} days)"
     if not renal.estimated:
         return f"eGFR {renal.result.shown} on {renal.result.day}"
     sex = " (sex unknown: the lower of the female and male estimates)" if renal.sex_unknown else ""
@@ -433,6 +433,8 @@ def _recheck(f: SeverityFinding, a: Assessment) -> tuple[float, str]:
     (sooner when the monitoring interval is shorter)."""
     if f.stale or a.preliminary:
         return 2, "now"
+    if f.dialysis is not None and not f.given:
+        return (1, "within 24 hours") if f.severity.is_acute else (14, "in 1–2 weeks")
     if f.severity.is_acute or any(g.route == "intravenous" for g in f.given):
         return 1, "within 24 hours or after the infusion"
     days = min(14, f.interval.days)
@@ -460,7 +462,7 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
     labs = [recheck]
     if f.renal.unknown and f.dialysis is None:
         renal_lines.append("Renal function unknown (no eGFR or serum creatinine in the last "
-                           f"{t.renal_function_recent_days} days): the doses below assume normal "
+                           f"{t.renal_function_recent_days} days): the doses suggested assume normal "
                            "renal function; check a serum creatinine with the recheck.")
         labs.append(_serum_creatinine(ctx, "renal function unknown: before dosing magnesium"))
     elif caution:

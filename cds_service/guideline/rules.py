@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from .facts import LabResult, MagnesiumGiven, MedicationUse, PatientFacts, Symptom
+from .facts import LabResult, MedicationUse, PatientFacts, Symptom
 from .thresholds import COMPARISON_TOLERANCE, FEMG_FILTERED_FRACTION, Thresholds
 
 ADULT_AGE_YEARS = 18  # section 3: children get weight-based text, never a fixed dose

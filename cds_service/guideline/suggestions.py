@@ -144,10 +144,3 @@ def famotidine_instead(ctx: OrderContext, egfr: LabResult | None) -> dict:
         ctx, "famotidine oral tablet", text, dose, codes.ORAL_ROUTE,
         {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}, None,
         reason=[{"text": "Acid suppression without PPI-related magnesium loss (patient on tacrolimus)"}])
-
-
-def renal_caution_text(egfr: LabResult | None) -> str | None:
-    if egfr is None:
-        return None
-    return (f"renal impairment (eGFR {egfr.shown} on {egfr.day}): "
-            "halve the dose and check magnesium more often (risk of hypermagnesemia)")
