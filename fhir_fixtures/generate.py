@@ -331,7 +331,7 @@ def _():
 
 @scenario("symptoms-normal-mg", "Tremor recorded 3 days ago with Mg 1.8 mEq/L: info card (serum Mg may "
           "not reflect body stores), never a severity card.",
-          [card("info", SYMPTOMS, "Symptoms (tremor) despite Mg 1.8 mEq/L", day(2), "consider ionized Mg",
+          [card("info", SYMPTOMS, "Symptoms despite Mg 1.8 mEq/L", day(2), "(tremor)", "consider ionized Mg",
                 detail=("ionized Mg", "FEMg"))])
 def _():
     return stable_recipient(mg(1.8, days=2), f.condition("Tremor", snomed="26079004", days=3))
@@ -446,7 +446,7 @@ def _femg_inputs(urine_mg: float) -> list[dict]:
 @scenario("femg-renal-wasting", "Mg 1.4 mg/dL with same-day urine Mg 4.0 mg/dL, urine creatinine 80 and "
           "serum creatinine 1.2 mg/dL: FEMg 6.1% (renal wasting).",
           [mild("Mg 1.4 mg/dL (1.15 mEq/L"),
-           card("info", FEMG, "FEMg 6.1%", day(1), "renal wasting", "replace Mg, review wasting drugs")])
+           card("info", FEMG, "FEMg 6.1%", day(1), "renal wasting", "review wasting drugs, tacrolimus level")])
 def _():
     return stable_recipient(mg(1.4, "mg/dL"), *_femg_inputs(4.0))
 

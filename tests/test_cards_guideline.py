@@ -207,7 +207,7 @@ def test_femg_card_shows_the_value_to_one_decimal(call_hook):
                           f.lab("2161-8", 60.0, "mg/dL", days=1.1)))
     card = cards["mg-femg"]
     assert card["summary"].startswith("FEMg 15.2% ")
-    assert "renal wasting" in card["summary"] and card["summary"].endswith("replace Mg, review wasting drugs")
+    assert "renal wasting" in card["summary"] and card["summary"].endswith("review wasting drugs, tacrolimus level")
     assert "suggestions" not in card
 
 

@@ -306,10 +306,6 @@ def _detail(evidence: list[str], advice: list[str], assessment: Assessment, topi
     return "\n".join(parts)
 
 
-def _who(a: Assessment) -> str:
-    return "starting tacrolimus" if a.starting_tacrolimus else "patient on tacrolimus"
-
-
 def _tacrolimus_line(a: Assessment) -> str:
     """Section 1: 'on tacrolimus', 'tacrolimus on hold' or 'tacrolimus stopped on DATE'."""
     use = a.tacrolimus
@@ -398,7 +394,7 @@ def _target_text(t: Thresholds) -> str:
 def renal_text(renal: RenalFunction, t: Thresholds) -> str:
     """'eGFR 24 mL/min/1.73 m² on DATE' or 'estimated eGFR 9 ... from creatinine ... on DATE'."""
     if renal.unknown:
-        return "renal function unknown"
+        return f"unknown (no eGFR or serum creatinine in the last {t.renal_function_recent_days} days)"
     if not renal.estimated:
         return f"eGFR {renal.result.shown} on {renal.result.day}"
     sex = " (sex unknown: the lower of the female and male estimates)" if renal.sex_unknown else ""
@@ -539,6 +535,8 @@ def _recheck(f: SeverityFinding, a: Assessment) -> tuple[float, str]:
     (sooner when the monitoring interval is shorter)."""
     if f.stale or a.preliminary:
         return 2, "now"
+    if f.dialysis is not None and not f.given:
+        return (1, "within 24 hours") if f.severity.is_acute else (14, "in 1–2 weeks")
     if f.severity.is_acute or any(g.route == "intravenous" for g in f.given):
         return 1, "within 24 hours or after the infusion"
     days = min(14, f.interval.days)
@@ -566,7 +564,7 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
     labs = [recheck]
     if f.renal.unknown and f.dialysis is None:
         renal_lines.append("Renal function unknown (no eGFR or serum creatinine in the last "
-                           f"{t.renal_function_recent_days} days): the doses below assume normal "
+                           f"{t.renal_function_recent_days} days): the doses suggested assume normal "
                            "renal function; check a serum creatinine with the recheck.")
         labs.append(_serum_creatinine(ctx, "renal function unknown: before dosing magnesium"))
     elif caution:
@@ -773,10 +771,11 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
 
 def symptoms_card(f: SymptomsWithNormalMagnesium, a: Assessment, ctx: CardContext) -> Card:
     names = _symptom_names(f.symptoms)
-    summary = (f"Symptoms ({names}) despite {mg_dated(f.latest)}: consider ionized Mg, FEMg or "
-               "a trial of magnesium")
+    summary = (f"Symptoms despite {mg_text(f.latest)} on {f.latest.day} ({names}): serum Mg may "
+               "not reflect body stores; consider ionized Mg or FEMg")
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}.",
-                f"Recorded in the last {ctx.thresholds.symptom_window_days} days: {names}."]
+                f"Onset in the last {ctx.thresholds.symptom_window_days} days: {names}.",
+                _tacrolimus_line(a)]
     advice = ["Serum levels may not reflect total body magnesium: consider ionized Mg, "
               "FEMg or an empirical trial of supplementation."] + _neurotoxicity(f.symptoms)
     return _card(ctx, "mg-symptoms", "info", summary, _detail(evidence, advice, a, "mg-symptoms"))
@@ -845,11 +844,9 @@ _LAB_NAMES = {"mg_serum": "serum Mg", "creatinine_serum": "serum creatinine",
 def femg_card(f: FemgFinding, a: Assessment, ctx: CardContext) -> Card:
     """A computed FEMg (a low Mg without one gets the work-up on its severity card)."""
     t = ctx.thresholds
-    meaning = ("points to renal magnesium wasting (expected on tacrolimus)" if f.renal_wasting
-               else "points to extrarenal loss (diarrhoea, poor intake)")
-    summary = (f"FEMg {f.value:.1f}% with {mg_dated(f.latest)}: "
-               + ("renal wasting (expected on tacrolimus): replace Mg, review wasting drugs"
-                  if f.renal_wasting else "extrarenal loss: look for diarrhoea or poor intake"))
+    meaning = ("renal wasting (expected on tacrolimus): review wasting drugs, tacrolimus level"
+               if f.renal_wasting else "extrarenal loss: look for diarrhoea or poor intake")
+    summary = f"FEMg {f.value:.1f}% ({f.latest.day}, {mg_text(f.latest)}): {meaning}"
     evidence = ["Inputs: " + "; ".join(f"{_LAB_NAMES[r.kind]} {r.shown} on {r.day}" for r in f.inputs) + "."]
     evidence.append(f"FEMg = (U_Mg × S_Cr) / (0.7 × S_Mg × U_Cr) × 100 = {f.value:.1f}% "
                     f"(threshold {t.femg_renal_wasting_above:g}%).")

@@ -111,6 +111,9 @@ class MedicationUse:
     ingredient: str | None  # the section 8 ingredient recognised, e.g. "omeprazole"
     intent: str | None = None
     ended_on: datetime | None = None  # dosage bounds / dispense validity / effective period end
+    # meta.lastUpdated: a status change to stopped/completed updates it; the best stop date an
+    # order without an end date carries (section 1, recently stopped).
+    last_updated: datetime | None = None
     route: str = ""  # "oral", "intravenous" or "" (not stated)
 
     @property
@@ -142,7 +145,7 @@ class MedicationUse:
         if not self.is_treatment:
             return None
         if self.status in ENDED_MEDICATION_STATUSES:
-            return self.ended_on or self.authored_on
+            return self.ended_on or self.last_updated or self.authored_on
         if self.active and self.ended_on is not None and self.ended_on < now:
             return self.ended_on
         return None
@@ -673,6 +676,8 @@ def read_medication(request: Resource, medications: Mapping[str, Resource]) -> M
         intent=clip(intent, 20) if intent else None,
         ended_on=_ended_on(request),
         route=_route(request, name, medication),
+        last_updated=parse_datetime(request["meta"].get("lastUpdated"))
+        if isinstance(request.get("meta"), dict) else None,
     )
 
 
@@ -916,7 +921,7 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
                             or f"{d.resource_type}/{d.request_id}" in selected)
     lab_orders = sum(1 for r in of_type("ServiceRequest") + [
         d for d in draft_orders if d.get("resourceType") == "ServiceRequest"]
-        if is_magnesium_lab_order(r))
+        if is_magnesium_lab_order(r, local_codes))
     selected_lab_drafts = sum(
         1 for d in draft_orders if d.get("resourceType") == "ServiceRequest"
         and (selected is None or f"ServiceRequest/{d.get('id')}" in selected)
@@ -945,9 +950,9 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
 _PLANNED_ORDER_STATUSES = frozenset({"draft", "active", "on-hold"})
 
 
-def is_magnesium_lab_order(request: Resource) -> bool:
+def is_magnesium_lab_order(request: Resource, local_codes: LabCodes | None = None) -> bool:
     """A placed or drafted ServiceRequest for a serum magnesium (the monitoring plan)."""
     status = request.get("status")
     if not isinstance(status, str) or status not in _PLANNED_ORDER_STATUSES:
         return False
-    return lab_kind({"code": request.get("code")}) == "mg_serum"
+    return lab_kind({"code": request.get("code")}, local_codes) == "mg_serum"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from .facts import LabResult, MagnesiumGiven, MedicationUse, PatientFacts, Symptom
+from .facts import LabResult, MedicationUse, PatientFacts, Symptom
 from .thresholds import COMPARISON_TOLERANCE, FEMG_FILTERED_FRACTION, Thresholds
 
 ADULT_AGE_YEARS = 18  # section 3: children get weight-based text, never a fixed dose
@@ -692,7 +692,7 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
         findings.append(high)
     elif stale:
         findings.append(MonitoringDue(interval, latest, symptoms))
-    if latest is not None and severity is Severity.AT_TARGET and symptoms:
+    if latest is not None and severity is Severity.AT_TARGET and symptoms and high is None:
         findings.append(SymptomsWithNormalMagnesium(latest, symptoms))
     if latest is not None and severity is not None and severity.is_low:
         factors = contributing_factors(facts, latest, now, thresholds)
@@ -703,5 +703,8 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
         findings.append(ResultsNotUsed(latest, unreadable, preliminary, future))
     return Assessment(on_tacrolimus=True, findings=tuple(findings), unreadable=unreadable,
                       ionized=ionized, preliminary=preliminary, unavailable=facts.unavailable,
-                      starting_tacrolimus=use.state == "starting", latest=latest,
+                      # A restart after a recent stop is a start too (section 6: "no active tacrolimus").
+                      starting_tacrolimus=use.state == "starting" or (
+                          use.state == "stopped" and any(m.is_systemic_tacrolimus for m in facts.draft_orders)),
+                      latest=latest,
                       tacrolimus=use, future=future)

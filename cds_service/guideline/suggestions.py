@@ -231,10 +231,3 @@ def famotidine_instead(ctx: OrderContext, egfr: LabResult | None) -> dict:
         ctx, codes.FAMOTIDINE_20_TABLET, text, 20, codes.ORAL_ROUTE,
         {"repeat": {"frequency": per_day, "period": per_days, "periodUnit": "d"}}, None,
         reason=[{"text": "Acid suppression without PPI-related magnesium loss (patient on tacrolimus)"}])
-
-
-def renal_caution_text(egfr: LabResult | None) -> str | None:
-    if egfr is None:
-        return None
-    return (f"renal impairment (eGFR {egfr.shown} on {egfr.day}): "
-            "halve the dose and check magnesium more often (risk of hypermagnesemia)")
