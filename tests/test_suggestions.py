@@ -5,10 +5,11 @@ a client that applies actions the way the CDS Hooks sandbox does."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from cds_service import create_app
+from cds_service import cli, create_app
 from cds_service.config import Settings
 from cds_service.guideline.suggestions import PRODUCT_KEYS
 
@@ -120,10 +121,9 @@ def test_a_bad_orderable_map_stops_the_service_at_start_up(monkeypatch, raw, mes
 
 
 def test_cli_reports_a_bad_orderable_map_without_a_trace(monkeypatch, capsys):
-    from cds_service import cli
     monkeypatch.setenv("CDS_ORDERABLES", '{"nope": {}}')
     request = next(s for s in SCENARIOS if s["name"] == "order-ppi-on-tacrolimus")
-    path = __import__("pathlib").Path(__file__).resolve().parent.parent / "fhir_fixtures" / "requests" / request["request"]
+    path = Path(__file__).resolve().parent.parent / "fhir_fixtures" / "requests" / request["request"]
     assert cli.main(["evaluate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "configuration error: CDS_ORDERABLES: unknown product key 'nope'" in err and "Traceback" not in err

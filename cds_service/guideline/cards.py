@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass, replace
 from typing import Callable
 
-import re
-
 from ..protocol.response import INDICATOR_ORDER, Action, Card, Coding, Link, Source, Suggestion
 from . import codes
 from .facts import LabResult, MedicationUse, Symptom, clip, number

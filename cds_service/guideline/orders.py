@@ -17,8 +17,8 @@ from datetime import datetime
 
 from . import codes
 from .facts import LabResult, MedicationUse, PatientFacts
-from .rules import (Assessment, Finding, MagnesiumHigh, MonitoringDue, SeverityFinding, classify,
-                    is_older_than, latest_egfr, latest_usable, renal_function)
+from .rules import (Assessment, Finding, MagnesiumHigh, MonitoringDue, Severity, SeverityFinding,
+                    classify, is_older_than, latest_egfr, latest_usable, renal_function)
 from .thresholds import COMPARISON_TOLERANCE, Thresholds
 
 # The patient-level cards an order hook repeats next to its order cards (sections 3-4; the
@@ -154,7 +154,7 @@ def _wasting_concern(latest: LabResult | None, now: datetime, thresholds: Thresh
         return "not measured"
     if severity.is_low:
         return "low"
-    return None if severity.name == "AT_TARGET" else "below target"
+    return None if severity is Severity.AT_TARGET else "below target"
 
 
 def _tacrolimus_start(facts: PatientFacts, draft: MedicationUse, latest: LabResult | None,
