@@ -145,7 +145,7 @@ def test_oral_ppi_offers_coded_famotidine_created_before_the_draft_is_deleted(or
     card = by_topic(order_hook(history, [ppi]))["mg-order-wasting"]
     # At target: an info card (a PPI's effect on Mg is a long-term one), no recheck order.
     assert card["indicator"] == "info"
-    assert card["summary"].startswith("Omeprazole ordered, Mg 1.6 mEq/L (2026-11-20) at target: famotidine instead")
+    assert card["summary"].startswith("Omeprazole ordered, Mg 1.6 mEq/L (2026-11-20) at target: consider famotidine instead; keep routine Mg checks")
     assert "omeprazole 20 mg delayed-release oral capsule" in card["detail"]  # as a clinician writes it
     assert "7.5 ng/mL" in card["detail"] and resources(card, "ServiceRequest") == []
     replace = next(s for s in card["suggestions"] if "famotidine" in s["label"])

@@ -898,7 +898,7 @@ def monitoring_plan(t: Thresholds) -> str:
     """Section 6's plan for a tacrolimus start, from the intervals in force."""
     early = _every(t.early_interval_days, "weekly" if t.early_interval_days == 7 else None)
     routine = _every(t.routine_interval_days,
-                     "the seed's 4–6 weeks" if t.routine_interval_days == 42 else None)
+                     "every 4–6 weeks" if t.routine_interval_days == 42 else None)
     return f"{early} for the first {t.early_phase_days} days, then {routine}"
 
 
@@ -965,7 +965,7 @@ def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -
         action = ("use the lowest dose, recheck Mg in 1–2 weeks" if f.concern
                   else f"keep routine Mg checks (every {t.routine_interval_days} days)")
     if oral_ppis:
-        action = "famotidine instead, or " + action
+        action = "consider famotidine instead; " + action
     summary = capitalised(_summary(finding, action, names))
     evidence = [f"Ordering {clinical_name(d.name)} ({_class_label(d.wasting_class)}"
                 + (", intravenous" if d.is_intravenous else "") + ")." for d in f.drafts]
@@ -1038,7 +1038,8 @@ def interaction_order_card(f: InteractingDrugOrdered, a: Assessment, ctx: CardCo
     summary = capitalised(_summary(finding, action, items))
     evidence = []
     for d in f.raising:
-        why = {InteractionStrength.BOOSTER: "a CYP3A booster: levels can rise several-fold within days",
+        why = {InteractionStrength.BOOSTER: "a strong CYP3A inhibitor (booster): tacrolimus levels can "
+                                            "rise several-fold within days",
                InteractionStrength.STRONG: "a strong CYP3A inhibitor"}.get(
                    interaction_strength(d), "raises tacrolimus levels")
         evidence.append(f"Ordering {clinical_name(d.name)}: {d.ingredient or 'it'} is {why}."
