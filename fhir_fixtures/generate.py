@@ -86,7 +86,7 @@ def severe(mg: str, *more: str, days: float = 1, **kw) -> dict:
 
 
 def mild(mg: str, *more: str, days: float = 1, **kw) -> dict:
-    return card("warning", SEVERITY, "Low magnesium", mg, day(days), "target > 1.4 mEq/L", *more, **kw)
+    return card("warning", SEVERITY, "Low magnesium", mg, day(days), *more, **kw)
 
 
 def below_target(mg: str, *more: str, days: float = 1, **kw) -> dict:
@@ -191,7 +191,8 @@ def _():
 
 
 @scenario("mild-moderate", "Mg 1.2 mEq/L, no symptoms: mild-moderate (warning), oral magnesium oxide.",
-          [mild("Mg 1.2 mEq/L", detail=("magnesium oxide 400 mg", "1–2 weeks"))])
+          [mild("Mg 1.2 mEq/L", "target > 1.4 mEq/L", "magnesium oxide 400 mg twice daily, recheck in 1–2 weeks",
+                detail=("magnesium oxide 400 mg", "1–2 weeks", "2 hours apart from mycophenolate"))])
 def _():
     return stable_recipient(mg(1.2))
 
@@ -474,7 +475,8 @@ def _():
     return [f.medication("omeprazole 20 MG Delayed Release Oral Capsule", rxnorm="7646"), mg(0.8)]
 
 
-@scenario("tacrolimus-stopped", "Tacrolimus order stopped, Mg 0.8 mEq/L: not in scope, no cards.", [])
+@scenario("tacrolimus-stopped", "Tacrolimus order stopped with no end date or later update (ordered 400 "
+          "days ago): not stopped within 14 days, so not in scope; Mg 0.8 mEq/L, no cards.", [])
 def _():
     return [tacrolimus(status="stopped"), mg(0.8)]
 

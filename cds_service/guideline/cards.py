@@ -193,6 +193,15 @@ def fit(summary: str) -> str:
     return summary if len(summary) <= SUMMARY_LIMIT else summary[:SUMMARY_LIMIT - 1] + "…"
 
 
+def first_fitting(*candidates: str) -> str:
+    """The first summary that fits in 140 characters (most complete first), else the last one
+    cut: a summary keeps its action rather than lose it to a cut (section 10)."""
+    for candidate in candidates:
+        if len(candidate) <= SUMMARY_LIMIT:
+            return candidate
+    return candidates[-1]
+
+
 def _bullets(lines: list[str]) -> str:
     return "\n".join(f"- {line}" for line in lines if line)
 
@@ -336,9 +345,10 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
         Severity.MILD_MODERATE, Severity.SYMPTOMATIC_MINOR) else
         f"; target ≥ {t.target_above:g} mEq/L" if f.severity is Severity.BELOW_TARGET else "")
     dated = mg_dated(latest)
-    head = f"{title}: {dated[:-1]}{target}){stale}"
-    if a.preliminary:
-        head += f"; preliminary {mg_text(a.preliminary[0])} on {a.preliminary[0].day}"
+    prelim = (f"; preliminary {mg_text(a.preliminary[0])} on {a.preliminary[0].day}"
+              if a.preliminary else "")
+    head = f"{title}: {dated[:-1]}{target}){stale}{prelim}"
+    short_head = f"{title}: {dated}{stale}{prelim}"  # without the target when space is short
     evidence = [f"Latest serum {mg_text(latest)} on {latest.day} (status {latest.status}).",
                 _tacrolimus_line(a)]
     if f.symptoms:
@@ -385,9 +395,13 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
         suggestions.append(_trough(ctx))
     if f.femg_workup:
         suggestions.append(_femg_workup(ctx))
+    short_action = action.split(", recheck")[0].split(", repeat")[0]
     if (f.stale or a.preliminary) and not action.startswith("repeat"):
         action = "repeat Mg now; if confirmed, " + action
-    summary = f"{head}: {action}"
+        short_action = "repeat Mg now; if confirmed, " + short_action
+    summary = first_fitting(f"{head}: {action}", f"{short_head}: {action}",
+                            f"{short_head}: {short_action}", f"{short_head}: repeat Mg now"
+                            if f.stale or a.preliminary else f"{short_head}: {short_action}")
     # A stale result makes the patient due (section 4, a warning); the severity card carries
     # that repeat request instead of a second card, so it must not be milder than the due card.
     indicator = "info" if f.severity is Severity.BELOW_TARGET and not f.stale else (
@@ -741,10 +755,14 @@ _LAB_NAMES = {"mg_serum": "serum Mg", "creatinine_serum": "serum creatinine",
 def femg_card(f: FemgFinding, a: Assessment, ctx: CardContext) -> Card:
     """A computed FEMg (a low Mg without one gets the work-up on its severity card)."""
     t = ctx.thresholds
-    meaning = ("renal magnesium wasting (expected on tacrolimus): review wasting drugs and the "
-               "tacrolimus level" if f.renal_wasting
-               else "extrarenal loss: look for diarrhoea or poor intake")
-    summary = f"FEMg {f.value:.1f}% ({f.latest.day}, {mg_text(f.latest)}): {meaning}"
+    head = f"FEMg {f.value:.1f}% ({f.latest.day}, {mg_text(f.latest)})"
+    if f.renal_wasting:
+        summary = first_fitting(
+            f"{head}: renal magnesium wasting (expected on tacrolimus): review wasting drugs and the tacrolimus level",
+            f"{head}: renal magnesium wasting: review wasting drugs and the tacrolimus level",
+            f"{head}: renal magnesium wasting: review drugs and tacrolimus level")
+    else:
+        summary = f"{head}: extrarenal loss: look for diarrhoea or poor intake"
     evidence = ["Inputs: " + "; ".join(f"{_LAB_NAMES[r.kind]} {r.shown} on {r.day}" for r in f.inputs) + "."]
     evidence.append(f"FEMg = (U_Mg × S_Cr) / (0.7 × S_Mg × U_Cr) × 100 = {f.value:.1f}% "
                     f"(threshold {t.femg_renal_wasting_above:g}%).")
@@ -764,7 +782,11 @@ def not_used_card(f: ResultsNotUsed, a: Assessment, ctx: CardContext) -> Card:
         what = "is dated in the future and was not used"
     summary = f"Magnesium result of {newest.day} {what} ({newest.shown}): review it"
     if f.latest is not None:
-        summary += f"; last usable {mg_text(f.latest)} on {f.latest.day}"
+        summary = first_fitting(
+            f"Magnesium result of {newest.day} {what} ({newest.shown}); last usable "
+            f"{mg_text(f.latest)} on {f.latest.day}: review it",
+            f"Magnesium result of {newest.day} {what} ({newest.shown}); last usable "
+            f"Mg {f.latest.shown} on {f.latest.day}: review it", summary)
     evidence = ([f"Last usable serum {mg_text(f.latest)} on {f.latest.day}."] if f.latest
                 else ["No usable serum magnesium result."])
     advice = ["Check the result with the laboratory (unit, value, status, date); repeat it if it cannot be confirmed."]
