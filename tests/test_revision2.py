@@ -636,3 +636,11 @@ def test_severity_rule_page_names_the_revision_2_settings():
     for text in ("60 minutes in the future", "within 14 days keeps the patient in scope",
                  "90 days (later)", "25–50 mg/kg", "once daily", "CKD-EPI 2021", "nephrology"):
         assert text in page, text
+
+
+def test_only_a_future_result_is_due_and_named_not_never_measured(call_hook):
+    cards = call_hook(f.hook_request(recipient(f.magnesium(0.5, days=-2))))
+    [card] = cards
+    assert card["source"]["topic"]["code"] == "mg-monitoring"
+    assert "is dated in the future" in card["summary"] and "never measured" not in card["summary"]
+    assert "in the future, was not used" in card["detail"]

@@ -658,6 +658,11 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
         summary = (f"Serum magnesium due: latest result ({a.unreadable[0].day}) could not be read: "
                    "order a serum Mg")
         evidence = ["No usable serum magnesium result on record."]
+    elif f.latest is None and a.future:
+        # Section 2: a future-dated result is not a measurement; "never measured" would hide it.
+        summary = (f"Serum magnesium due: the only result ({a.future[0].day}) is dated in the "
+                   "future: order a serum Mg")
+        evidence = ["No usable serum magnesium result."]
     elif f.latest is None and a.ionized is not None:
         summary = (f"Serum magnesium due: no serum Mg on record (ionized {a.ionized.shown} on "
                    f"{a.ionized.day}): order a serum Mg")
