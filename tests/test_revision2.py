@@ -644,3 +644,13 @@ def test_only_a_future_result_is_due_and_named_not_never_measured(call_hook):
     assert card["source"]["topic"]["code"] == "mg-monitoring"
     assert "is dated in the future" in card["summary"] and "never measured" not in card["summary"]
     assert "in the future, was not used" in card["detail"]
+
+
+def test_hospital_severe_threshold_appears_in_the_iv_dosage_text(monkeypatch):
+    monkeypatch.setattr(hooks, "utc_now", lambda: NOW)
+    monkeypatch.setenv("CDS_GUIDELINE_SEVERE_BELOW", "1.2")
+    app = create_app({"log_level": "WARNING"})
+    cards = app.test_client().post(PATIENT_VIEW, json=f.hook_request(recipient(f.magnesium(1.1, days=1)))).get_json()["cards"]
+    severity = next(c for c in cards if c["source"]["topic"]["code"] == "mg-severity")
+    text = json.dumps(severity)
+    assert "below 1.2 mEq/L" in text and "below 1.0 mEq/L" not in text and "below 1 mEq/L" not in text

@@ -521,7 +521,7 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
         label = f"Magnesium sulfate {dose} IV over 1 hour"
         # On a result older than the interval, the repeat level comes first (section 3).
         order = _create(label, "Order IV magnesium sulfate",
-                        intravenous_magnesium(ctx.orders, caution), recommended=not f.stale)
+                        intravenous_magnesium(ctx.orders, caution, t.severe_below), recommended=not f.stale)
         action = f"MgSO4 {'1' if caution else '2'} g IV over 1 h, {short_recheck}"
         return advice, ([recheck, order] if f.stale else [order, recheck]) + labs[1:], action
     if f.supplements:
@@ -554,7 +554,7 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
         dose = "1 g (halved for renal impairment)" if caution else "2 g"
         ordered.append(_create(f"Magnesium sulfate {dose} IV over 1 hour (if oral is not tolerated)",
                                "Order IV magnesium sulfate",
-                               intravenous_magnesium(ctx.orders, caution), recommended=False))
+                               intravenous_magnesium(ctx.orders, caution, t.severe_below), recommended=False))
         advice.insert(1, "IV magnesium is offered as an alternative, not recommended by default "
                          "for minor symptoms.")
     action = f"magnesium oxide 400 mg {frequency} daily, {short_recheck}"
