@@ -654,3 +654,10 @@ def test_hospital_severe_threshold_appears_in_the_iv_dosage_text(monkeypatch):
     severity = next(c for c in cards if c["source"]["topic"]["code"] == "mg-severity")
     text = json.dumps(severity)
     assert "below 1.2 mEq/L" in text and "below 1.0 mEq/L" not in text and "below 1 mEq/L" not in text
+
+
+def test_severe_with_a_seizure_names_it_and_is_urgent(call_hook):
+    cards = call_hook(f.hook_request(recipient(f.magnesium(0.8, days=1), f.condition(snomed="91175000", days=1))))
+    severity = next(c for c in cards if c["source"]["topic"]["code"] == "mg-severity")
+    assert severity["summary"].startswith("Severe low magnesium with seizure: Mg 0.8 mEq/L")
+    assert "**Urgent**" in severity["detail"] and "tacrolimus toxicity" in severity["detail"]

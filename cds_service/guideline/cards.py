@@ -338,7 +338,7 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
     latest = f.latest
     low = f.severity.is_low
     title = _SEVERITY_TITLES[f.severity]
-    if f.symptoms and low and f.severity is not Severity.SEVERE:
+    if f.symptoms and low:
         title += f" with {_symptom_names(f.symptoms)}"
     stale = f" ({_days_old(latest, ctx)} days ago)" if f.stale else ""
     target = (f"; target > {t.low_at_or_below:g} mEq/L" if f.severity in (
