@@ -661,3 +661,14 @@ def test_severe_with_a_seizure_names_it_and_is_urgent(call_hook):
     severity = next(c for c in cards if c["source"]["topic"]["code"] == "mg-severity")
     assert severity["summary"].startswith("Severe low magnesium with seizure: Mg 0.8 mEq/L")
     assert "**Urgent**" in severity["detail"] and "tacrolimus toxicity" in severity["detail"]
+
+
+@pytest.mark.parametrize("unit, code, haemolysed, corrected", [
+    ("mEq/L", "2601-3", 0.9, 1.3), ("mmol/L", "2601-3", 0.45, 0.65), ("mg/dL", "19123-9", 1.1, 1.6),
+])
+def test_correction_supersedes_in_each_unit(unit, code, haemolysed, corrected):
+    when = f.days_ago(1)
+    final = f.magnesium(haemolysed, unit, code=code, when=when)
+    fixed = f.magnesium(corrected, unit, code=code, when=when, status="corrected")
+    severity = finding(assess_of(*recipient(final, fixed)))
+    assert severity.severity is Severity.MILD_MODERATE and severity.latest.value == corrected
