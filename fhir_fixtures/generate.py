@@ -86,7 +86,7 @@ def severe(mg: str, *more: str, days: float = 1, **kw) -> dict:
 
 
 def mild(mg: str, *more: str, days: float = 1, **kw) -> dict:
-    return card("warning", SEVERITY, "Low magnesium", mg, day(days), "target > 1.4 mEq/L", *more, **kw)
+    return card("warning", SEVERITY, "Low magnesium", mg, day(days), *more, **kw)
 
 
 def below_target(mg: str, *more: str, days: float = 1, **kw) -> dict:
@@ -191,7 +191,8 @@ def _():
 
 
 @scenario("mild-moderate", "Mg 1.2 mEq/L, no symptoms: mild-moderate (warning), oral magnesium oxide.",
-          [mild("Mg 1.2 mEq/L", detail=("magnesium oxide 400 mg", "1–2 weeks"))])
+          [mild("Mg 1.2 mEq/L", "target > 1.4 mEq/L", "magnesium oxide 400 mg twice daily, recheck in 1–2 weeks",
+                detail=("magnesium oxide 400 mg", "1–2 weeks", "2 hours apart from mycophenolate"))])
 def _():
     return stable_recipient(mg(1.2))
 
@@ -446,7 +447,7 @@ def _femg_inputs(urine_mg: float) -> list[dict]:
 @scenario("femg-renal-wasting", "Mg 1.4 mg/dL with same-day urine Mg 4.0 mg/dL, urine creatinine 80 and "
           "serum creatinine 1.2 mg/dL: FEMg 6.1% (renal wasting).",
           [mild("Mg 1.4 mg/dL (1.15 mEq/L"),
-           card("info", FEMG, "FEMg 6.1%", day(1), "renal wasting", "review wasting drugs, tacrolimus level")])
+           card("info", FEMG, "FEMg 6.1%", day(1), "renal magnesium wasting", "review wasting drugs")])
 def _():
     return stable_recipient(mg(1.4, "mg/dL"), *_femg_inputs(4.0))
 
@@ -474,7 +475,8 @@ def _():
     return [f.medication("omeprazole 20 MG Delayed Release Oral Capsule", rxnorm="7646"), mg(0.8)]
 
 
-@scenario("tacrolimus-stopped", "Tacrolimus order stopped, Mg 0.8 mEq/L: not in scope, no cards.", [])
+@scenario("tacrolimus-stopped", "Tacrolimus order stopped with no end date or later update (ordered 400 "
+          "days ago): not stopped within 14 days, so not in scope; Mg 0.8 mEq/L, no cards.", [])
 def _():
     return [tacrolimus(status="stopped"), mg(0.8)]
 
@@ -630,8 +632,8 @@ def _():
 
 @scenario("future-dated-mmol-only-change", "Mg 1.8 mEq/L 10 days ago (not due) and 0.4 mmol/L dated 2 "
           "days ahead: no severity from the future result; the not-used card names it.",
-          [card("info", "mg-not-used", f"Mg result of {day(-2)} dated in the future (0.4 mmol/L), not used",
-                "last usable Mg 1.8 mEq/L", "check it with the lab")])
+          [card("info", "mg-not-used", f"Magnesium result of {day(-2)} is dated in the future",
+                "last usable Mg 1.8 mEq/L")])
 def _():
     return stable_recipient(mg(1.8, days=10), mg(0.4, "mmol/L", days=-2))
 
@@ -645,7 +647,7 @@ def _():
 
 @scenario("future-beyond-tolerance", "Mg 1.1 mg/dL dated 61 minutes ahead (beyond the tolerance) and Mg "
           "1.9 mg/dL 5 days ago: the future result is not used; named on the not-used card.",
-          [card("info", "mg-not-used", "dated in the future", "not used", "last usable Mg 1.9 mg/dL")])
+          [card("info", "mg-not-used", "is dated in the future", "last usable Mg 1.9 mg/dL")])
 def _():
     return stable_recipient(mg(1.9, "mg/dL", days=5), mg(1.1, "mg/dL", days=-61 / 1440))
 

@@ -94,7 +94,22 @@ def test_scenarios_cover_the_brief():
                  "order-loop-diuretic-mg-unmeasured", "order-clotrimazole-troche", "order-voriconazole",
                  "order-paxlovid", "order-topical-azoles", "order-magnesium-lab-draft",
                  "order-select-unrelated-severe", "order-sign-unrelated-severe", "order-sign-unrelated-mild",
-                 "order-magnesium-oxide-with-high-mg", "order-ppi-with-high-mg-on-supplement"):
+                 "order-magnesium-oxide-with-high-mg", "order-ppi-with-high-mg-on-supplement",
+                 # revision 2: patients as EHRs send them
+                 "statement-only-tacrolimus", "statement-intended-envarsus", "envarsus-product-code-only",
+                 "plan-intent-is-not-treatment", "oral-prograf-sunscreen-sig", "tacrolimus-stopped-recently",
+                 "tacrolimus-stopped-15-days-ago", "tacrolimus-on-hold-no-trough",
+                 "future-dated-normal-hides-nothing", "future-dated-mmol-only-change", "future-within-tolerance",
+                 "future-beyond-tolerance", "corrected-supersedes-final", "amended-later-issued-wins",
+                 "loinc-blood-mg-not-read-as-serum", "iv-given-since-result", "iv-order-completed-since-result",
+                 "iv-given-before-result-does-not-count", "child-with-weight", "child-heavy-capped-at-2-g",
+                 "child-without-weight", "adult-on-18th-birthday", "dialysis-esrd", "dialysis-procedure-recent",
+                 "dialysis-procedure-old", "egfr-88294-4-renal-dose", "creatinine-only-renal-function",
+                 "creatinine-umol-sex-unknown", "renal-function-unknown", "mg-high-on-supplement",
+                 "mg-2.5-on-supplement-not-high", "mg-high-without-supplement", "bowel-prep-is-not-a-supplement",
+                 "kidney-transplant-175902000", "trough-77348-1-high", "tacrolimus-start-from-stopped-order",
+                 "symptomatic-minor-cramp", "symptomatic-minor-tremor-mmol", "chronic-af-rerecorded",
+                 "missing-tacrolimus-level-late", "missing-tacrolimus-level-first-year"):
         assert name in names, name
     for s in SCENARIOS:
         assert s["now"] == "2026-11-25T12:00:00Z"
@@ -371,3 +386,12 @@ def test_cli_on_the_patient_bundle_gives_the_same_cards(capsys, scenario):
     patient-view: an order scenario's Bundle holds the history, not the drafts."""
     out = evaluate(capsys, FIXTURES / "patients" / f"{scenario['name']}.json", "--json")
     assert_cards(json.loads(out)["cards"], scenario["expected"])
+
+
+@pytest.mark.parametrize("scenario", scenario_params("patient-view"))
+def test_patient_view_summaries_fit_without_a_cut_and_end_with_the_action(call_hook, scenario):
+    """Section 10: at most 140 characters, never cut mid-word, no '— patient on tacrolimus' filler."""
+    for card in call_hook(load_request(scenario), ENDPOINTS["patient-view"]):
+        summary = card["summary"]
+        assert len(summary) <= 140 and not summary.endswith("…"), summary
+        assert "—" not in summary and "patient on tacrolimus" not in summary, summary

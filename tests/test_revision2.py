@@ -636,3 +636,39 @@ def test_severity_rule_page_names_the_revision_2_settings():
     for text in ("60 minutes in the future", "within 14 days keeps the patient in scope",
                  "90 days (later)", "25–50 mg/kg", "once daily", "CKD-EPI 2021", "nephrology"):
         assert text in page, text
+
+
+def test_only_a_future_result_is_due_and_named_not_never_measured(call_hook):
+    cards = call_hook(f.hook_request(recipient(f.magnesium(0.5, days=-2))))
+    [card] = cards
+    assert card["source"]["topic"]["code"] == "mg-monitoring"
+    assert "is dated in the future" in card["summary"] and "never measured" not in card["summary"]
+    assert "in the future, was not used" in card["detail"]
+
+
+def test_hospital_severe_threshold_appears_in_the_iv_dosage_text(monkeypatch):
+    monkeypatch.setattr(hooks, "utc_now", lambda: NOW)
+    monkeypatch.setenv("CDS_GUIDELINE_SEVERE_BELOW", "1.2")
+    app = create_app({"log_level": "WARNING"})
+    cards = app.test_client().post(PATIENT_VIEW, json=f.hook_request(recipient(f.magnesium(1.1, days=1)))).get_json()["cards"]
+    severity = next(c for c in cards if c["source"]["topic"]["code"] == "mg-severity")
+    text = json.dumps(severity)
+    assert "below 1.2 mEq/L" in text and "below 1.0 mEq/L" not in text and "below 1 mEq/L" not in text
+
+
+def test_severe_with_a_seizure_names_it_and_is_urgent(call_hook):
+    cards = call_hook(f.hook_request(recipient(f.magnesium(0.8, days=1), f.condition(snomed="91175000", days=1))))
+    severity = next(c for c in cards if c["source"]["topic"]["code"] == "mg-severity")
+    assert severity["summary"].startswith("Severe low magnesium with seizure: Mg 0.8 mEq/L")
+    assert "**Urgent**" in severity["detail"] and "tacrolimus toxicity" in severity["detail"]
+
+
+@pytest.mark.parametrize("unit, code, haemolysed, corrected", [
+    ("mEq/L", "2601-3", 0.9, 1.3), ("mmol/L", "2601-3", 0.45, 0.65), ("mg/dL", "19123-9", 1.1, 1.6),
+])
+def test_correction_supersedes_in_each_unit(unit, code, haemolysed, corrected):
+    when = f.days_ago(1)
+    final = f.magnesium(haemolysed, unit, code=code, when=when)
+    fixed = f.magnesium(corrected, unit, code=code, when=when, status="corrected")
+    severity = finding(assess_of(*recipient(final, fixed)))
+    assert severity.severity is Severity.MILD_MODERATE and severity.latest.value == corrected

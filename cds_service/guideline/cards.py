@@ -262,6 +262,15 @@ def clinical_name(name: str) -> str:
     return text.replace("delayed release", "delayed-release").replace("extended release", "extended-release")
 
 
+def first_fitting(*candidates: str) -> str:
+    """The first summary that fits in 140 characters (most complete first), else the last one
+    cut: a summary keeps its action rather than lose it to a cut (section 10)."""
+    for candidate in candidates:
+        if len(candidate) <= SUMMARY_LIMIT:
+            return candidate
+    return candidates[-1]
+
+
 def _bullets(lines: list[str]) -> str:
     return "\n".join(f"- {line}" for line in lines if line)
 
@@ -422,18 +431,17 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
     latest = f.latest
     low = f.severity.is_low
     title = _SEVERITY_TITLES[f.severity]
-    if f.symptoms and low and f.severity is not Severity.SEVERE:
+    if f.symptoms and low:
         title += f" with {_symptom_names(f.symptoms)}"
     stale = f" ({_days_old(latest, ctx)} days ago)" if f.stale else ""
     target = (f"; target > {t.low_at_or_below:g} mEq/L" if f.severity in (
         Severity.MILD_MODERATE, Severity.SYMPTOMATIC_MINOR) else
         f"; target ≥ {t.target_above:g} mEq/L" if f.severity is Severity.BELOW_TARGET else "")
     dated = mg_dated(latest)
-    head = f"{title}: {dated[:-1]}{target}){stale}"
-    short_head = f"{title}: {dated}{stale}"  # the target note goes first when room runs out
-    if a.preliminary:
-        head += f"; preliminary {mg_text(a.preliminary[0])} on {a.preliminary[0].day}"
-        short_head += f"; preliminary {mg_text(a.preliminary[0])} on {a.preliminary[0].day}"
+    prelim = (f"; preliminary {mg_text(a.preliminary[0])} on {a.preliminary[0].day}"
+              if a.preliminary else "")
+    head = f"{title}: {dated[:-1]}{target}){stale}{prelim}"
+    short_head = f"{title}: {dated}{stale}{prelim}"  # without the target when space is short
     evidence = [f"Latest serum {mg_text(latest)} on {latest.day} (status {latest.status}).",
                 _tacrolimus_line(a)]
     if f.symptoms:
@@ -480,14 +488,14 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
         suggestions.append(_trough(ctx))
     if f.femg_workup:
         suggestions.append(_femg_workup(ctx))
-    brief = action
+    short_action = action.split(", recheck")[0].split(", repeat")[0]
     if (f.stale or a.preliminary) and not action.startswith("repeat"):
         brief = "repeat Mg now, treat if confirmed"
         action = "repeat Mg now; if confirmed, " + action
-    # Section 10: the action must survive; the target note, then the dose details, give way.
-    summary = next((text for text in (f"{head}: {action}", f"{short_head}: {action}",
-                                      f"{head}: {brief}") if len(text) <= SUMMARY_LIMIT),
-                   f"{short_head}: {brief}")
+        short_action = "repeat Mg now; if confirmed, " + short_action
+    summary = first_fitting(f"{head}: {action}", f"{short_head}: {action}",
+                            f"{short_head}: {short_action}", f"{short_head}: repeat Mg now"
+                            if f.stale or a.preliminary else f"{short_head}: {short_action}")
     # A stale result makes the patient due (section 4, a warning); the severity card carries
     # that repeat request instead of a second card, so it must not be milder than the due card.
     indicator = "info" if f.severity is Severity.BELOW_TARGET and not f.stale else (
@@ -607,7 +615,7 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
         label = f"Magnesium sulfate {dose} IV over 1 hour"
         # On a result older than the interval, the repeat level comes first (section 3).
         order = _create(label, "Order IV magnesium sulfate",
-                        intravenous_magnesium(ctx.orders, caution), recommended=not f.stale)
+                        intravenous_magnesium(ctx.orders, caution, t.severe_below), recommended=not f.stale)
         action = f"MgSO4 {'1' if caution else '2'} g IV over 1 h, {short_recheck}"
         return advice, ([recheck, order] if f.stale else [order, recheck]) + labs[1:], action
     if f.supplements:
@@ -640,7 +648,7 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
         dose = "1 g (halved for renal impairment)" if caution else "2 g"
         ordered.append(_create(f"Magnesium sulfate {dose} IV over 1 hour (if oral is not tolerated)",
                                "Order IV magnesium sulfate",
-                               intravenous_magnesium(ctx.orders, caution), recommended=False))
+                               intravenous_magnesium(ctx.orders, caution, t.severe_below), recommended=False))
         advice.insert(1, "IV magnesium is offered as an alternative, not recommended by default "
                          "for minor symptoms.")
     action = f"magnesium oxide 400 mg {frequency} daily, {short_recheck}"
@@ -744,6 +752,11 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
         summary = (f"Serum magnesium due: latest result ({a.unreadable[0].day}) could not be read: "
                    "order a serum Mg")
         evidence = ["No usable serum magnesium result on record."]
+    elif f.latest is None and a.future:
+        # Section 2: a future-dated result is not a measurement; "never measured" would hide it.
+        summary = (f"Serum magnesium due: the only result ({a.future[0].day}) is dated in the "
+                   "future: order a serum Mg")
+        evidence = ["No usable serum magnesium result."]
     elif f.latest is None and a.ionized is not None:
         summary = (f"Serum magnesium due: no serum Mg on record (ionized {a.ionized.shown} on "
                    f"{a.ionized.day}): order a serum Mg")
@@ -842,9 +855,14 @@ _LAB_NAMES = {"mg_serum": "serum Mg", "creatinine_serum": "serum creatinine",
 def femg_card(f: FemgFinding, a: Assessment, ctx: CardContext) -> Card:
     """A computed FEMg (a low Mg without one gets the work-up on its severity card)."""
     t = ctx.thresholds
-    meaning = ("renal wasting (expected on tacrolimus): review wasting drugs, tacrolimus level"
-               if f.renal_wasting else "extrarenal loss: look for diarrhoea or poor intake")
-    summary = f"FEMg {f.value:.1f}% ({f.latest.day}, {mg_text(f.latest)}): {meaning}"
+    head = f"FEMg {f.value:.1f}% ({f.latest.day}, {mg_text(f.latest)})"
+    if f.renal_wasting:
+        summary = first_fitting(
+            f"{head}: renal magnesium wasting (expected on tacrolimus): review wasting drugs and the tacrolimus level",
+            f"{head}: renal magnesium wasting: review wasting drugs and the tacrolimus level",
+            f"{head}: renal magnesium wasting: review drugs and tacrolimus level")
+    else:
+        summary = f"{head}: extrarenal loss: look for diarrhoea or poor intake"
     evidence = ["Inputs: " + "; ".join(f"{_LAB_NAMES[r.kind]} {r.shown} on {r.day}" for r in f.inputs) + "."]
     evidence.append(f"FEMg = (U_Mg × S_Cr) / (0.7 × S_Mg × U_Cr) × 100 = {f.value:.1f}% "
                     f"(threshold {t.femg_renal_wasting_above:g}%).")
@@ -865,8 +883,11 @@ def not_used_card(f: ResultsNotUsed, a: Assessment, ctx: CardContext) -> Card:
     short = {"is preliminary": "preliminary", "could not be read": "unreadable"}.get(what, "dated in the future")
     summary = f"Mg result of {newest.day} {short} ({newest.shown}), not used"
     if f.latest is not None:
-        summary += f"; last usable {mg_dated(f.latest)}"
-    summary += ": check it with the lab"
+        summary = first_fitting(
+            f"Magnesium result of {newest.day} {what} ({newest.shown}); last usable "
+            f"{mg_text(f.latest)} on {f.latest.day}: review it",
+            f"Magnesium result of {newest.day} {what} ({newest.shown}); last usable "
+            f"Mg {f.latest.shown} on {f.latest.day}: review it", summary)
     evidence = ([f"Last usable serum {mg_text(f.latest)} on {f.latest.day}."] if f.latest
                 else ["No usable serum magnesium result."])
     advice = ["Check the result with the laboratory (unit, value, status, date); repeat it if it cannot be confirmed."]

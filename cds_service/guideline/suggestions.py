@@ -195,14 +195,17 @@ def oral_magnesium(ctx: OrderContext, caution: str | None, per_day: int = 2) -> 
         {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}, caution)
 
 
-def intravenous_magnesium(ctx: OrderContext, caution: str | None) -> dict:
+def intravenous_magnesium(ctx: OrderContext, caution: str | None, severe_below: float | None = None) -> dict:
     """Section 3, severe or symptomatic: magnesium sulfate 2 g IV over 1 hour (1 g under the
     renal caution)."""
+    if severe_below is None:
+        severe_below = ctx.thresholds.severe_below
     if caution:
         text, dose = "Magnesium sulfate 1 g IV over 1 hour: dose halved for renal impairment", 1000
     else:
+        # The severe threshold as configured (section 10: no default left behind in prose).
         text, dose = ("Magnesium sulfate 2 g IV over 1 hour (up to 4 g over 4 hours if Mg stays "
-                      f"below {number(ctx.thresholds.severe_below)} mEq/L or symptoms persist)"), 2000
+                      f"below {number(severe_below)} mEq/L or symptoms persist)"), 2000
     text += "; then oral replacement; cardiac monitoring if arrhythmia"
     return _medication_request(
         ctx, codes.MAGNESIUM_SULFATE_IV, text, dose, codes.INTRAVENOUS_ROUTE,
