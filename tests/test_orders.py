@@ -397,3 +397,18 @@ def test_no_trough_for_held_or_stopped_tacrolimus(order_hook, status, said):
     assert said in card["summary"] and card["summary"].endswith("agree any restart dose with the transplant team")
     assert not [r for r in resources(card, "ServiceRequest") if r["code"]["coding"][0]["code"] == "11253-2"]
     assert "no tacrolimus trough is suggested now" in card["detail"]
+
+
+def test_a_hospital_coded_magnesium_lab_draft_is_relevant(monkeypatch):
+    import json
+
+    from cds_service import create_app
+    from cds_service.web import hooks
+
+    monkeypatch.setattr(hooks, "utc_now", lambda: f.NOW)
+    local = {"mg_serum": ["urn:oid:1.2.3.4|MG"]}
+    client = create_app({"log_level": "WARNING", "local_codes": json.dumps(local)}).test_client()
+    lab = f.draft({**f.serum_mg_order("draft"), "code": {"coding": [{"system": "urn:oid:1.2.3.4", "code": "MG"}]}})
+    body = f.order_request([f.tacrolimus(), f.magnesium(1.2, days=1)], [lab])
+    cards = client.post(ORDER_SELECT, json=body).get_json()["cards"]
+    assert [topic(c) for c in cards] == ["mg-severity"]

@@ -925,7 +925,7 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
     selected_lab_drafts = sum(
         1 for d in draft_orders if d.get("resourceType") == "ServiceRequest"
         and (selected is None or f"ServiceRequest/{d.get('id')}" in selected)
-        and lab_kind({"code": d.get("code")}) in ("mg_serum", "mg_urine", "mg_ionized"))
+        and lab_kind({"code": d.get("code")}, local_codes) in ("mg_serum", "mg_urine", "mg_ionized"))
     return PatientFacts(
         patient_id=patient_id,
         encounter_id=encounter_id,
