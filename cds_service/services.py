@@ -237,9 +237,9 @@ SERVICES = (
         id="tacrolimus-magnesium-order-select",
         hook="order-select",
         title="Magnesium on tacrolimus (order selection)",
-        description=(f"{GUIDELINE_NAME}: when tacrolimus is started, or a drug that wastes "
-                     "magnesium or changes tacrolimus levels is selected, plus magnesium severity "
-                     "and monitoring."),
+        description=(f"{GUIDELINE_NAME}: answers only when the selected order is tacrolimus, a "
+                     "drug that wastes magnesium or changes tacrolimus levels, a magnesium "
+                     "supplement or a magnesium lab, with magnesium severity and monitoring."),
         prefetch=ORDER_DATA,
         prefetch_with=order_data,
         handler=assess_draft_orders,
@@ -249,7 +249,7 @@ SERVICES = (
         hook="order-sign",
         title="Magnesium on tacrolimus (order signing)",
         description=(f"{GUIDELINE_NAME}: the order-select checks over every draft order about to "
-                     "be signed."),
+                     "be signed; with no such order, only a critical low magnesium."),
         prefetch=ORDER_DATA,
         prefetch_with=order_data,
         handler=assess_draft_orders,
