@@ -38,6 +38,7 @@ def test_fit_cuts_only_at_separators_never_mid_word():
     words = set(re.findall(r"\w+", long))
     assert all(w in words for w in re.findall(r"\w+", cut))
     assert fit("short") == "short"
+    assert len(fit("x" * 300)) == 140
 
 
 def test_listing_counts_what_does_not_fit():

@@ -220,6 +220,8 @@ def fit(summary: str) -> str:
     cut = max(head.rfind(sep) for sep in _SEPARATORS)
     if cut < SUMMARY_LIMIT // 2:
         cut = head.rfind(" ")
+    if cut <= 0:  # one unbroken token (hostile input): nothing better than a hard cut
+        cut = len(head)
     return head[:cut].rstrip(" ,;:—(") + "…"
 
 
