@@ -430,6 +430,7 @@ def child(birth_date: str, *extra):
     ("2008-11-25", False),  # 18 today
     ("2020-05", True),      # partial birth date
     (None, False),          # unknown: an adult, and nothing is said about it
+    ("2027-01-01", False),  # in the future: a data error, treated as unknown
 ])
 def test_age_boundary(birth_date, is_child):
     resources = child(birth_date, f.magnesium(0.9, days=1)) if birth_date else \
@@ -672,3 +673,36 @@ def test_correction_supersedes_in_each_unit(unit, code, haemolysed, corrected):
     fixed = f.magnesium(corrected, unit, code=code, when=when, status="corrected")
     severity = finding(assess_of(*recipient(final, fixed)))
     assert severity.severity is Severity.MILD_MODERATE and severity.latest.value == corrected
+
+
+@pytest.mark.parametrize("odd", [
+    {"resourceType": "Patient", "id": "pat-1", "birthDate": 19700101, "gender": ["female"]},
+    {"resourceType": "Patient", "id": "pat-1", "birthDate": "2030-01-01"},  # born in the future
+    {"resourceType": "MedicationAdministration", "id": "a", "status": "completed",
+     "medicationCodeableConcept": {"text": "magnesium sulfate"}, "effectiveDateTime": "2026-11-25T00:00:00Z",
+     "dosage": {"dose": {"value": True}, "route": "IV"}},
+    {"resourceType": "MedicationAdministration", "id": "b", "status": "completed",
+     "medicationCodeableConcept": {"text": "magnesium sulfate"}, "effectivePeriod": "yesterday",
+     "dosage": []},
+    {"resourceType": "MedicationRequest", "id": "c", "status": "stopped", "intent": 7,
+     "medicationCodeableConcept": {"text": "tacrolimus 1 mg"}, "meta": {"lastUpdated": ["x"]},
+     "dispenseRequest": {"validityPeriod": "soon"}, "dosageInstruction": [{"timing": {"repeat": []}}]},
+    {"resourceType": "MedicationStatement", "id": "d", "status": "active",
+     "medicationCodeableConcept": {"text": "Prograf"}, "effectivePeriod": {"end": 5}},
+    {"resourceType": "Condition", "id": "e", "code": {"text": "ESRD"}, "clinicalStatus": 3},
+    {"resourceType": "Procedure", "id": "g", "status": "completed", "code": {"text": "dialysis"},
+     "performedPeriod": {"start": "not a date"}},
+    {"resourceType": "Observation", "id": "h", "status": "final",
+     "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+     "valueQuantity": {"value": 20, "unit": "stone"}, "effectiveDateTime": "2026-11-24"},
+])
+def test_odd_values_in_the_new_resources_never_500(client, odd):
+    resources = recipient(f.magnesium(0.9, days=1))
+    body = f.hook_request(resources)
+    if odd["resourceType"] == "Patient":
+        body["prefetch"]["patient"] = odd
+    else:
+        key = f.prefetch_key(odd) or "medications"
+        body["prefetch"].setdefault(key, f.bundle())["entry"].append({"resource": odd})
+    response = client.post(PATIENT_VIEW, json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)

@@ -397,9 +397,9 @@ def latest_egfr(facts: PatientFacts) -> LabResult | None:
 def age_years(facts: PatientFacts, now: datetime) -> int | None:
     """Whole years from Patient.birthDate to now; None when the birth date is unknown."""
     born = facts.birth_date
-    if born is None:
-        return None
     today = now.date()
+    if born is None or born > today:  # a birth date in the future is a data error: unknown
+        return None
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
