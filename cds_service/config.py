@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .guideline.codes import Code, parse_local_codes
+from .guideline.suggestions import parse_orderables
 from .guideline.thresholds import DEFAULT_THRESHOLDS, THRESHOLD_UNITS, Thresholds
 
 GUIDELINE_PREFIX = "CDS_GUIDELINE_"
@@ -63,6 +65,10 @@ class Settings:
     fhir_max_workers: int = 8  # concurrent fetches per process
     # Guideline
     serum_mg_order_loinc: str = "19123-9"  # 19123-9 (mg/dL) or 2601-3 (mmol/L), for suggestions
+    orderables: str = ""  # JSON: suggestion product key -> the hospital's {system, code, display}
+    # JSON {"mg_serum": ["system|code", ...], "mg_urine", "creatinine_serum", "creatinine_urine",
+    # "egfr", "tacrolimus_level"}: hospital-local lab codes read like LOINC (docs/clinical-rules.md section 2)
+    local_codes: str = ""
     log_level: str = "INFO"
     thresholds: Thresholds = field(default=DEFAULT_THRESHOLDS)
 
@@ -106,6 +112,14 @@ class Settings:
         for setting in JSON_SETTINGS.values():
             setting.parse(getattr(self, setting.name))
         check_thresholds(self.thresholds)
+        # Hospital maps: a typo stops the start instead of dropping results or orders unmapped.
+        for parse, value in ((parse_orderables, self.orderables), (parse_local_codes, self.local_codes)):
+            try:
+                parse(value)
+            except SettingsError:
+                raise
+            except ValueError as error:
+                raise SettingsError(str(error)) from None
         if self.auth_required:
             self._check_authentication()
 
@@ -131,6 +145,11 @@ class Settings:
             raise SettingsError("CDS_AUTH_REQUIRED=true but CDS_FHIR_ALLOWED_SERVERS is *: list the "
                                 "FHIR servers the service may call in CDS_FHIR_ALLOWED_SERVERS "
                                 "(or fhir_servers for every issuer in CDS_TRUSTED_ISSUERS)")
+
+    @property
+    def orderable_codes(self) -> Mapping[str, Code]:
+        """CDS_ORDERABLES, parsed (cached): what each suggested product is called locally."""
+        return parse_orderables(self.orderables)
 
     def merged(self, overrides: Mapping[str, Any] | None) -> Settings:
         """A copy with overrides from a dict (as passed to ``create_app(config)``)."""

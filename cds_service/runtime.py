@@ -13,6 +13,7 @@ from .config import Settings
 from .fhir.client import FhirClient
 from .guideline.cards import RULES
 from .metrics import CARDS_NOT_RECORDED
+from .guideline.codes import parse_local_codes
 from .protocol.request import HookRequest
 from .security.issuers import parse_trusted_issuers, url_allowed
 from .security.jwt_auth import Client, JwksCache, TokenVerifier
@@ -40,6 +41,8 @@ class Runtime:
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.issuers = parse_trusted_issuers(settings.trusted_issuers)
+        # Hospital-local lab codes: a typo must stop the start, not silently drop results.
+        self.local_codes = parse_local_codes(settings.local_codes)
         self.fhir_allowed = tuple(u.strip() for u in settings.fhir_allowed_servers.split(",") if u.strip())
         # The state store, migrated before use (gunicorn.conf.py already did it before forking).
         # One store and one recorder thread per database per process, however many apps are built.

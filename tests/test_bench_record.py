@@ -16,4 +16,6 @@ def test_two_year_record_is_a_full_prefetch_the_hook_answers(call_hook):
     assert counts["labs"] + counts["tacrolimusLevels"] >= 50
     cards = call_hook(record.hook_request(prefetch=prefetch))
     topics = [c["source"]["topic"]["code"] for c in cards]
-    assert cards[0]["indicator"] == "critical" and "mg-contributing" in topics
+    # Low despite magnesium oxide for ten weeks: the persistence card replaces the severity card
+    # (section 7, revision 2: one card per result); omeprazole is the contributing factor.
+    assert topics[0] == "mg-persistent" and "mg-severity" not in topics and "mg-contributing" in topics

@@ -51,24 +51,28 @@ def hook(call_hook, *resources, encounter_id=None, tacrolimus=True):
 MG_DATE = f.days_ago(3)[:10]  # the results below are 3 days old
 
 
+# Symptoms: seizure (91175000) is major (critical); tremor (26079004) is minor (warning, section 3).
 @pytest.mark.parametrize("value, unit, symptom, indicator, title", [
-    (0.8, "mEq/L", False, "critical", "Severe hypomagnesemia"),
-    (0.4, "mmol/L", False, "critical", "Severe hypomagnesemia"),
-    (1.1, "mg/dL", False, "critical", "Severe hypomagnesemia"),
-    (1.3, "mEq/L", True, "critical", "Symptomatic hypomagnesemia"),
-    (0.65, "mmol/L", True, "critical", "Symptomatic hypomagnesemia"),
-    (1.6, "mg/dL", True, "critical", "Symptomatic hypomagnesemia"),
-    (1.2, "mEq/L", False, "warning", "Hypomagnesemia (mild-moderate)"),
-    (0.6, "mmol/L", False, "warning", "Hypomagnesemia (mild-moderate)"),
-    (1.5, "mg/dL", False, "warning", "Hypomagnesemia (mild-moderate)"),
-    (1.45, "mEq/L", False, "info", "Magnesium below target"),
-    (0.72, "mmol/L", False, "info", "Magnesium below target"),
-    (1.78, "mg/dL", False, "info", "Magnesium below target"),
+    (0.8, "mEq/L", None, "critical", "Severe low magnesium"),
+    (0.4, "mmol/L", None, "critical", "Severe low magnesium"),
+    (1.1, "mg/dL", None, "critical", "Severe low magnesium"),
+    (1.3, "mEq/L", "91175000", "critical", "Symptomatic low magnesium with seizure"),
+    (0.65, "mmol/L", "91175000", "critical", "Symptomatic low magnesium with seizure"),
+    (1.6, "mg/dL", "91175000", "critical", "Symptomatic low magnesium with seizure"),
+    (1.3, "mEq/L", "26079004", "warning", "Low magnesium with tremor"),
+    (0.65, "mmol/L", "26079004", "warning", "Low magnesium with tremor"),
+    (1.6, "mg/dL", "26079004", "warning", "Low magnesium with tremor"),
+    (1.2, "mEq/L", None, "warning", "Low magnesium: Mg 1.2"),
+    (0.6, "mmol/L", None, "warning", "Low magnesium: Mg 0.6"),
+    (1.5, "mg/dL", None, "warning", "Low magnesium: Mg 1.5"),
+    (1.45, "mEq/L", None, "info", "Magnesium just below target"),
+    (0.72, "mmol/L", None, "info", "Magnesium just below target"),
+    (1.78, "mg/dL", None, "info", "Magnesium just below target"),
 ])
 def test_severity_card_in_each_unit(call_hook, value, unit, symptom, indicator, title):
     resources = [f.magnesium(value, unit, days=3), RECENT_LEVEL]
     if symptom:
-        resources.append(f.condition(snomed="26079004", days=2))
+        resources.append(f.condition(snomed=symptom, days=2))
     cards = by_topic(hook(call_hook, *resources))
     card = cards["mg-severity"]
     assert card["indicator"] == indicator
@@ -78,9 +82,8 @@ def test_severity_card_in_each_unit(call_hook, value, unit, symptom, indicator, 
     assert MG_DATE in summary and re.search(r"\d{4}-\d{2}-\d{2}", summary)
     assert len(summary) <= 140
     if unit != "mEq/L":
-        assert re.search(r"\(\d\.\d{2,3} mEq/L\)", summary), "the mEq/L equivalent where the unit differs"
-    if symptom:
-        assert "tremor" in summary
+        assert re.search(r"\(\d\.\d{2,3} mEq/L, ", summary), "the mEq/L equivalent where the unit differs"
+    assert "—" not in summary and "patient on tacrolimus" not in summary  # section 10: no filler
     assert "mg-monitoring" not in cards
 
 
@@ -109,8 +112,11 @@ def test_supplementation_suggestion_is_a_valid_draft_order(call_hook, value, uni
     assert "CAUTION" not in dosage["text"]
     recheck = next(r for r in created(card, "ServiceRequest") if loinc_codes([r]) == {"19123-9"})
     assert recheck["encounter"] == {"reference": "Encounter/enc-1"}
-    # the FEMg work-up rides along (section 7: low Mg without an FEMg)
-    assert loinc_codes(created(card, "ServiceRequest")) == {"19123-9", "19124-7", "2161-8", "2160-0"}
+    # No FEMg work-up next to a supplement (section 7: the dose makes it uninterpretable); with
+    # no eGFR or creatinine on record a serum creatinine rides along with the recheck (section 3);
+    # no tacrolimus level on record: a trough (section 7).
+    assert loinc_codes(created(card, "ServiceRequest")) == {"19123-9", "2160-0", "11253-2"}
+    assert "Renal function unknown" in card["detail"]
 
 
 def test_no_encounter_reference_without_an_encounter_in_the_hook(call_hook):
@@ -158,8 +164,8 @@ def test_renal_caution_in_the_dosage_text(call_hook, mg, egfr, caution):
     assert orders
     for order in orders:
         text = order["dosageInstruction"][0]["text"]
-        assert ("CAUTION" in text and "halve the dose" in text and f"eGFR {egfr}" in text) is caution
-    assert ("halve the dose" in card["detail"]) is caution
+        assert ("CAUTION" in text and "IV halved, oral once daily" in text and f"eGFR {egfr}" in text) is caution
+    assert ("IV halved, oral once daily" in card["detail"]) is caution
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,10 +186,12 @@ def test_wasting_drugs_get_delete_suggestions_not_recommended(call_hook):
     assert "famotidine" in card["detail"]  # the PPI alternative
 
 
-def test_contributing_card_suggests_a_tacrolimus_trough_when_none_is_recent(call_hook):
-    card = by_topic(hook(call_hook, f.magnesium(1.2, days=3)))["mg-contributing"]
-    assert "no recent tacrolimus level" in card["summary"]
-    assert loinc_codes(created(card, "ServiceRequest")) == {"11253-2"}
+def test_missing_tacrolimus_level_is_a_trough_on_the_severity_card_not_a_factor(call_hook):
+    cards = by_topic(hook(call_hook, f.magnesium(1.2, days=3)))
+    assert "mg-contributing" not in cards  # section 7, revision 2: never a card by itself
+    severity = cards["mg-severity"]
+    assert "11253-2" in loinc_codes(created(severity, "ServiceRequest"))
+    assert "No tacrolimus level in the last 90 days" in severity["detail"]  # transplant not on record
 
 
 def test_below_target_gets_only_its_info_card(call_hook):
@@ -203,22 +211,30 @@ def test_femg_card_shows_the_value_to_one_decimal(call_hook):
     assert "suggestions" not in card
 
 
-def test_femg_missing_suggests_the_workup_on_the_severity_card(call_hook):
+def test_no_femg_workup_next_to_a_supplement_suggestion(call_hook):
     cards = by_topic(hook(call_hook, RECENT_LEVEL, f.magnesium(1.2, days=1)))
     assert "mg-femg" not in cards  # no separate card for what is not there
-    workup = next(s for s in cards["mg-severity"]["suggestions"] if "FEMg" in s["label"])
+    assert not any("FEMg" in s["label"] for s in cards["mg-severity"]["suggestions"])
+
+
+def test_femg_workup_is_on_the_persistent_card_before_the_next_dose(call_hook):
+    cards = by_topic(hook(call_hook, RECENT_LEVEL, f.medication("magnesium oxide 400 mg", days=60),
+                          f.magnesium(1.2, days=30), f.magnesium(1.3, days=3)))
+    workup = next(s for s in cards["mg-persistent"]["suggestions"] if "FEMg" in s["label"])
     assert workup["isRecommended"] is False
     orders = [a["resource"] for a in workup["actions"]]
     assert loinc_codes(orders) == {"19124-7", "2161-8", "2160-0"}
-    assert all("same day as the serum magnesium" in o["note"][0]["text"] for o in orders)
+    assert all("before the next magnesium dose" in o["note"][0]["text"] for o in orders)
 
 
 def test_persistent_card(call_hook):
     cards = by_topic(hook(call_hook, RECENT_LEVEL, f.medication("magnesium oxide 400 mg", days=60),
                           f.magnesium(1.2, days=30), f.magnesium(1.3, days=3)))
     card = cards["mg-persistent"]
+    assert "mg-severity" not in cards  # one card per result: persistence replaces it
     assert card["indicator"] == "warning"
-    assert card["summary"].startswith("Persistent hypomagnesemia despite supplementation: Mg 1.3 mEq/L")
+    assert card["summary"].startswith("Persistent low magnesium despite supplement: Mg 1.3 mEq/L")
+    assert "increase magnesium oxide" in card["summary"] and "Start" not in card["detail"]
     assert "amiloride" in card["detail"] and "FEMg" in card["detail"]
 
 
@@ -231,8 +247,10 @@ def test_cards_are_ordered_critical_warning_info_one_per_topic(call_hook):
                  f.medication("magnesium oxide 400 mg", days=60), f.magnesium(1.2, days=30))
     ranks = [INDICATOR_RANK[c["indicator"]] for c in cards]
     assert ranks == sorted(ranks)
-    assert set(by_topic(cards)) == {"mg-severity", "mg-contributing", "mg-persistent"}
-    assert [c["indicator"] for c in cards] == ["critical", "critical", "warning"]
+    # Severe and persistent: ONE critical card (persistence replaces severity), then the factors.
+    assert set(by_topic(cards)) == {"mg-contributing", "mg-persistent"}
+    assert [c["indicator"] for c in cards] == ["critical", "warning"]
+    assert any("IV" in s["label"] for s in by_topic(cards)["mg-persistent"]["suggestions"])
 
 
 def _no_empty(value, path="$"):
@@ -258,7 +276,15 @@ def test_every_card_is_complete(call_hook, scenario):
         assert len(card["summary"]) <= 140
         assert card["uuid"]
         assert card["source"]["label"] and card["source"]["url"].endswith("/" + topic(card))
-        assert {r["code"] for r in card["overrideReasons"]} >= {"already-addressed", "patient-declined"}
+        reasons = {r["code"] for r in card["overrideReasons"]}
+        assert reasons >= {"already-addressed", "not-relevant"}
+        # "Lab ordered elsewhere" only where the card asks for a lab (section 10).
+        asks_for_lab = any(a["type"] == "create" and a["resource"]["resourceType"] == "ServiceRequest"
+                           for s in card.get("suggestions", []) for a in s["actions"])
+        assert ("lab-elsewhere" in reasons) == asks_for_lab
+        assert ("patient-declined" in reasons) == bool(card.get("suggestions"))
+        assert card["links"] == [{"label": "How this advice is derived", "url": card["source"]["url"],
+                                  "type": "absolute"}]
         if card.get("suggestions"):
             assert card["selectionBehavior"] == "any"
             assert all(s["uuid"] for s in card["suggestions"])
@@ -301,7 +327,7 @@ def test_stale_severity_card_says_the_interval_and_asks_for_a_repeat(call_hook, 
     card = cards["mg-severity"]
     assert card["indicator"] == indicator
     assert f"{days} days old, beyond the 42-day monitoring interval" in card["detail"]
-    assert f"({days} days ago: repeat)" in card["summary"]
+    assert f"({days} days ago)" in card["summary"] and "repeat Mg now" in card["summary"]
     repeat = next(r for r in created(card, "ServiceRequest") if loinc_codes([r]) == {"19123-9"})
     assert repeat["occurrencePeriod"] == {"start": "2026-11-25", "end": "2026-11-27"}
 
@@ -395,13 +421,18 @@ def test_old_severe_result_asks_for_a_repeat_before_iv_magnesium(call_hook):
     assert iv["isRecommended"] is False
 
 
-@pytest.mark.parametrize("mg, drug, dose", [(1.2, "Magnesium oxide", 200), (0.8, "Magnesium sulfate", 1000)])
-def test_renal_caution_halves_the_structured_dose(call_hook, mg, drug, dose):
+@pytest.mark.parametrize("mg, dose, per_day, text", [
+    (1.2, 400, 1, "400 mg (241 mg elemental) by mouth once daily"),  # never half a tablet
+    (0.8, 1000, 1, "1 g IV over 1 hour: dose halved for renal impairment"),
+])
+def test_renal_caution_lowers_the_structured_dose_as_the_text_says(call_hook, mg, dose, per_day, text):
     cards = hook(call_hook, f.magnesium(mg, days=1), f.lab("98979-8", 20, "mL/min/{1.73_m2}", days=1))
     (order,) = created(by_topic(cards)["mg-severity"], "MedicationRequest")
     dosage = order["dosageInstruction"][0]
     assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == dose
-    assert "halved for renal impairment" in dosage["text"]
+    assert text in dosage["text"] and "half a" not in dosage["text"]
+    if mg > 1:
+        assert dosage["timing"]["repeat"]["frequency"] == per_day
 
 
 def test_abdominal_cramps_are_not_a_magnesium_symptom(call_hook):
@@ -465,14 +496,15 @@ def test_egfr_sent_as_text_carries_the_renal_caution(call_hook):
 
 def test_no_egfr_on_record_is_said_before_supplementing(call_hook):
     severity = by_topic(hook(call_hook, f.magnesium(0.8, days=1)))["mg-severity"]
-    assert "No eGFR on record: check renal function before supplementing" in severity["detail"]
+    assert "Renal function unknown" in severity["detail"]
+    assert "2160-0" in loinc_codes(created(severity, "ServiceRequest"))  # a serum creatinine
 
 
 def test_iv_magnesium_ordered_today_is_not_suggested_again(call_hook):
     given = f.medication("magnesium sulfate 2 g IV", days=0.2)
     severity = by_topic(hook(call_hook, given, f.magnesium(0.8, days=0.5)))["mg-severity"]
     assert created(severity, "MedicationRequest") == []
-    assert "Magnesium already being ordered: magnesium sulfate 2 g IV" in severity["detail"]
+    assert "Magnesium already given or ordered since this result: magnesium sulfate 2 g IV" in severity["detail"]
 
 
 def test_newer_preliminary_result_is_in_the_summary_and_asks_for_a_repeat_now(call_hook):
@@ -488,7 +520,7 @@ def test_newer_preliminary_result_is_in_the_summary_and_asks_for_a_repeat_now(ca
 def test_seizure_or_tremor_points_at_tacrolimus_neurotoxicity(call_hook, symptom):
     cards = hook(call_hook, f.magnesium(1.2, days=1), f.condition(snomed=symptom, days=1))
     severity = by_topic(cards)["mg-severity"]
-    assert "tacrolimus neurotoxicity: check the trough" in severity["detail"]
+    assert "also a sign of tacrolimus toxicity" in severity["detail"]
     assert " with " in severity["summary"]
 
 
@@ -516,6 +548,5 @@ def test_tacrolimus_level_in_nmol_per_l_is_read(call_hook):
 def test_persistent_low_is_escalated_on_one_card_not_repeated(call_hook):
     supplement = f.medication("magnesium oxide 400 mg tablet", days=60)
     cards = by_topic(hook(call_hook, supplement, f.magnesium(1.2, days=30), f.magnesium(1.1, days=1)))
-    assert "see the persistent hypomagnesemia card" in cards["mg-severity"]["detail"]
-    assert "check adherence" not in cards["mg-severity"]["detail"]
+    assert "mg-severity" not in cards
     assert "check adherence" in cards["mg-persistent"]["detail"]

@@ -280,11 +280,10 @@ def test_contained_reference_needs_the_matching_id():
     f.medication("tacrolimus 0.1% ointment"),
     f.medication("Protopic 0.03%"),
     f.medication("tacrolimus 0.1 %", route="Topical"),
-    f.medication("tacrolimus 0.1 %",
-                 dosageInstruction=[{"route": {"coding": [{"system": f.SNOMED, "code": "6064005"}]}}]),
-    f.medication("tacrolimus 0.1 %", dosageInstruction=[{"text": "apply thin layer of cream twice daily"}]),
+    f.medication("tacrolimus 0.1 %", dosageInstruction=[{"route": {"coding": [{"system": f.SNOMED, "code": "6064005"}]}}]),
+    f.medication("tacrolimus 0.1 %", route="cutaneous"),
     f.medication_with_contained("tacrolimus 0.1 %", form="Ointment"),
-], ids=["ointment", "Protopic", "route-text", "route-snomed-6064005", "dosage-text", "contained-form"])
+], ids=["ointment", "Protopic", "route-text", "route-snomed-6064005", "route-cutaneous", "contained-form"])
 def test_topical_tacrolimus_is_not_systemic(resource):
     assert not _med(resource).is_systemic_tacrolimus
 
@@ -416,27 +415,31 @@ def test_magnesium_supplements(name, supplement):
 # Section 5: symptoms
 
 
-@pytest.mark.parametrize("resource, recognised, urgent", [
-    (f.condition(snomed="55300003"), True, False),
-    (f.condition(snomed="26079004"), True, False),
-    (f.condition(snomed="91175000"), True, True),
-    (f.condition(snomed="698247007"), True, True),
-    (f.condition(snomed="31722008"), True, True),
-    (f.condition(snomed="111975006"), True, False),
-    (f.condition("Muscle cramps in calves"), True, False),
-    (f.condition("Fine tremor of hands"), True, False),
-    (f.condition("Tetany"), True, False),
-    (f.condition("Ventricular tachycardia"), True, True),
-    (f.condition("Prolonged QT on ECG"), True, False),
-    (f.condition("Atrial fibrillation"), True, True),
-    (f.condition("Hypertension", snomed="38341003"), False, False),
-    (f.condition("Headache"), False, False),
+@pytest.mark.parametrize("resource, recognised, urgent, major", [
+    (f.condition(snomed="55300003"), True, False, False),
+    (f.condition(snomed="26079004"), True, False, False),
+    (f.condition(snomed="91175000"), True, True, True),
+    (f.condition(snomed="698247007"), True, True, True),
+    (f.condition(snomed="49436004"), True, True, True),
+    (f.condition("Torsades de pointes"), True, True, True),
+    (f.condition(snomed="111975006"), True, False, True),
+    (f.condition("Muscle cramps in calves"), True, False, False),
+    (f.condition("Fine tremor of hands"), True, False, False),
+    (f.condition("Tetany"), True, False, True),
+    (f.condition("Ventricular tachycardia"), True, True, True),
+    (f.condition("Prolonged QT on ECG"), True, False, True),
+    (f.condition("Atrial fibrillation"), True, True, True),
+    (f.condition("Hypertension", snomed="38341003"), False, False, False),
+    (f.condition("Headache"), False, False, False),
+    # 4426000 is not tetany (docs/clinical-rules.md section 9): a coded record of it is no symptom.
+    (f.condition(snomed="4426000"), False, False, False),
 ])
-def test_symptom_by_code_then_text(resource, recognised, urgent):
+def test_symptom_by_code_then_text(resource, recognised, urgent, major):
     symptom = read_symptom(resource)
     assert (symptom is not None) is recognised
     if recognised:
         assert symptom.urgent is urgent
+        assert symptom.major is major
         assert symptom.when is not None
 
 

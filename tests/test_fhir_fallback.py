@@ -41,8 +41,9 @@ def test_everything_fetched_with_the_bearer_token(fhir, call_hook):
     server.install(fhir)
     cards = call_hook(fallback_request(None, encounter_id="enc-9"))
     assert cards[0]["indicator"] == "critical" and "Mg 0.8 mEq/L" in cards[0]["summary"]
-    assert server.types_called() == ["Condition", "Encounter", "MedicationRequest", "Observation",
-                                     "Observation", "Observation", "Patient", "Procedure"]
+    assert server.types_called() == ["Condition", "Encounter", "MedicationAdministration",
+                                     "MedicationRequest", "MedicationStatement", "Observation",
+                                     "Observation", "Observation", "Observation", "Patient", "Procedure"]
     assert {c.headers["Authorization"] for c in server.calls} == {"Bearer secret-token"}
 
 
@@ -57,7 +58,8 @@ def test_only_absent_keys_are_fetched(fhir, call_hook):
     server = FakeFhirServer([f.magnesium(1.2)])
     server.install(fhir)
     prefetch = {"patient": f.patient(), "medications": f.bundle(f.tacrolimus()), "labs": None,
-                "tacrolimusLevels": None, "conditions": None, "procedures": None}
+                "tacrolimusLevels": None, "conditions": None, "procedures": None,
+                "medicationStatements": None, "medicationAdministrations": None, "bodyWeight": None}
     cards = call_hook(fallback_request(None, prefetch=prefetch))
     assert server.types_called() == ["Observation"]
     assert "Mg 1.2 mEq/L" in cards[0]["summary"]
@@ -84,8 +86,10 @@ def test_failing_required_query_answers_412(fhir, client, failure):
 
 
 @pytest.mark.parametrize("failed_type, label", [
-    ("Condition", "active conditions (symptoms)"),
-    ("Procedure", "transplant procedures"),
+    ("Condition", "active conditions (symptoms, kidney disease)"),
+    ("Procedure", "transplant and dialysis procedures"),
+    ("MedicationStatement", "home medications (medication statements)"),
+    ("MedicationAdministration", "medication administrations"),
     ("Patient", "patient record"),
 ])
 def test_failing_supplementary_query_degrades_the_answer(fhir, call_hook, failed_type, label):
@@ -152,7 +156,7 @@ def test_hanging_server_is_cut_at_the_deadline(fhir):
     response = app.test_client().post(PATIENT_VIEW, json=fallback_request(None))
     elapsed = time.monotonic() - started
     assert response.status_code == 200
-    assert "active conditions (symptoms)" in response.get_json()["cards"][0]["detail"]
+    assert "active conditions (symptoms, kidney disease)" in response.get_json()["cards"][0]["detail"]
     assert elapsed < 1.0  # answered before the hanging query finished
 
 

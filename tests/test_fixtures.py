@@ -88,7 +88,28 @@ def test_scenarios_cover_the_brief():
                  "order-start-never-measured", "order-start-recent-normal-mg", "order-start-plan-in-place",
                  "order-start-low-mg", "order-ppi-on-tacrolimus", "order-loop-diuretic", "order-fluconazole",
                  "order-rifampin", "order-magnesium-oxide-for-low-mg", "order-select-ppi-not-selected",
-                 "order-sign-ppi-among-drafts", "order-sandbox-page-load", "order-sandbox-tacrolimus"):
+                 "order-sign-ppi-among-drafts", "order-sandbox-page-load", "order-sandbox-tacrolimus",
+                 # section 6, revision 2: relevance, strengths, IV vs oral PPIs
+                 "order-tacrolimus-renewal", "order-ppi-low-mg", "order-ppi-intravenous",
+                 "order-loop-diuretic-mg-unmeasured", "order-clotrimazole-troche", "order-voriconazole",
+                 "order-paxlovid", "order-topical-azoles", "order-magnesium-lab-draft",
+                 "order-select-unrelated-severe", "order-sign-unrelated-severe", "order-sign-unrelated-mild",
+                 "order-magnesium-oxide-with-high-mg", "order-ppi-with-high-mg-on-supplement",
+                 # revision 2: patients as EHRs send them
+                 "statement-only-tacrolimus", "statement-intended-envarsus", "envarsus-product-code-only",
+                 "plan-intent-is-not-treatment", "oral-prograf-sunscreen-sig", "tacrolimus-stopped-recently",
+                 "tacrolimus-stopped-15-days-ago", "tacrolimus-on-hold-no-trough",
+                 "future-dated-normal-hides-nothing", "future-dated-mmol-only-change", "future-within-tolerance",
+                 "future-beyond-tolerance", "corrected-supersedes-final", "amended-later-issued-wins",
+                 "loinc-blood-mg-not-read-as-serum", "iv-given-since-result", "iv-order-completed-since-result",
+                 "iv-given-before-result-does-not-count", "child-with-weight", "child-heavy-capped-at-2-g",
+                 "child-without-weight", "adult-on-18th-birthday", "dialysis-esrd", "dialysis-procedure-recent",
+                 "dialysis-procedure-old", "egfr-88294-4-renal-dose", "creatinine-only-renal-function",
+                 "creatinine-umol-sex-unknown", "renal-function-unknown", "mg-high-on-supplement",
+                 "mg-2.5-on-supplement-not-high", "mg-high-without-supplement", "bowel-prep-is-not-a-supplement",
+                 "kidney-transplant-175902000", "trough-77348-1-high", "tacrolimus-start-from-stopped-order",
+                 "symptomatic-minor-cramp", "symptomatic-minor-tremor-mmol", "chronic-af-rerecorded",
+                 "missing-tacrolimus-level-late", "missing-tacrolimus-level-first-year"):
         assert name in names, name
     for s in SCENARIOS:
         assert s["now"] == "2026-11-25T12:00:00Z"
@@ -157,7 +178,8 @@ def test_order_request_carries_the_drafts(scenario):
 @pytest.mark.parametrize("scenario", scenario_params())
 def test_full_prefetch(call_hook, scenario):
     body = load_request(scenario)
-    keys = {"patient", "medications", "magnesium", "labs", "tacrolimusLevels", "conditions", "procedures"}
+    keys = {"patient", "medications", "magnesium", "labs", "tacrolimusLevels", "conditions", "procedures",
+            "medicationStatements", "medicationAdministrations", "bodyWeight"}
     if scenario["hook"] in ORDER_HOOKS:
         keys.add("magnesiumOrders")
     assert set(body["prefetch"]) >= keys
@@ -225,14 +247,16 @@ class MockFhirServer:
         def coded(r: dict) -> set[str]:
             return {f"{c.get('system')}|{c.get('code')}" for c in r.get("code", {}).get("coding", [])}
 
-        if rtype == "MedicationRequest":
-            self.queries.append("MedicationRequest")
+        if rtype in ("MedicationRequest", "MedicationStatement", "MedicationAdministration"):
+            self.queries.append(rtype)
             return of_type
         if rtype == "Observation":
             magnesium = any(t.split("|")[-1] in SERUM_MG_CODES for t in tokens)
             tacrolimus = any(t.split("|")[-1] in factories.TACROLIMUS_LEVEL_CODES for t in tokens)
+            weight = any(t.split("|")[-1] in factories.BODY_WEIGHT_CODES for t in tokens)
             self.queries.append("Observation:" + ("magnesium" if magnesium else
-                                                  "tacrolimusLevels" if tacrolimus else "labs"))
+                                                  "tacrolimusLevels" if tacrolimus else
+                                                  "bodyWeight" if weight else "labs"))
             return [r for r in of_type if coded(r) & tokens or (magnesium and not coded(r))]
         if rtype == "Procedure":
             self.queries.append("Procedure")
@@ -285,8 +309,10 @@ def test_fhir_server_fallback(call_hook, scenario):
         cards = call_hook(body, ENDPOINTS[scenario["hook"]])
     assert_cards(cards, scenario["expected"])
     assert not server.unexpected
-    expected_queries = ["Condition", "MedicationRequest", "Observation:labs", "Observation:magnesium",
-                        "Observation:tacrolimusLevels", "Patient/read", "Procedure"]
+    expected_queries = ["Condition", "MedicationAdministration", "MedicationRequest",
+                        "MedicationStatement", "Observation:bodyWeight", "Observation:labs",
+                        "Observation:magnesium", "Observation:tacrolimusLevels", "Patient/read",
+                        "Procedure"]
     if "encounterId" in body["context"]:
         expected_queries.append("Encounter/read")
     if scenario["hook"] in ORDER_HOOKS:
@@ -360,3 +386,12 @@ def test_cli_on_the_patient_bundle_gives_the_same_cards(capsys, scenario):
     patient-view: an order scenario's Bundle holds the history, not the drafts."""
     out = evaluate(capsys, FIXTURES / "patients" / f"{scenario['name']}.json", "--json")
     assert_cards(json.loads(out)["cards"], scenario["expected"])
+
+
+@pytest.mark.parametrize("scenario", scenario_params("patient-view"))
+def test_patient_view_summaries_fit_without_a_cut_and_end_with_the_action(call_hook, scenario):
+    """Section 10: at most 140 characters, never cut mid-word, no '— patient on tacrolimus' filler."""
+    for card in call_hook(load_request(scenario), ENDPOINTS["patient-view"]):
+        summary = card["summary"]
+        assert len(summary) <= 140 and not summary.endswith("…"), summary
+        assert "—" not in summary and "patient on tacrolimus" not in summary, summary

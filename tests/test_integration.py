@@ -81,9 +81,20 @@ def test_discovery_over_http(server):
     assert {s["hook"] for s in response.json()["services"]} >= {"patient-view", "order-select"}
 
 
+def drafts(hook: str) -> dict:
+    """Order hooks answer about a relevant draft (section 6): furosemide being ordered."""
+    if hook == "patient-view":
+        return {}
+    furosemide = f.draft(f.medication("furosemide 40 MG Oral Tablet", id="draft-1"))
+    context = {"draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": furosemide}]}}
+    if hook == "order-select":
+        context["selections"] = ["MedicationRequest/draft-1"]
+    return context
+
+
 @pytest.mark.parametrize("hook", ["patient-view", "order-select", "order-sign"])
 def test_every_hook_with_full_prefetch(server, schema, hook):
-    response = post(server, hook, f.hook_request(record(), hook=hook))
+    response = post(server, hook, f.hook_request(record(), hook=hook, **drafts(hook)))
     assert response.status_code == 200
     assert not list(schema.iter_errors(response.json()))
     cards = response.json()["cards"]
@@ -94,13 +105,16 @@ def test_every_hook_with_full_prefetch(server, schema, hook):
 @pytest.mark.parametrize("hook", ["patient-view", "order-select", "order-sign"])
 def test_every_hook_with_fhir_server_and_no_prefetch(server, schema, hook):
     with FhirStub(record()) as stub:
-        body = f.hook_request(hook=hook, prefetch={}, fhir_server=stub.base_url, token="tok-123")
+        body = f.hook_request(hook=hook, prefetch={}, fhir_server=stub.base_url, token="tok-123", **drafts(hook))
         response = post(server, hook, body)
     assert response.status_code == 200, response.text
     assert not list(schema.iter_errors(response.json()))
     cards = response.json()["cards"]
     assert cards[0]["indicator"] == "critical" and "0.4 mmol/L" in cards[0]["summary"]
-    assert any(c["source"]["topic"]["code"] == "mg-contributing" and "omeprazole" in c["summary"] for c in cards)
+    if hook == "patient-view":
+        assert any(c["source"]["topic"]["code"] == "mg-contributing" and "omeprazole" in c["summary"] for c in cards)
+    else:
+        assert any(c["source"]["topic"]["code"] == "mg-order-wasting" and "Furosemide" in c["summary"] for c in cards)
     assert set(stub.authorizations) == {"Bearer tok-123"}
 
 

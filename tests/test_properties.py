@@ -88,7 +88,9 @@ def worst_card(resources: list[dict]) -> int:
     facts = build_facts(resources, patient_id=f.PATIENT_ID, encounter_id=None)
     assessment = assess(facts, f.NOW, T)
     ctx = CardContext(OrderContext(f.PATIENT_ID, None, f.NOW), T, "https://cds.example.org/docs/rules")
-    return min((INDICATOR_ORDER[c.indicator] for c in build_cards(assessment, ctx)), default=NO_CARD)
+    # A high magnesium on a supplement (mg-high) points the other way: lowering may end it.
+    return min((INDICATOR_ORDER[c.indicator] for c in build_cards(assessment, ctx) if c.topic != "mg-high"),
+               default=NO_CARD)
 
 
 def worst_severity(resources: list[dict]) -> int:

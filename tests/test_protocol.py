@@ -236,8 +236,9 @@ def test_patient_not_on_tacrolimus_gets_no_cards(call_hook):
     assert call_hook(f.hook_request([f.medication("amlodipine 5 mg"), f.magnesium(0.5)])) == []
 
 
-def test_order_select_applies_severity_rules(call_hook):
-    body = f.hook_request([f.tacrolimus(), f.magnesium(0.8)], hook="order-select")
+def test_order_hooks_apply_severity_rules(call_hook):
+    furosemide = f.draft(f.medication("furosemide 40 mg"))
+    body = f.order_request([f.tacrolimus(), f.magnesium(0.8)], [furosemide], hook="order-select")
     cards = call_hook(body, ORDER_SELECT)
     assert cards[0]["indicator"] == "critical"
 

@@ -39,6 +39,9 @@ def on_tac(*resources, **kwargs) -> Assessment:
 
 
 def one(assessment: Assessment, kind: type):
+    if kind is PersistentLow:  # revision 2: persistence travels on (and replaces) the severity card
+        severity = one(assessment, SeverityFinding)
+        return severity.persistent if severity else None
     found = [x for x in assessment.findings if isinstance(x, kind)]
     assert len(found) <= 1, found
     return found[0] if found else None
@@ -53,12 +56,17 @@ def tremor(days=2):
     return f.condition(snomed="26079004", days=days)
 
 
+def seizure(days=2):
+    return f.condition(snomed="91175000", days=days)
+
+
 # --------------------------------------------------------------------------------------------
 # Section 3: severity of the latest usable serum result
 
 
 SEVERE, SYMPTOMATIC, MILD, BELOW, AT = (Severity.SEVERE, Severity.SYMPTOMATIC, Severity.MILD_MODERATE,
                                          Severity.BELOW_TARGET, Severity.AT_TARGET)
+MINOR = Severity.SYMPTOMATIC_MINOR
 
 
 @pytest.mark.parametrize("value, unit, comparator, symptom, expected", [
@@ -71,17 +79,27 @@ SEVERE, SYMPTOMATIC, MILD, BELOW, AT = (Severity.SEVERE, Severity.SYMPTOMATIC, S
     (1.49, "mEq/L", None, False, BELOW),
     (1.5, "mEq/L", None, False, AT),
     (2.2, "mEq/L", None, False, AT),
-    # symptomatic: <= 1.4 with a symptom in the last 14 days (severe stays severe)
-    (0.99, "mEq/L", None, True, SEVERE),
-    (1.0, "mEq/L", None, True, SYMPTOMATIC),
-    (1.4, "mEq/L", None, True, SYMPTOMATIC),
-    (1.41, "mEq/L", None, True, BELOW),
-    (1.5, "mEq/L", None, True, AT),
+    # symptomatic: <= 1.4 with a symptom in the last 14 days (severe stays severe); a major
+    # symptom (seizure) is critical, a minor one only (tremor) a warning with oral at TID
+    (0.99, "mEq/L", None, "major", SEVERE),
+    (1.0, "mEq/L", None, "major", SYMPTOMATIC),
+    (1.4, "mEq/L", None, "major", SYMPTOMATIC),
+    (1.41, "mEq/L", None, "major", BELOW),
+    (1.5, "mEq/L", None, "major", AT),
+    (0.99, "mEq/L", None, "minor", SEVERE),
+    (1.0, "mEq/L", None, "minor", MINOR),
+    (1.4, "mEq/L", None, "minor", MINOR),
+    (1.41, "mEq/L", None, "minor", BELOW),
     # mmol/L x 2: boundaries 0.5 / 0.7 / 0.75
     (0.49, "mmol/L", None, False, SEVERE),
     (0.5, "mmol/L", None, False, MILD),
     (0.70, "mmol/L", None, False, MILD),      # exactly 1.40 mEq/L with the 1e-9 tolerance
-    (0.70, "mmol/L", None, True, SYMPTOMATIC),
+    (0.70, "mmol/L", None, "major", SYMPTOMATIC),
+    (0.70, "mmol/L", None, "minor", MINOR),
+    (0.49, "mmol/L", None, "minor", SEVERE),
+    (1.216, "mg/dL", None, "minor", MINOR),
+    (1.215, "mg/dL", None, "major", SEVERE),
+    (1.701, "mg/dL", None, "major", SYMPTOMATIC),
     (0.705, "mmol/L", None, False, BELOW),
     (0.749, "mmol/L", None, False, BELOW),
     (0.75, "mmol/L", None, False, AT),
@@ -109,7 +127,7 @@ def test_severity_table(value, unit, comparator, symptom, expected):
         value, unit, comparator = unit, comparator, value
     resources = [f.magnesium(value, unit, comparator=comparator, days=2)]
     if symptom:
-        resources.append(tremor())
+        resources.append(tremor() if symptom == "minor" else seizure())
     assessment = on_tac(*resources)
     assert severity_of(assessment) is expected
     severity = one(assessment, SeverityFinding)
@@ -321,9 +339,12 @@ def test_the_clock_is_passed_in():
 
 
 @pytest.mark.parametrize("symptom, mg, expected_severity, normal_mg_card", [
-    (tremor(days=14), 1.2, SYMPTOMATIC, False),
+    (tremor(days=14), 1.2, MINOR, False),
     (tremor(days=15), 1.2, MILD, False),
-    (f.condition("muscle cramps", days=3), 1.2, SYMPTOMATIC, False),
+    (seizure(days=14), 1.2, SYMPTOMATIC, False),
+    (seizure(days=15), 1.2, MILD, False),
+    (f.condition("muscle cramps", days=3), 1.2, MINOR, False),
+    (f.condition("Tetany", days=3), 1.2, SYMPTOMATIC, False),
     (f.condition(snomed="26079004", days=3, clinical_status="resolved"), 1.2, MILD, False),
     (f.condition(snomed="26079004", days=3, verification="refuted"), 1.2, MILD, False),
     (tremor(days=3), 1.45, BELOW, False),    # below target with a symptom: its info card says so, never symptomatic
@@ -376,16 +397,33 @@ def test_contributing_factors_table(extra, expected):
     assert factors.egfr_rise is None
 
 
-@pytest.mark.parametrize("level_days_ago, missing", [
-    (None, True),
-    (31, True),
-    (30 + HOUR, True),
-    (29, False),
+@pytest.mark.parametrize("transplant_days, level_days_ago, missing", [
+    # first year after the transplant: 30 days
+    (200, None, 30),
+    (200, 31, 30),
+    (200, 30 + HOUR, 30),
+    (200, 29, None),
+    # after the first year: tacrolimus_level_recent_days_late = 90
+    (800, 31, None),
+    (800, 89, None),
+    (800, 90 + HOUR, 90),
+    (800, None, 90),
 ])
-def test_no_tacrolimus_level_in_30_days(level_days_ago, missing):
+def test_missing_tacrolimus_level_is_a_trough_on_the_severity_finding(transplant_days, level_days_ago, missing):
     extra = [] if level_days_ago is None else [f.lab("11253-2", 8.0, "ng/mL", days=level_days_ago)]
-    factors = one(on_tac(f.magnesium(1.2, days=1), *extra), ContributingFactors)
-    assert (factors is not None and factors.tacrolimus_level_missing) is missing
+    tacrolimus = f.tacrolimus(days=transplant_days)
+    assessment = run(tacrolimus, f.transplant(transplant_days), f.magnesium(1.2, days=1), *extra)
+    assert one(assessment, ContributingFactors) is None  # never a factor by itself (section 7)
+    assert one(assessment, SeverityFinding).trough_missing_days == missing
+
+
+@pytest.mark.parametrize("status", ["stopped", "on-hold"])
+def test_no_trough_suggested_for_stopped_or_held_tacrolimus(status):
+    stopped = f.tacrolimus(status=status, days=400)
+    if status == "stopped":
+        stopped["dosageInstruction"] = [{"timing": {"repeat": {"boundsPeriod": {"end": f.days_ago(5)}}}}]
+    finding = one(run(stopped, f.magnesium(1.2, days=1)), SeverityFinding)
+    assert finding is not None and finding.trough_missing_days is None
 
 
 @pytest.mark.parametrize("earlier, earlier_days_ago, latest, rise", [
@@ -544,8 +582,12 @@ def test_renal_caution_uses_the_latest_egfr():
 
 def test_old_high_tacrolimus_level_is_not_called_high_but_asks_for_a_new_level():
     old_high = f.lab("11253-2", 22, "ng/mL", days=45)
-    factors = one(on_tac(f.magnesium(1.2, days=1), old_high), ContributingFactors)
-    assert factors.tacrolimus_high is False and factors.tacrolimus_level_missing is True
+    # First year after transplant: a 45-day-old level is outside the 30-day window.
+    assessment = run(f.tacrolimus(days=200), f.transplant(200), f.magnesium(1.2, days=1), old_high)
+    assert one(assessment, ContributingFactors) is None  # says nothing about today
+    assert one(assessment, SeverityFinding).trough_missing_days == 30  # a new level is asked for
+    # Later (90-day window) the same level is recent enough to count as high.
+    assert one(on_tac(f.magnesium(1.2, days=1), old_high), ContributingFactors).tacrolimus_high
 
 
 def test_femg_inputs_must_lie_within_24_hours_of_each_other():

@@ -114,7 +114,8 @@ def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str,
     known = {r.get("id") for r in data.resources if r.get("resourceType") == "Medication"}
     wanted: list[str] = []
     for resource in list(data.resources) + list(extra):
-        if resource.get("resourceType") not in ("MedicationRequest", "MedicationStatement"):
+        if resource.get("resourceType") not in ("MedicationRequest", "MedicationStatement",
+                                                "MedicationAdministration"):
             continue
         reference = resource.get("medicationReference")
         ref = reference.get("reference") if isinstance(reference, dict) else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from . import codes
@@ -19,6 +19,14 @@ Resource = Mapping[str, Any]
 USABLE_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected"})
 SHOWN_OBSERVATION_STATUSES = USABLE_OBSERVATION_STATUSES | {"preliminary"}
 ACTIVE_MEDICATION_STATUSES = frozenset({"active", "on-hold"})
+# Section 1: home medications count when active, intended or on hold.
+ACTIVE_STATEMENT_STATUSES = frozenset({"active", "intended", "on-hold"})
+ENDED_MEDICATION_STATUSES = frozenset({"stopped", "completed"})
+# Section 1: a plan or proposal is not yet a treatment.
+TREATMENT_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order",
+                               "instance-order"})
+# Section 3: magnesium given since the result.
+GIVEN_ADMINISTRATION_STATUSES = frozenset({"completed", "in-progress"})
 ACTIVE_CONDITION_STATUSES = frozenset({"active", "recurrence", "relapse"})
 EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 
@@ -47,6 +55,7 @@ class LabResult:
     normalised: float | None  # mEq/L for magnesium, mg/dL for creatinine, as reported otherwise
     reference_high: float | None = None
     local_day: str | None = None  # the date as the lab wrote it (its own time zone)
+    issued: datetime | None = None  # when the lab released this version (corrections, section 2)
 
     @property
     def usable(self) -> bool:
@@ -100,10 +109,46 @@ class MedicationUse:
     lowers_tacrolimus_class: str | None
     is_magnesium_supplement: bool
     ingredient: str | None  # the section 8 ingredient recognised, e.g. "omeprazole"
+    intent: str | None = None
+    ended_on: datetime | None = None  # dosage bounds / dispense validity / effective period end
+    # meta.lastUpdated: a status change to stopped/completed updates it; the best stop date an
+    # order without an end date carries (section 1, recently stopped).
+    last_updated: datetime | None = None
+    route: str = ""  # "oral", "intravenous" or "" (not stated)
+
+    @property
+    def is_treatment(self) -> bool:
+        """An order (not a plan or proposal) or a statement of use (section 1)."""
+        if self.resource_type == "MedicationStatement":
+            return True
+        return self.intent is None or self.intent in TREATMENT_INTENTS
+
+    @property
+    def is_intravenous(self) -> bool:
+        """IV route or an injectable form (section 6: no one-click PPI swap)."""
+        return self.route == "intravenous"
 
     @property
     def active(self) -> bool:
+        if not self.is_treatment:
+            return False
+        if self.resource_type == "MedicationStatement":
+            return self.status in ACTIVE_STATEMENT_STATUSES
         return self.status in ACTIVE_MEDICATION_STATUSES
+
+    @property
+    def on_hold(self) -> bool:
+        return self.active and self.status == "on-hold"
+
+    def stopped_at(self, now: datetime) -> datetime | None:
+        """When this treatment ended (stopped/completed, or its bounds ran out before now)."""
+        if not self.is_treatment:
+            return None
+        if self.status in ENDED_MEDICATION_STATUSES:
+            return self.ended_on or self.last_updated or self.authored_on
+        if self.active and self.ended_on is not None and self.ended_on < now:
+            return self.ended_on
+        return None
 
     @property
     def is_systemic_tacrolimus(self) -> bool:
@@ -111,11 +156,23 @@ class MedicationUse:
 
 
 @dataclass(frozen=True)
+class MagnesiumGiven:
+    """A magnesium MedicationAdministration (completed or in progress), section 3."""
+
+    name: str
+    when: datetime
+    status: str
+    dose: str  # e.g. "2 g", "" when not stated
+    route: str
+
+
+@dataclass(frozen=True)
 class Symptom:
     name: str
     code: str | None
-    when: datetime | None
+    when: datetime | None  # onset; recordedDate only when the Condition has no onset (section 5)
     urgent: bool
+    major: bool = True  # seizure, tetany, arrhythmia, QT prolongation; cramp and tremor are minor
 
 
 @dataclass(frozen=True)
@@ -136,6 +193,14 @@ class PatientFacts:
     selected_drafts: tuple[MedicationUse, ...] = field(default=())
     # Serum magnesium lab orders already placed or drafted (the monitoring plan is in place).
     magnesium_lab_orders: int = 0
+    # Magnesium lab drafts among the drafts acted on (section 6: a relevant draft).
+    selected_magnesium_lab_drafts: int = 0
+    # Section 3: who the patient is and what limits the doses.
+    birth_date: date | None = None
+    sex: str | None = None  # "female", "male" or None (unknown)
+    administrations: tuple[MagnesiumGiven, ...] = ()
+    esrd: bool = False  # an active end-stage renal disease Condition
+    dialysis_dates: tuple[datetime, ...] = ()  # dialysis Procedures
 
     def labs_of(self, kind: str) -> list[LabResult]:
         return [lab for lab in self.labs if lab.kind == kind]
@@ -158,20 +223,31 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+# FHIR date, dateTime and instant: YYYY, YYYY-MM, YYYY-MM-DD, or a full time with any number of
+# fractional-second digits and a zone. Parsed here rather than with datetime.fromisoformat,
+# which before Python 3.11 refuses fractions other than 3 or 6 digits (section 2).
+_FHIR_DATETIME = re.compile(
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2})?)?)?)?$")
+
+
 def parse_datetime(value: Any) -> datetime | None:
     """FHIR date/dateTime/instant (possibly partial) -> aware UTC datetime, or None."""
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or len(value) > 64:
         return None
-    text = value.strip()
+    found = _FHIR_DATETIME.match(value.strip())
+    if found is None:
+        return None
+    year, month, day_, hour, minute, second, fraction, zone = found.groups()
     try:
-        if len(text) == 4:
-            parsed = datetime(int(text), 1, 1)
-        elif len(text) == 7:
-            parsed = datetime(int(text[:4]), int(text[5:7]), 1)
-        else:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+        tz = timezone.utc
+        if zone and zone != "Z":
+            sign = -1 if zone[0] == "-" else 1
+            digits = zone[1:].replace(":", "")
+            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        parsed = datetime(int(year), int(month or 1), int(day_ or 1), int(hour or 0),
+                          int(minute or 0), int(second or 0), micro, tzinfo=tz)
         parsed = parsed.astimezone(timezone.utc)
     except (ValueError, OverflowError):
         return None
@@ -249,14 +325,25 @@ def observation_time(obs: Resource) -> tuple[datetime | None, str | None]:
     return None, None
 
 
-def lab_kind(obs: Resource) -> str | None:
+LabCodes = Mapping[tuple[str, str], str]  # (system, code) -> lab kind
+
+
+def lab_kind(obs: Resource, local_codes: LabCodes | None = None) -> str | None:
+    """Section 2: a LOINC-coded result is what its LOINC code says; hospital-local codes are
+    recognised like LOINC; text decides only for results with no LOINC coding at all."""
     code = obs.get("code")
+    has_loinc = False
     for coding in codings(code):  # hot path: one dict look-up per coding
         system, value = coding.get("system"), coding.get("code")
         if isinstance(value, str) and isinstance(system, str):
             kind = codes.LAB_KIND_BY_CODE.get((system, value))
+            if kind is None and local_codes:
+                kind = local_codes.get((system, value))
             if kind:
                 return kind
+            has_loinc = has_loinc or system == codes.LOINC
+    if has_loinc:
+        return None  # another LOINC test (blood, RBC, ionized...): never read from its text
     return _lab_kind_from_text(concept_text(code).lower())
 
 
@@ -326,6 +413,8 @@ def _normalise(kind: str, value: float, unit_keys: list[str]) -> float | None:
         return magnesium_meq_per_l(value, unit_keys)
     if kind in ("creatinine_serum", "creatinine_urine"):
         return creatinine_mg_per_dl(value, unit_keys)
+    if kind == "body_weight":
+        return _kilograms(value, unit_keys)
     if kind == "egfr":
         return value if any(k in _EGFR_UNITS for k in unit_keys) else None
     if kind == "tacrolimus_level":
@@ -337,9 +426,20 @@ def _normalise(kind: str, value: float, unit_keys: list[str]) -> float | None:
     return None
 
 
-def read_lab(obs: Resource) -> LabResult | None:
+def _kilograms(value: float, unit_keys: list[str]) -> float | None:
+    for key in unit_keys:
+        if key == "kg":
+            return value
+        if key == "g":
+            return value / 1000.0
+        if key in ("[lb_av]", "lb", "lbs"):
+            return value * 0.45359237
+    return None
+
+
+def read_lab(obs: Resource, local_codes: LabCodes | None = None) -> LabResult | None:
     """An Observation of a kind the guideline reads -> LabResult; anything else -> None."""
-    kind = lab_kind(obs)
+    kind = lab_kind(obs, local_codes)
     if kind is None:
         return None
     quantity = obs.get("valueQuantity")
@@ -369,6 +469,7 @@ def read_lab(obs: Resource) -> LabResult | None:
         normalised=normalised,
         reference_high=_reference_high(obs),
         local_day=local_day,
+        issued=parse_datetime(obs.get("issued")),
     )
 
 
@@ -400,6 +501,7 @@ _TACROLIMUS_CODES = codes.keys((codes.TACROLIMUS, *codes.TACROLIMUS_PRODUCTS))
 _TACROLIMUS_PATTERN = codes.name_pattern(codes.TACROLIMUS_NAMES)
 _TOPICAL_PATTERN = codes.name_pattern(codes.TOPICAL_WORDS)
 _SUPPLEMENT_PATTERN = codes.name_pattern(codes.MAGNESIUM_SUPPLEMENT_NAMES)
+_LOCAL_FORM_PATTERN = codes.name_pattern(codes.LOCAL_FORM_WORDS)
 
 
 class _DrugIndex:
@@ -419,12 +521,19 @@ class _DrugIndex:
         self.pattern = codes.name_pattern(names)
 
     def match(self, rxnorm_codes: set[str], text: str) -> tuple[str, str] | None:
+        hit = None
         for rxcui in rxnorm_codes:
             hit = self.by_code.get(rxcui)
             if hit:
-                return hit
-        found = self.pattern.search(text)
-        return self.by_name.get(found.group(0).lower()) if found else None
+                break
+        if hit is None:
+            # Every name in the text: in "nirmatrelvir/ritonavir" the inhibitor is named second.
+            found = [self.by_name[m.group(0).lower()] for m in self.pattern.finditer(text)
+                     if m.group(0).lower() in self.by_name]
+            hit = next((h for h in found if h[1] in codes.BOOSTERS), found[0] if found else None)
+        if hit is not None and hit[1] in codes.INTERACTING_INGREDIENT:
+            return hit[0], codes.INTERACTING_INGREDIENT[hit[1]]
+        return hit
 
 
 WASTING_INDEX = _DrugIndex(codes.MAGNESIUM_WASTING)
@@ -463,20 +572,70 @@ def medication_concept(request: Resource, medications: Mapping[str, Resource]) -
     return medication.get("code"), medication
 
 
-def _route_text(request: Resource, medication: Resource | None) -> tuple[set[tuple[str, str]], str]:
-    route_keys: set[tuple[str, str]] = set()
-    texts = []
-    dosages = request.get("dosageInstruction") or request.get("dosage") or []
-    for dosage in dosages if isinstance(dosages, list) else []:
-        if isinstance(dosage, dict):
-            route = dosage.get("route")
-            route_keys |= coding_keys(route)
-            texts.append(concept_text(route))
-            if isinstance(dosage.get("text"), str):
-                texts.append(dosage["text"])
-    if medication is not None:
-        texts.append(concept_text(medication.get("form")))
-    return route_keys, " ".join(texts)
+_TOPICAL_ROUTE_PATTERN = codes.name_pattern(codes.TOPICAL_ROUTE_WORDS)
+_BOWEL_PREP_PATTERN = codes.name_pattern(codes.BOWEL_PREP_WORDS)
+_IV_WORDS = re.compile(r"\b(?:intravenous|IV|infusion|injection|injectable)\b", re.IGNORECASE)
+_ORAL_WORDS = re.compile(r"\b(?:oral|by mouth|PO|tablet|capsule)\b", re.IGNORECASE)
+
+
+def _dosages(request: Resource) -> list[Mapping[str, Any]]:
+    dosages = request.get("dosageInstruction")
+    if dosages is None:
+        dosages = request.get("dosage")
+    return [d for d in dosages if isinstance(d, dict)] if isinstance(dosages, list) else []
+
+
+def _is_topical(request: Resource, name: str, medication: Resource | None) -> bool:
+    """Section 1: topical only from the route, the dose form and the product name; never from
+    dosageInstruction.text or patientInstruction ("use sunscreen cream" is not a route)."""
+    for dosage in _dosages(request):
+        route = dosage.get("route")
+        if (codes.TOPICAL_ROUTE.system, codes.TOPICAL_ROUTE.code) in coding_keys(route):
+            return True
+        if _TOPICAL_ROUTE_PATTERN.search(concept_text(route)):
+            return True
+    form = concept_text(medication.get("form")) if medication is not None else ""
+    return bool(_TOPICAL_PATTERN.search(f"{name} {form}"))
+
+
+def _route(request: Resource, name: str, medication: Resource | None) -> str:
+    """'intravenous', 'oral' or '' from the route, else the dose form and product name."""
+    texts = [concept_text(d.get("route")) for d in _dosages(request)]
+    texts += [concept_text(medication.get("form")) if medication is not None else "", name]
+    for text in texts:
+        if _IV_WORDS.search(text):
+            return "intravenous"
+        if _ORAL_WORDS.search(text):
+            return "oral"
+    return ""
+
+
+def _ended_on(request: Resource) -> datetime | None:
+    """Dosage bounds end, dispense validity end or (statements) the effective period end."""
+    ends = []
+    for dosage in _dosages(request):
+        timing = dosage.get("timing")
+        repeat = timing.get("repeat") if isinstance(timing, dict) else None
+        bounds = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
+        if isinstance(bounds, dict):
+            ends.append(parse_datetime(bounds.get("end")))
+    dispense = request.get("dispenseRequest")
+    validity = dispense.get("validityPeriod") if isinstance(dispense, dict) else None
+    if isinstance(validity, dict):
+        ends.append(parse_datetime(validity.get("end")))
+    period = request.get("effectivePeriod")
+    if isinstance(period, dict):
+        ends.append(parse_datetime(period.get("end")))
+    found = [e for e in ends if e is not None]
+    return max(found) if found else None
+
+
+def is_supplement_name(name: str) -> bool:
+    """A magnesium supplement by name, bowel preparations excluded (section 8)."""
+    if not _SUPPLEMENT_PATTERN.search(name) or _BOWEL_PREP_PATTERN.search(name):
+        return False
+    # Magnesium citrate as a liquid is the laxative / bowel preparation.
+    return not (re.search(r"\bmagnesium citrate\b", name, re.I) and re.search(r"\bsolution\b", name, re.I))
 
 
 def read_medication(request: Resource, medications: Mapping[str, Resource]) -> MedicationUse | None:
@@ -487,18 +646,18 @@ def read_medication(request: Resource, medications: Mapping[str, Resource]) -> M
     if not name and not keys:
         return None
     rxnorm = {code for system, code in keys if system == codes.RXNORM}
-    route_keys, route_text = _route_text(request, medication)
-    all_text = f"{name} {route_text}"
-    is_topical = ((codes.TOPICAL_ROUTE.system, codes.TOPICAL_ROUTE.code) in route_keys
-                  or bool(_TOPICAL_PATTERN.search(all_text)))
+    is_topical = _is_topical(request, name, medication)
     is_tacrolimus = bool(keys & _TACROLIMUS_CODES) or bool(_TACROLIMUS_PATTERN.search(name))
     wasting = WASTING_INDEX.match(rxnorm, name)
     raising = RAISING_INDEX.match(rxnorm, name)
     lowering = LOWERING_INDEX.match(rxnorm, name)
-    supplement = bool(_SUPPLEMENT_PATTERN.search(name))
+    # A shampoo, vaginal or ear form acts locally like a cream (section 6), for these lists only.
+    local = is_topical or bool(_LOCAL_FORM_PATTERN.search(name))
+    supplement = is_supplement_name(name)
     status = str(request.get("status") or "unknown")
-    authored = parse_datetime(request.get("authoredOn")) or parse_datetime(
-        request.get("dateAsserted")) or _effective_start(request)
+    intent = request.get("intent") if isinstance(request.get("intent"), str) else None
+    authored = parse_datetime(request.get("authoredOn")) or _effective_start(request) or parse_datetime(
+        request.get("dateAsserted"))
     display = name or next((f"RxNorm {code}" for code in sorted(rxnorm)), "unnamed medication")
     return MedicationUse(
         resource_type=str(request.get("resourceType")),
@@ -509,12 +668,47 @@ def read_medication(request: Resource, medications: Mapping[str, Resource]) -> M
         is_topical=is_topical,
         is_tacrolimus=is_tacrolimus,
         # Topical and ophthalmic forms (e.g. cyclosporine eye drops) do not act systemically.
-        wasting_class=None if (wasting is None or is_topical) else wasting[0],
-        raises_tacrolimus_class=None if (raising is None or is_topical) else raising[0],
-        lowers_tacrolimus_class=None if (lowering is None or is_topical) else lowering[0],
+        wasting_class=None if (wasting is None or local) else wasting[0],
+        raises_tacrolimus_class=None if (raising is None or local) else raising[0],
+        lowers_tacrolimus_class=None if (lowering is None or local) else lowering[0],
         is_magnesium_supplement=supplement,
         ingredient=(wasting or raising or lowering or (None, None))[1],
+        intent=clip(intent, 20) if intent else None,
+        ended_on=_ended_on(request),
+        route=_route(request, name, medication),
+        last_updated=parse_datetime(request["meta"].get("lastUpdated"))
+        if isinstance(request.get("meta"), dict) else None,
     )
+
+
+def read_administration(administration: Resource,
+                        medications: Mapping[str, Resource]) -> MagnesiumGiven | None:
+    """A completed or in-progress magnesium MedicationAdministration (section 3)."""
+    if administration.get("status") not in GIVEN_ADMINISTRATION_STATUSES:
+        return None
+    concept, medication = medication_concept(administration, medications)
+    name = concept_text(concept)
+    if not is_supplement_name(name):
+        return None
+    period = administration.get("effectivePeriod")
+    when = parse_datetime(administration.get("effectiveDateTime")) or (
+        parse_datetime(period.get("start")) if isinstance(period, dict) else None)
+    if when is None:
+        return None
+    dosage = administration.get("dosage")
+    dose = ""
+    route = ""
+    if isinstance(dosage, dict):
+        quantity = dosage.get("dose")
+        if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)) \
+                and not isinstance(quantity.get("value"), bool):
+            dose = f"{float(quantity['value']):g} {clip(str(quantity.get('unit') or quantity.get('code') or ''), 10)}".strip()
+        route_text = concept_text(dosage.get("route"))
+        route = "intravenous" if _IV_WORDS.search(route_text) else ("oral" if _ORAL_WORDS.search(route_text) else "")
+    if not route:
+        route = _route({}, name, medication)
+    return MagnesiumGiven(clip(_short_name(concept, name), 80), when,
+                          str(administration.get("status")), dose, route)
 
 
 def _short_name(concept: Any, fallback: str) -> str:
@@ -541,6 +735,12 @@ def _effective_start(statement: Resource) -> datetime | None:
 _SYMPTOM_CODES = {c.code: c for c in codes.SYMPTOMS}
 _SYMPTOM_PATTERN = codes.name_pattern(codes.SYMPTOM_WORDS)
 _URGENT_PATTERN = codes.name_pattern(codes.URGENT_SYMPTOM_WORDS)
+_MINOR_PATTERN = codes.name_pattern(codes.MINOR_SYMPTOM_WORDS)
+_MAJOR_WORDS = codes.name_pattern(("seizure", "seizures", "tetany", "arrhythmia", "tachycardia",
+                                   "torsade", "torsades", "fibrillation", "QT"))
+_DIALYSIS_PATTERN = codes.name_pattern(codes.DIALYSIS_WORDS)
+_ESRD_CODES = codes.keys(codes.ESRD_CONDITIONS)
+_DIALYSIS_CODES = codes.keys(codes.DIALYSIS_PROCEDURES)
 _TRANSPLANT_CODES = codes.keys(codes.TRANSPLANT_PROCEDURES)
 _TRANSPLANT_PATTERN = codes.name_pattern(codes.TRANSPLANT_WORDS)
 _ORGAN_PATTERN = codes.name_pattern(codes.TRANSPLANT_ORGAN_WORDS)
@@ -558,19 +758,63 @@ def read_symptom(condition: Resource) -> Symptom | None:
     onset_period = condition.get("onsetPeriod")
     onset = parse_datetime(condition.get("onsetDateTime")) or (
         parse_datetime(onset_period.get("start")) if isinstance(onset_period, dict) else None)
-    # "Recorded or with onset in the last 14 days" (section 5): the later of the two counts.
-    dates = [d for d in (parse_datetime(condition.get("recordedDate")), onset) if d is not None]
-    when = max(dates) if dates else None
+    # Section 5: the onset decides; recordedDate only when there is no onset (a chronic atrial
+    # fibrillation re-recorded last week is not a new symptom).
+    when = onset if onset is not None else parse_datetime(condition.get("recordedDate"))
     for c in codings(code):
         code_value = c.get("code")
         if c.get("system") == codes.SNOMED and isinstance(code_value, str) and code_value in _SYMPTOM_CODES:
             known = _SYMPTOM_CODES[code_value]
-            return Symptom(known.display, known.code, when, known.code in codes.URGENT_SYMPTOMS)
+            return Symptom(known.display, known.code, when, known.code in codes.URGENT_SYMPTOMS,
+                           major=known.code not in codes.MINOR_SYMPTOMS)
     text = concept_text(code)
     found = _SYMPTOM_PATTERN.search(text)
     if found is None:
         return None
-    return Symptom(clip(text, 60), None, when, bool(_URGENT_PATTERN.search(text)))
+    major = bool(_MAJOR_WORDS.search(text)) or not _MINOR_PATTERN.search(text)
+    return Symptom(clip(text, 60), None, when, bool(_URGENT_PATTERN.search(text)), major=major)
+
+
+def is_esrd(condition: Resource) -> bool:
+    """An active end-stage renal disease (or dialysis-dependence) Condition (section 3)."""
+    clinical = status_code(condition.get("clinicalStatus"))
+    if clinical is not None and clinical not in ACTIVE_CONDITION_STATUSES:
+        return False
+    if status_code(condition.get("verificationStatus")) in EXCLUDED_VERIFICATION:
+        return False
+    code = condition.get("code")
+    if coding_keys(code) & _ESRD_CODES:
+        return True
+    return not any(s == codes.SNOMED for s, _ in coding_keys(code)) and bool(
+        _DIALYSIS_PATTERN.search(concept_text(code)))
+
+
+def read_dialysis_date(procedure: Resource) -> datetime | None:
+    """A dialysis Procedure (completed or in progress) -> when it was performed (section 3)."""
+    if procedure.get("status") not in ("completed", "in-progress"):
+        return None
+    code = procedure.get("code")
+    keys = coding_keys(code)
+    if not keys & _DIALYSIS_CODES:
+        if any(system == codes.SNOMED for system, _ in keys) or not _DIALYSIS_PATTERN.search(concept_text(code)):
+            return None
+    return _performed(procedure)
+
+
+def _performed(procedure: Resource) -> datetime | None:
+    when = parse_datetime(procedure.get("performedDateTime"))
+    period = procedure.get("performedPeriod")
+    if when is None and isinstance(period, dict):
+        when = parse_datetime(period.get("start")) or parse_datetime(period.get("end"))
+    return when
+
+
+def read_patient(patient: Resource) -> tuple[date | None, str | None]:
+    """Patient.birthDate (a partial date counts from its first day) and gender."""
+    born = parse_datetime(patient.get("birthDate"))
+    gender = patient.get("gender")
+    return (born.date() if born else None,
+            gender if gender in ("female", "male") else None)
 
 
 def read_transplant_date(procedure: Resource) -> datetime | None:
@@ -587,11 +831,7 @@ def read_transplant_date(procedure: Resource) -> datetime | None:
                 or not (_TRANSPLANT_PATTERN.search(text) and _ORGAN_PATTERN.search(text))
                 or _NOT_A_TRANSPLANT_PATTERN.search(text)):
             return None
-    when = parse_datetime(procedure.get("performedDateTime"))
-    period = procedure.get("performedPeriod")
-    if when is None and isinstance(period, dict):
-        when = parse_datetime(period.get("start")) or parse_datetime(period.get("end"))
-    return when
+    return _performed(procedure)
 
 
 def is_hospitalized(encounter: Resource) -> bool:
@@ -615,7 +855,8 @@ def is_hospitalized(encounter: Resource) -> bool:
 def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
                 encounter_id: str | None, unavailable: Iterable[str] = (),
                 draft_orders: Iterable[Resource] = (),
-                selections: Iterable[str] | None = None) -> PatientFacts:
+                selections: Iterable[str] | None = None,
+                local_codes: LabCodes | None = None) -> PatientFacts:
     """Every resource of the patient's data (any prefetch key) -> PatientFacts.
 
     Resources are de-duplicated by type and id, so the same Observation arriving under two
@@ -652,13 +893,21 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
         for use in [read_medication(resource, medication_index)] if use is not None)
     labs = tuple(
         lab for obs in of_type("Observation") if about_patient(obs)
-        for lab in [read_lab(obs)] if lab is not None)
+        for lab in [read_lab(obs, local_codes)] if lab is not None)
+    administrations = tuple(
+        given for resource in of_type("MedicationAdministration") if about_patient(resource)
+        for given in [read_administration(resource, medication_index)] if given is not None)
+    conditions = [c for c in of_type("Condition") if about_patient(c)]
+    procedures = [p for p in of_type("Procedure") if about_patient(p)]
+    patients = [p for p in of_type("Patient") if patient_id is None or p.get("id") == patient_id]
+    birth_date, sex = read_patient(patients[0]) if patients else (None, None)
     symptoms = tuple(
-        s for condition in of_type("Condition") if about_patient(condition)
-        for s in [read_symptom(condition)] if s is not None)
+        s for condition in conditions for s in [read_symptom(condition)] if s is not None)
     transplants = tuple(
-        when for procedure in of_type("Procedure") if about_patient(procedure)
+        when for procedure in procedures
         for when in [read_transplant_date(procedure)] if when is not None)
+    dialysis = tuple(when for procedure in procedures
+                     for when in [read_dialysis_date(procedure)] if when is not None)
     encounters = of_type("Encounter")
     if encounter_id is not None:
         encounters = [e for e in encounters if e.get("id") == encounter_id]
@@ -672,7 +921,11 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
                             or f"{d.resource_type}/{d.request_id}" in selected)
     lab_orders = sum(1 for r in of_type("ServiceRequest") + [
         d for d in draft_orders if d.get("resourceType") == "ServiceRequest"]
-        if is_magnesium_lab_order(r))
+        if is_magnesium_lab_order(r, local_codes))
+    selected_lab_drafts = sum(
+        1 for d in draft_orders if d.get("resourceType") == "ServiceRequest"
+        and (selected is None or f"ServiceRequest/{d.get('id')}" in selected)
+        and lab_kind({"code": d.get("code")}, local_codes) in ("mg_serum", "mg_urine", "mg_ionized"))
     return PatientFacts(
         patient_id=patient_id,
         encounter_id=encounter_id,
@@ -685,15 +938,21 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
         draft_orders=drafts,
         selected_drafts=selected_drafts,
         magnesium_lab_orders=lab_orders,
+        selected_magnesium_lab_drafts=selected_lab_drafts,
+        birth_date=birth_date,
+        sex=sex,
+        administrations=administrations,
+        esrd=any(is_esrd(c) for c in conditions),
+        dialysis_dates=dialysis,
     )
 
 
 _PLANNED_ORDER_STATUSES = frozenset({"draft", "active", "on-hold"})
 
 
-def is_magnesium_lab_order(request: Resource) -> bool:
+def is_magnesium_lab_order(request: Resource, local_codes: LabCodes | None = None) -> bool:
     """A placed or drafted ServiceRequest for a serum magnesium (the monitoring plan)."""
     status = request.get("status")
     if not isinstance(status, str) or status not in _PLANNED_ORDER_STATUSES:
         return False
-    return lab_kind({"code": request.get("code")}) == "mg_serum"
+    return lab_kind({"code": request.get("code")}, local_codes) == "mg_serum"

@@ -1,19 +1,39 @@
 """docs/clinical-rules.md section 6: what the order hooks add, as pure functions over the facts.
 
-The drafts the clinician acts on (order-select's selections, every draft for order-sign) are
-checked for: starting systemic tacrolimus, adding a drug that worsens magnesium loss, and adding
-a drug that raises or lowers tacrolimus levels. Sections 3-5 and 7 still apply (rules.assess).
+The order hooks answer about the orders being placed. A draft is relevant when it is systemic
+tacrolimus, a drug of section 8 (magnesium-wasting, or changing tacrolimus levels), a magnesium
+supplement or a magnesium lab order; order-select looks only at the drafts in `selections`,
+order-sign at every draft. With a relevant draft the answer holds the order findings below and
+the patient's severity and monitoring findings (sections 3-4); without one, order-select answers
+nothing and order-sign only a critical severity no magnesium draft addresses (the services filter
+the cards, see `ORDER_HOOK_PATIENT_TOPICS`).
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from . import codes
 from .facts import LabResult, MedicationUse, PatientFacts
-from .rules import (Assessment, Finding, MonitoringDue, SeverityFinding, classify, is_older_than,
-                    latest_egfr, latest_usable)
-from .thresholds import Thresholds
+from .rules import (Assessment, Finding, MagnesiumHigh, MonitoringDue, Severity, SeverityFinding,
+                    classify, is_older_than, latest_egfr, latest_usable, renal_function)
+from .thresholds import COMPARISON_TOLERANCE, Thresholds
+
+# The patient-level cards an order hook repeats next to its order cards (sections 3-4; the
+# persistence card takes the severity card's place, section 7).
+ORDER_HOOK_PATIENT_TOPICS = frozenset({"mg-severity", "mg-persistent", "mg-monitoring", "mg-high"})
+# Without a relevant draft, order-sign keeps only these, and only when critical.
+UNADDRESSED_CRITICAL_TOPICS = frozenset({"mg-severity", "mg-persistent"})
+
+
+class InteractionStrength(enum.Enum):
+    """Section 6's three strengths of advice for a drug that changes tacrolimus levels."""
+
+    BOOSTER = "booster"  # ritonavir, cobicistat: critical, hold or sharply reduce tacrolimus
+    STRONG = "strong"  # other strong CYP3A inhibitors: dose reduction usually needed
+    OTHER = "other"  # other inhibitors and the inducers: trough and Mg within about a week
 
 
 @dataclass(frozen=True)
@@ -31,6 +51,7 @@ class WastingDrugOrdered:
     latest: LabResult | None
     tacrolimus_level: LabResult | None
     egfr: LabResult | None  # doses the famotidine offered in place of a PPI
+    concern: str | None  # "low", "below target", "not measured": warning; None (at target): info
 
 
 @dataclass(frozen=True)
@@ -39,9 +60,34 @@ class InteractingDrugOrdered:
     lowering: tuple[MedicationUse, ...]
     latest: LabResult | None
     tacrolimus_level: LabResult | None
+    strength: InteractionStrength = InteractionStrength.OTHER
+    interacting: tuple[str, ...] = ()  # the ingredients that decide the strength, strongest first
+    # Section 1: "on-hold" or "stopped" tacrolimus never gets a trough suggestion.
+    tacrolimus_state: str = "taking"
+    tacrolimus_stopped_on: datetime | None = None
 
 
 OrderFinding = TacrolimusStart | WastingDrugOrdered | InteractingDrugOrdered
+
+
+def interaction_strength(draft: MedicationUse) -> InteractionStrength:
+    """Section 6: boosters, then the strong CYP3A inhibitors, then everything else."""
+    if draft.raises_tacrolimus_class and draft.ingredient in codes.BOOSTERS:
+        return InteractionStrength.BOOSTER
+    if draft.raises_tacrolimus_class and draft.ingredient in codes.STRONG_CYP3A_INHIBITORS:
+        return InteractionStrength.STRONG
+    return InteractionStrength.OTHER
+
+
+def relevant_drafts(facts: PatientFacts) -> tuple[MedicationUse, ...]:
+    """The acted-on medication drafts section 6 speaks about."""
+    return tuple(d for d in facts.selected_drafts
+                 if d.is_systemic_tacrolimus or d.wasting_class or d.raises_tacrolimus_class
+                 or d.lowers_tacrolimus_class or d.is_magnesium_supplement)
+
+
+def has_relevant_draft(facts: PatientFacts) -> bool:
+    return bool(relevant_drafts(facts)) or facts.selected_magnesium_lab_drafts > 0
 
 
 def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
@@ -49,6 +95,7 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
     """The patient's findings (sections 3-5, 7) with section 6's order findings added.
 
     A tacrolimus start carries the baseline magnesium order, so it replaces a 'due' card.
+    The cards of an order hook are then narrowed to ORDER_HOOK_PATIENT_TOPICS plus these.
     """
     if not base.on_tacrolimus:
         return ()
@@ -58,7 +105,8 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
     if facts.magnesium_lab_orders:
         # A serum Mg is already ordered: asking for it again would be noise (section 4).
         findings = [f for f in findings if not isinstance(f, MonitoringDue)]
-    starting = next((d for d in facts.selected_drafts if d.is_systemic_tacrolimus), None)
+    drafts = relevant_drafts(facts)
+    starting = next((d for d in drafts if d.is_systemic_tacrolimus), None)
     if starting is not None and base.starting_tacrolimus:
         due = any(isinstance(f, MonitoringDue) for f in findings)
         start = _tacrolimus_start(facts, starting, latest, now, thresholds,
@@ -68,14 +116,45 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
             findings = [f for f in findings if not isinstance(f, MonitoringDue)]
             findings.append(start)
 
-    wasting = tuple(d for d in facts.selected_drafts if d.wasting_class and not d.is_systemic_tacrolimus)
+    supplements = tuple(d for d in drafts if d.is_magnesium_supplement)
+    if supplements and latest is not None and latest.comparator not in ("<", "<=") \
+            and latest.normalised > thresholds.high_above + COMPARISON_TOLERANCE:
+        # Section 3's high-magnesium card, for magnesium being ordered too (not only taken).
+        high = next((f for f in findings if isinstance(f, MagnesiumHigh)), None)
+        findings = [f for f in findings if not isinstance(f, MagnesiumHigh)]
+        findings.append(MagnesiumHigh(latest, supplements + (high.supplements if high else ()),
+                                      high.renal if high else renal_function(facts, now, thresholds)))
+
+    wasting = tuple(d for d in drafts if d.wasting_class and not d.is_systemic_tacrolimus)
     if wasting:
-        findings.append(WastingDrugOrdered(wasting, latest, level, latest_egfr(facts)))
-    raising = tuple(d for d in facts.selected_drafts if d.raises_tacrolimus_class)
-    lowering = tuple(d for d in facts.selected_drafts if d.lowers_tacrolimus_class)
+        findings.append(WastingDrugOrdered(wasting, latest, level, latest_egfr(facts),
+                                           _wasting_concern(latest, now, thresholds)))
+    raising = tuple(d for d in drafts if d.raises_tacrolimus_class)
+    lowering = tuple(d for d in drafts if d.lowers_tacrolimus_class)
     if raising or lowering:
-        findings.append(InteractingDrugOrdered(raising, lowering, latest, level))
+        ranked = sorted(raising + lowering, key=lambda d: list(InteractionStrength).index(
+            interaction_strength(d)))
+        strength = interaction_strength(ranked[0])
+        interacting = tuple(dict.fromkeys(d.ingredient or d.name for d in ranked))
+        use = base.tacrolimus
+        findings.append(InteractingDrugOrdered(raising, lowering, latest, level, strength,
+                                               interacting, use.state if use else "taking",
+                                               use.stopped_on if use else None))
     return tuple(findings)
+
+
+def _wasting_concern(latest: LabResult | None, now: datetime, thresholds: Thresholds) -> str | None:
+    """Section 6: warning when Mg is low or unmeasured within the routine interval; info when
+    the latest Mg is at target (a wasting drug's effect on Mg is a long-term one). A result
+    between the low and target thresholds is not at target: warning."""
+    if latest is None or is_older_than(latest, thresholds.routine_interval_days, now):
+        return "not measured"
+    severity = classify(latest.normalised, latest.comparator, False, thresholds)
+    if severity is None:
+        return "not measured"
+    if severity.is_low:
+        return "low"
+    return None if severity is Severity.AT_TARGET else "below target"
 
 
 def _tacrolimus_start(facts: PatientFacts, draft: MedicationUse, latest: LabResult | None,

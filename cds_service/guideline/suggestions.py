@@ -1,29 +1,113 @@
-"""FHIR R4 resources the cards suggest (docs/clinical-rules.md sections 3, 4 and 7).
+"""FHIR R4 resources the cards suggest (docs/clinical-rules.md sections 3, 4, 6, 7 and 9).
 
 Built as ``fhir.resources.R4B`` models, so a resource that is not valid FHIR fails here, in the
 service, rather than in the EHR that would accept it; serialised once to plain JSON.
+
+Every suggested drug and lab carries its text, and its code where one is known: the hospital's
+own orderable (``CDS_ORDERABLES``) first, then the verified standard code of section 9. A client
+that maps orders by their first coding (the CDS Hooks sandbox does) gets the hospital's code.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Mapping
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from . import codes
-from .facts import LabResult
+from .facts import LabResult, number
+from .thresholds import (DEFAULT_THRESHOLDS, FAMOTIDINE_FULL_DOSE_EGFR,
+                         FAMOTIDINE_REDUCED_DOSE_EGFR, Thresholds)
+
+# Every product a suggestion can order, by the key CDS_ORDERABLES uses.
+MEDICATION_PRODUCTS = {p.key: p for p in (codes.MAGNESIUM_OXIDE_400_TABLET,
+                                          codes.FAMOTIDINE_20_TABLET, codes.MAGNESIUM_SULFATE_IV)}
+LAB_TEXT = {"serum_mg": "Serum magnesium", "tacrolimus_trough": "Tacrolimus trough level (whole blood)",
+            "urine_mg": "Urine magnesium (spot)", "urine_creatinine": "Urine creatinine (spot)",
+            "serum_creatinine": "Serum creatinine"}
+PRODUCT_KEYS = tuple(MEDICATION_PRODUCTS) + tuple(codes.LAB_ORDER_KEYS)
+
+
+@lru_cache(maxsize=8)
+def parse_orderables(raw: str) -> Mapping[str, codes.Code]:
+    """CDS_ORDERABLES (JSON: product key -> {"system", "code", "display"}) -> codes by key.
+
+    Raises ValueError with a message naming the setting and the entry at fault, so a typo stops
+    the service at start-up instead of sending an unmappable order.
+    """
+    if not raw or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise ValueError(f"CDS_ORDERABLES is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ValueError("CDS_ORDERABLES must be a JSON object from product key to "
+                         '{"system": ..., "code": ..., "display": ...}')
+    parsed = {}
+    for key, entry in value.items():
+        if key not in PRODUCT_KEYS:
+            raise ValueError(f"CDS_ORDERABLES: unknown product key {key!r} "
+                             f"(known: {', '.join(PRODUCT_KEYS)})")
+        if not isinstance(entry, dict):
+            raise ValueError(f"CDS_ORDERABLES[{key!r}] must be an object with system, code and display")
+        system, code, display = entry.get("system"), entry.get("code"), entry.get("display")
+        if not (isinstance(system, str) and system.strip() and isinstance(code, str) and code.strip()):
+            raise ValueError(f"CDS_ORDERABLES[{key!r}] needs a non-empty 'system' and 'code'")
+        if display is not None and not isinstance(display, str):
+            raise ValueError(f"CDS_ORDERABLES[{key!r}]: 'display' must be text")
+        unknown = set(entry) - {"system", "code", "display"}
+        if unknown:
+            raise ValueError(f"CDS_ORDERABLES[{key!r}]: unknown field(s) {', '.join(sorted(unknown))}")
+        parsed[key] = codes.Code(system.strip(), code.strip(), display or "")
+    return parsed
 
 
 @dataclass(frozen=True)
 class OrderContext:
-    """Who and when the suggested orders are for."""
+    """Who and when the suggested orders are for, and how the hospital codes its orderables."""
 
     patient_id: str
     encounter_id: str | None
     now: datetime
     serum_mg_order: codes.Code = codes.MG_SERUM_MASS
+    orderables: Mapping[str, codes.Code] = field(default_factory=dict)
+    thresholds: Thresholds = DEFAULT_THRESHOLDS  # the numbers in force, for the order texts
+
+
+def _coding(code: codes.Code) -> dict:
+    coding = {"system": code.system, "code": code.code}
+    if code.display:
+        coding["display"] = code.display
+    return coding
+
+
+def _concept(ctx: OrderContext, key: str, text: str, standard: codes.Code | None) -> dict:
+    """Text always; the hospital's orderable first, then the standard code."""
+    found = [c for c in (ctx.orderables.get(key), standard) if c is not None]
+    unique = list({(c.system, c.code): c for c in found}.values())
+    concept: dict = {"text": text}
+    if unique:
+        concept["coding"] = [_coding(c) for c in unique]
+    return concept
+
+
+def _lab_key(ctx: OrderContext, test: codes.Code) -> str:
+    if test in codes.MG_SERUM or test == ctx.serum_mg_order:
+        return "serum_mg"
+    return next((k for k, c in codes.LAB_ORDER_KEYS.items() if c == test), test.code)
+
+
+def is_mappable(resource: Mapping) -> bool:
+    """A suggested order a client can place: its drug or test has a code in its first coding."""
+    concept = resource.get("medicationCodeableConcept") or resource.get("code") or {}
+    coding = concept.get("coding") or [{}]
+    return bool(concept.get("text")) and bool(coding[0].get("code"))
 
 
 def _references(ctx: OrderContext) -> dict:
@@ -42,17 +126,18 @@ def _reason() -> list[dict]:
 
 
 def lab_order(ctx: OrderContext, test: codes.Code, *, within_days: float, note: str,
-              reason_low_mg: bool = True) -> dict:
+              reason_low_mg: bool = True, starting_in_days: float = 0) -> dict:
     """A draft ServiceRequest for one LOINC-coded lab, due within the given window."""
-    start = ctx.now.date()
+    start = (ctx.now + timedelta(days=starting_in_days)).date()
     end = (ctx.now + timedelta(days=within_days)).date()
+    key = _lab_key(ctx, test)
     resource = {
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "order",
         "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "108252007",
                                   "display": "Laboratory procedure"}]}],
-        "code": {"coding": [test.coding()], "text": test.display},
+        "code": _concept(ctx, key, LAB_TEXT.get(key, test.display), test),
         **_references(ctx),
         "occurrencePeriod": {"start": start.isoformat(), "end": end.isoformat()},
         "authoredOn": ctx.now.date().isoformat(),
@@ -63,7 +148,7 @@ def lab_order(ctx: OrderContext, test: codes.Code, *, within_days: float, note: 
     return _dump(ServiceRequest.model_validate(resource))
 
 
-def _medication_request(ctx: OrderContext, drug: str, text: str, dose_mg: float,
+def _medication_request(ctx: OrderContext, product: codes.Product, text: str, dose_mg: float,
                         route: codes.Code, timing: dict, caution: str | None,
                         reason: list[dict] | None = None) -> dict:
     instruction = text if caution is None else f"{text}. CAUTION: {caution}"
@@ -71,7 +156,7 @@ def _medication_request(ctx: OrderContext, drug: str, text: str, dose_mg: float,
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "order",
-        "medicationCodeableConcept": {"text": drug},
+        "medicationCodeableConcept": _concept(ctx, product.key, product.text, product.code),
         **_references(ctx),
         "authoredOn": ctx.now.date().isoformat(),
         "reasonCode": reason or _reason(),
@@ -88,30 +173,39 @@ def _medication_request(ctx: OrderContext, drug: str, text: str, dose_mg: float,
     return _dump(MedicationRequest.model_validate(resource))
 
 
-def oral_magnesium(ctx: OrderContext, caution: str | None) -> dict:
-    """Section 3, mild-moderate: magnesium oxide 400 mg by mouth twice daily (halved, 200 mg,
-    under the renal caution, so the structured dose says what the text says)."""
+SPACING = ("take at least 2 hours apart from mycophenolate, quinolones, tetracyclines, "
+           "bisphosphonates and levothyroxine")
+
+
+def oral_magnesium(ctx: OrderContext, caution: str | None, per_day: int = 2) -> dict:
+    """Section 3: magnesium oxide 400 mg by mouth twice daily (three times with minor symptoms);
+    under the renal caution 400 mg ONCE daily (the tablets are not scored: never half a tablet),
+    the structured timing saying what the text says."""
     if caution:
-        text = ("Magnesium oxide 200 mg (half a 400 mg tablet) by mouth twice daily: dose halved "
-                "for renal impairment; titrate only with close magnesium checks")
-        dose = 200
+        per_day = 1
+        text = ("Magnesium oxide 400 mg (241 mg elemental) by mouth once daily: reduced for renal "
+                f"impairment; titrate only with close magnesium checks; {SPACING}")
     else:
-        text = ("Magnesium oxide 400 mg (241 mg elemental) by mouth twice daily; titrate to three "
-                "times daily as tolerated; split doses limit diarrhoea")
-        dose = 400
+        frequency = {1: "once", 2: "twice", 3: "three times"}[per_day]
+        titrate = "; titrate to three times daily as tolerated" if per_day < 3 else ""
+        text = (f"Magnesium oxide 400 mg (241 mg elemental) by mouth {frequency} daily{titrate}; "
+                f"split doses limit diarrhoea; {SPACING}")
     return _medication_request(
-        ctx, codes.MAGNESIUM_OXIDE_400_TABLET, text, dose, codes.ORAL_ROUTE,
-        {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}, caution)
+        ctx, codes.MAGNESIUM_OXIDE_400_TABLET, text, 400, codes.ORAL_ROUTE,
+        {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}, caution)
 
 
-def intravenous_magnesium(ctx: OrderContext, caution: str | None) -> dict:
+def intravenous_magnesium(ctx: OrderContext, caution: str | None, severe_below: float | None = None) -> dict:
     """Section 3, severe or symptomatic: magnesium sulfate 2 g IV over 1 hour (1 g under the
     renal caution)."""
+    if severe_below is None:
+        severe_below = ctx.thresholds.severe_below
     if caution:
         text, dose = "Magnesium sulfate 1 g IV over 1 hour: dose halved for renal impairment", 1000
     else:
+        # The severe threshold as configured (section 10: no default left behind in prose).
         text, dose = ("Magnesium sulfate 2 g IV over 1 hour (up to 4 g over 4 hours if Mg stays "
-                      "below 1.0 mEq/L or symptoms persist)"), 2000
+                      f"below {number(severe_below)} mEq/L or symptoms persist)"), 2000
     text += "; then oral replacement; cardiac monitoring if arrhythmia"
     return _medication_request(
         ctx, codes.MAGNESIUM_SULFATE_IV, text, dose, codes.INTRAVENOUS_ROUTE,
@@ -119,29 +213,24 @@ def intravenous_magnesium(ctx: OrderContext, caution: str | None) -> dict:
 
 
 def famotidine_instead(ctx: OrderContext, egfr: LabResult | None) -> dict:
-    """Section 6: an H2 blocker in place of a PPI (PPIs waste magnesium), dosed to renal
-    function as its labelling asks (famotidine is cleared by the kidney)."""
+    """Section 6: an H2 blocker in place of an oral PPI (PPIs waste magnesium), dosed to renal
+    function as its labelling asks (famotidine is cleared by the kidney). Every dose is a whole
+    20 mg tablet, the coded product: below 30 mL/min the label's 20 mg every other day."""
+    per_days = 1
     if egfr is not None and egfr.normalised is not None and egfr.comparator not in (">", ">="):
-        if egfr.normalised < 30:
-            dose, per_day, why = 10, 1, f"reduced for eGFR {egfr.shown}"
-        elif egfr.normalised < 60:
-            dose, per_day, why = 20, 1, f"reduced for eGFR {egfr.shown}"
+        if egfr.normalised < FAMOTIDINE_REDUCED_DOSE_EGFR:
+            per_day, per_days, why = 1, 2, f"reduced for eGFR {egfr.shown}"
+        elif egfr.normalised < FAMOTIDINE_FULL_DOSE_EGFR:
+            per_day, why = 1, f"reduced for eGFR {egfr.shown}"
         else:
-            dose, per_day, why = 20, 2, None
+            per_day, why = 2, None
     else:
-        dose, per_day, why = 20, 1, "no eGFR on record: check renal function before increasing"
-    frequency = "twice daily" if per_day == 2 else "once daily"
-    text = f"Famotidine {dose} mg by mouth {frequency} in place of the proton pump inhibitor"
+        per_day, why = 1, "no eGFR on record: check renal function before increasing"
+    frequency = {(2, 1): "twice daily", (1, 1): "once daily", (1, 2): "every other day"}[(per_day, per_days)]
+    text = f"Famotidine 20 mg by mouth {frequency} in place of the proton pump inhibitor"
     if why:
         text += f" ({why})"
     return _medication_request(
-        ctx, "famotidine oral tablet", text, dose, codes.ORAL_ROUTE,
-        {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}, None,
+        ctx, codes.FAMOTIDINE_20_TABLET, text, 20, codes.ORAL_ROUTE,
+        {"repeat": {"frequency": per_day, "period": per_days, "periodUnit": "d"}}, None,
         reason=[{"text": "Acid suppression without PPI-related magnesium loss (patient on tacrolimus)"}])
-
-
-def renal_caution_text(egfr: LabResult | None) -> str | None:
-    if egfr is None:
-        return None
-    return (f"renal impairment (eGFR {egfr.shown} on {egfr.day}): "
-            "halve the dose and check magnesium more often (risk of hypermagnesemia)")

@@ -18,8 +18,20 @@ class Thresholds:
     severe_below: float = 1.0
     low_at_or_below: float = 1.4
     target_above: float = 1.5
+    # Section 3: high magnesium while a supplement is active (mg-high card), in mEq/L.
+    high_above: float = 2.5
     # Section 3: renal impairment caution on every supplementation suggestion.
     egfr_caution_below: float = 30.0
+    # Section 3: eGFR / creatinine older than this is not used for the renal caution.
+    renal_function_recent_days: int = 90
+    # Section 3: a body weight this recent gives children's doses in mg.
+    body_weight_recent_days: int = 30
+    # Section 3: a dialysis Procedure this recent means the patient is on dialysis.
+    dialysis_recent_days: int = 30
+    # Section 1: tacrolimus stopped this recently keeps the patient in scope.
+    recently_stopped_days: int = 14
+    # Section 2: results dated later than now + this are clock skew or typing errors.
+    future_tolerance_minutes: int = 60
     # Section 4: monitoring intervals, in days.
     routine_interval_days: int = 42
     early_interval_days: int = 7
@@ -31,7 +43,8 @@ class Thresholds:
     order_recent_mg_days: int = 30
     # Section 7: contributing factors.
     tacrolimus_high_above: float = 15.0  # ng/mL, whole blood
-    tacrolimus_level_recent_days: int = 30
+    tacrolimus_level_recent_days: int = 30  # first year after transplant or tacrolimus start
+    tacrolimus_level_recent_days_late: int = 90  # after the first year
     egfr_rise_fraction: float = 0.20
     egfr_rise_window_days: int = 90
     # Section 7: persistent hypomagnesemia despite supplementation.
@@ -100,3 +113,8 @@ THRESHOLD_UNITS: Mapping[str, str] = {
     "future_tolerance_minutes": "minutes",
     "tacrolimus_level_recent_days_late": "days",
 }
+
+# Famotidine's own labelling (not the guideline): renal dose steps by creatinine clearance,
+# mL/min, applied to the famotidine offered in place of a PPI (section 6).
+FAMOTIDINE_FULL_DOSE_EGFR = 60.0
+FAMOTIDINE_REDUCED_DOSE_EGFR = 30.0

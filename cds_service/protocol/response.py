@@ -47,6 +47,13 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+    type: str = "absolute"  # absolute | smart
+
+
+@dataclass(frozen=True)
 class Action:
     type: str  # create | update | delete
     description: str
@@ -71,6 +78,7 @@ class Card:
     suggestions: tuple[Suggestion, ...] = ()
     selectionBehavior: str | None = None
     overrideReasons: tuple[Coding, ...] = ()
+    links: tuple[Link, ...] = ()
     uuid: str = field(default_factory=new_uuid)
 
     @property

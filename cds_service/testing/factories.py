@@ -24,8 +24,14 @@ def days_ago(days: float, now: datetime = NOW) -> str:
     return (now - timedelta(days=days)).isoformat()
 
 
-def patient(patient_id: str = PATIENT_ID) -> dict:
-    return {"resourceType": "Patient", "id": patient_id, "gender": "female", "birthDate": "1970-01-01"}
+def patient(patient_id: str = PATIENT_ID, *, birth_date: str | None = "1970-01-01",
+            gender: str | None = "female") -> dict:
+    resource = {"resourceType": "Patient", "id": patient_id}
+    if gender:
+        resource["gender"] = gender
+    if birth_date:
+        resource["birthDate"] = birth_date
+    return resource
 
 
 def magnesium(value: float | None, unit: str = "mEq/L", *, days: float = 1, code: str | None = "19123-9",
@@ -127,6 +133,55 @@ def transplant(days: float, *, snomed: str = "70536003", text: str | None = None
             "subject": {"reference": f"Patient/{PATIENT_ID}"}, "performedDateTime": days_ago(days)}
 
 
+def statement(text: str | None = None, *, status: str = "active", days: float = 400,
+              **kwargs: Any) -> dict:
+    """A MedicationStatement (home medication), as EHRs record what the patient takes."""
+    resource = medication(text, resource_type="MedicationStatement", status=status, days=days, **kwargs)
+    resource.pop("intent")
+    resource["effectivePeriod"] = {"start": resource.pop("authoredOn")}
+    resource["dateAsserted"] = resource["effectivePeriod"]["start"]
+    return resource
+
+
+def administration(text: str = "magnesium sulfate 2 g in 50 mL IV", *, days: float = 0.5,
+                   status: str = "completed", dose_g: float | None = 2, route: str = "Intravenous",
+                   rxnorm: str | None = None) -> dict:
+    """A MedicationAdministration (what the nurse charted as given)."""
+    concept: dict = {"text": text}
+    if rxnorm:
+        concept["coding"] = [{"system": RXNORM, "code": rxnorm}]
+    resource: dict = {"resourceType": "MedicationAdministration", "id": _id("adm"), "status": status,
+                      "medicationCodeableConcept": concept,
+                      "subject": {"reference": f"Patient/{PATIENT_ID}"},
+                      "effectiveDateTime": days_ago(days)}
+    dosage: dict = {"route": {"text": route}}
+    if dose_g is not None:
+        dosage["dose"] = {"value": dose_g, "unit": "g", "system": UCUM, "code": "g"}
+    resource["dosage"] = dosage
+    return resource
+
+
+def weight(kg: float, *, days: float = 3) -> dict:
+    """A body weight Observation (LOINC 29463-7), in kg."""
+    obs = lab("29463-7", kg, "kg", days=days)
+    obs["category"] = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                    "code": "vital-signs"}]}]
+    return obs
+
+
+def dialysis(days: float = 3, *, snomed: str | None = "302497006", text: str | None = None,
+             status: str = "completed") -> dict:
+    """A dialysis Procedure (haemodialysis session)."""
+    return transplant(days, snomed=snomed, text=text, status=status)
+
+
+def esrd(*, snomed: str | None = "46177005", text: str | None = None, days: float = 300) -> dict:
+    """An end-stage renal disease Condition on the problem list."""
+    resource = condition(text, snomed=snomed, days=days)
+    resource["onsetDateTime"] = days_ago(days)
+    return resource
+
+
 def encounter(class_code: str = "IMP", status: str = "in-progress", id: str = "enc-1") -> dict:
     return {"resourceType": "Encounter", "id": id, "status": status,
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class_code},
@@ -138,14 +193,17 @@ def bundle(*resources: dict) -> dict:
             "entry": [{"fullUrl": f"urn:uuid:{r.get('id', 'x')}", "resource": r} for r in resources]}
 
 
-PREFETCH_KEYS = ("patient", "medications", "magnesium", "labs", "tacrolimusLevels", "conditions",
-                 "procedures", "encounter")
-TACROLIMUS_LEVEL_CODES = {"11253-2", "74096-9", "74097-7"}
+PREFETCH_KEYS = ("patient", "medications", "medicationStatements", "medicationAdministrations",
+                 "magnesium", "labs", "tacrolimusLevels", "bodyWeight", "conditions", "procedures",
+                 "encounter")
+TACROLIMUS_LEVEL_CODES = {"11253-2", "74096-9", "74097-7", "77348-1"}
+BODY_WEIGHT_CODES = {"29463-7"}
 
 
 MAGNESIUM_CODES = {"19123-9", "2601-3", "73573-8"}
 SEARCH_KEY_BY_TYPE = {"MedicationRequest": "medications", "Condition": "conditions",
-                      "Procedure": "procedures"}
+                      "Procedure": "procedures", "MedicationStatement": "medicationStatements",
+                      "MedicationAdministration": "medicationAdministrations"}
 
 
 def prefetch_key(resource: dict) -> str | None:
@@ -157,6 +215,8 @@ def prefetch_key(resource: dict) -> str | None:
     codes = {c.get("code") for c in resource.get("code", {}).get("coding", [])}
     if codes & MAGNESIUM_CODES or not codes:
         return "magnesium"
+    if codes & BODY_WEIGHT_CODES:
+        return "bodyWeight"
     return "tacrolimusLevels" if codes & TACROLIMUS_LEVEL_CODES else "labs"
 
 
@@ -171,7 +231,8 @@ def prefetch_for(resources: list[dict], patient_id: str = PATIENT_ID) -> dict:
         elif r["resourceType"] == "Encounter":
             encounter_resource = r
     prefetch: dict = {k: bundle(*v) for k, v in by_key.items() if k not in ("patient", "encounter")}
-    prefetch["patient"] = patient(patient_id)
+    given = [r for r in resources if r["resourceType"] == "Patient"]
+    prefetch["patient"] = given[0] if given else patient(patient_id)
     if encounter_resource is not None:
         prefetch["encounter"] = encounter_resource
     return prefetch

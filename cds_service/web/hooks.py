@@ -80,7 +80,8 @@ def endpoint_url() -> str:
 
 @bp.get("/cds-services")
 def discovery() -> Response:
-    return json_response({"services": [service.discovery() for service in SERVICES]})
+    local = current_app.extensions["cds"].local_codes
+    return json_response({"services": [service.discovery(local) for service in SERVICES]})
 
 
 @bp.post("/cds-services/<service_id>")
