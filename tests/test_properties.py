@@ -88,7 +88,10 @@ def worst_card(resources: list[dict]) -> int:
     facts = build_facts(resources, patient_id=f.PATIENT_ID, encounter_id=None)
     assessment = assess(facts, f.NOW, T)
     ctx = CardContext(OrderContext(f.PATIENT_ID, None, f.NOW), T, "https://cds.example.org/docs/rules")
-    return min((INDICATOR_ORDER[c.indicator] for c in build_cards(assessment, ctx)), default=NO_CARD)
+    # The high-magnesium card (section 3, revision 2) is about the other direction: lowering a
+    # result may rightly remove it, so the monotonicity is about the low side only.
+    return min((INDICATOR_ORDER[c.indicator] for c in build_cards(assessment, ctx)
+                if c.source.topic.code != "mg-high"), default=NO_CARD)
 
 
 def worst_severity(resources: list[dict]) -> int:
