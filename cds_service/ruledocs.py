@@ -20,6 +20,7 @@ from pathlib import Path
 from .config import threshold_variable
 from .guideline import codes
 from .guideline.cards import GUIDELINE_LABEL, RULES, RuleDoc
+from .guideline.facts import number
 from .guideline.thresholds import DEFAULT_THRESHOLDS, THRESHOLD_UNITS, Thresholds
 
 DOCUMENT = Path("docs") / "clinical-rules.md"
@@ -110,6 +111,7 @@ RULE_REFERENCES: dict[str, tuple[str, ...]] = {
     "mg-order-wasting": ("fda-ppi", "statpearls", "cds-hooks"),
     "mg-order-interaction": ("prograf", "cds-hooks"),
     "mg-femg": ("statpearls", "seed"),
+    "mg-high": ("statpearls", "seed"),
 }
 
 
@@ -122,20 +124,36 @@ def thresholds_used(doc: RuleDoc) -> list[str]:
 def _with_units(text: str) -> str:
     """The template with each threshold's unit after it, unless the text already says it."""
     def add(match: re.Match) -> str:
-        name, spec, after = match.group(1), match.group(2) or "", match.group(3)
+        name, spec = match.group(1), match.group(2) or ""
         unit = THRESHOLD_UNITS.get(name, "")
-        if not unit or spec.endswith("%") or after.lstrip().startswith(unit) \
+        # The whole unit may follow (a unit with spaces, "mL/min/1.73 m²", included).
+        if not unit or spec.endswith("%") or match.string[match.end():].lstrip().startswith(unit) \
                 or (unit == "fraction of the earlier eGFR"):
             return match.group(0)
-        return f"{{{name}{spec}}}{'' if unit == '%' else ' '}{unit}{after}"
+        return f"{{{name}{spec}}}{'' if unit == '%' else ' '}{unit}"
 
-    return re.sub(r"\{(\w+)(:[^}]*)?\}(\s*[^\s{]*)", add, text)
+    return re.sub(r"\{(\w+)(:[^}]*)?\}", add, text)
 
 
 def rule_text(doc: RuleDoc, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> str:
     """The rule in words with the values of `thresholds`, each with its unit."""
     values = {f.name: getattr(thresholds, f.name) for f in fields(thresholds)}
-    return _with_units(doc.text).format(**values)
+    return _PLAIN_NUMBERS.format(_with_units(doc.text), **values)
+
+
+class _PlainNumbers(string.Formatter):
+    """Floats without a format spec as a clinician writes them (30, not 30.0)."""
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        return str(_plain(value)) if not format_spec else super().format_field(value, format_spec)
+
+
+_PLAIN_NUMBERS = _PlainNumbers()
+
+
+def _plain(value: object) -> object:
+    """A float as a clinician writes it (30, not 30.0; 1.0 stays 1.0); other values unchanged."""
+    return number(value) if isinstance(value, float) else value
 
 
 def value_text(name: str, value: object) -> str:
@@ -143,7 +161,7 @@ def value_text(name: str, value: object) -> str:
     unit = THRESHOLD_UNITS.get(name, "")
     if unit == "fraction of the earlier eGFR" and isinstance(value, (int, float)):
         return f"{value} ({value:.0%} of the earlier eGFR)"
-    return f"{value} {unit}".strip()
+    return f"{_plain(value)} {unit}".strip()
 
 
 @dataclass(frozen=True)
@@ -217,11 +235,11 @@ def markdown() -> str:
         lines.append(f"| `{row.variable}` | {_cell(row.default)} | {row.section} | {_cell(row.meaning)} "
                      f"| {', '.join(f'`{t}`' for t in row.topics) or '-'} |")
     lines += ["", "## Sections", ""]
-    for number, title in SECTIONS.items():
-        lines += [f"### {number}. {title}", ""]
-        if number in SECTION_NOTES:
-            lines += [SECTION_NOTES[number], ""]
-        for doc in sorted((d for d in RULES.values() if d.section == number), key=lambda d: d.topic):
+    for section, title in SECTIONS.items():
+        lines += [f"### {section}. {title}", ""]
+        if section in SECTION_NOTES:
+            lines += [SECTION_NOTES[section], ""]
+        for doc in sorted((d for d in RULES.values() if d.section == section), key=lambda d: d.topic):
             lines += [f"#### {doc.title}", "", f"Card topic `{doc.topic}`.", "", rule_text(doc), ""]
             used = thresholds_used(doc)
             if used:

@@ -199,7 +199,11 @@ def test_overridden_thresholds_reach_every_rule_page(monkeypatch):
     for topic in RULES:
         page = client.get(f"/docs/rules/{topic}")
         assert page.status_code == 200
-        text = re.sub(r"<[^>]+>", " ", page.get_data(as_text=True))
+        html = page.get_data(as_text=True)
+        # The defaults column and the cited sources (the seed says "every 4-6 weeks") may name
+        # defaults; the rule's text and the values in force may not.
+        html = re.sub(r'<td class="default">.*?</td>|<ul class="references">.*?</ul>', " ", html)
+        text = re.sub(r"<[^>]+>", " ", html)
         problems += [f"{topic}: {hit}" for hit in leftover_defaults(text)]
     assert not problems, "\n".join(problems)
 

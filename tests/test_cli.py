@@ -162,7 +162,7 @@ def test_offline_evaluate_prints_no_server_security_warnings(capsys):
     """Authentication and the FHIR server list protect a server; a file on the command line
     has neither, so their production warnings would only alarm."""
     code, out, err = run(capsys, "evaluate", str(SEVERE_REQUEST), "--now", NOW)
-    assert code == 0 and out.startswith("[CRITICAL] Severe hypomagnesemia")
+    assert code == 0 and out.startswith("[CRITICAL] Severe low magnesium: Mg 0.9 mEq/L")
     assert err == ""
 
 

@@ -41,7 +41,7 @@ def _values_table(names: list[str] | None = None) -> str:
         rows.sort(key=lambda r: names.index(r.name))
     cells = "".join(
         f"<tr><td><code>{escape(r.variable)}</code></td><td>{escape(r.value)}</td>"
-        f"<td>{escape(r.default)}</td><td>{escape(r.section)}</td><td>{escape(r.meaning)}</td>"
+        f"<td class=\"default\">{escape(r.default)}</td><td>{escape(r.section)}</td><td>{escape(r.meaning)}</td>"
         + (f"<td>{_topic_links(r.topics)}</td>" if names is None else "") + "</tr>"
         for r in rows)
     head = ("<tr><th>variable</th><th>in force</th><th>default</th><th>section</th><th>meaning</th>"
@@ -90,6 +90,6 @@ def rule(topic: str) -> Response:
             f"{escape(doc.section)} ({escape(SECTIONS.get(doc.section, ''))})</p>"
             f"<p>{escape(rule_text(doc, _thresholds()))}</p>"
             + (f"<h2>Values in force</h2>{_values_table(used)}" if used else "")
-            + f"<h2>References</h2><ul>{references}</ul>"
+            + f"<h2>References</h2><ul class=\"references\">{references}</ul>"
             f'<p><a href="{url_for("docs.index")}">All rules and values</a></p>')
     return _page(f"{doc.title} — {GUIDELINE_LABEL}", body)
