@@ -6,13 +6,14 @@ The executor is created on first use, in the worker process, never before gunico
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from . import logs
 from .config import Settings
-from .fhir.client import FhirClient
+from .fhir.client import FetchError, FhirClient
 from .protocol.request import HookRequest
-from .security.issuers import parse_trusted_issuers, url_allowed
+from .security.issuers import parse_trusted_issuers
+from .security.urlpolicy import UrlPolicy, UrlRefused
 from .security.jwt_auth import Client, JwksCache, ReplayStore, TokenVerifier
 
 
@@ -23,6 +24,9 @@ class Runtime:
         self._lock = threading.Lock()
         self.issuers = parse_trusted_issuers(settings.trusted_issuers)
         self.fhir_allowed = tuple(u.strip() for u in settings.fhir_allowed_servers.split(",") if u.strip())
+        self.fhir_policy = UrlPolicy(self.fhir_allowed)
+        self._issuer_policies = {iss: UrlPolicy(i.fhir_servers) for iss, i in self.issuers.items()
+                                 if i.fhir_servers}
         self.verifier: TokenVerifier | None = None
         if settings.auth_required:
             self._check_secure_configuration()
@@ -43,12 +47,12 @@ class Runtime:
                              "in CDS_FHIR_ALLOWED_SERVERS (or fhir_servers for every issuer)")
 
     @property
-    def executor(self) -> ThreadPoolExecutor:
+    def executor(self) -> "SheddingExecutor":
         if self._executor is None:
             with self._lock:
                 if self._executor is None:
-                    self._executor = ThreadPoolExecutor(
-                        max_workers=self.settings.fhir_max_workers, thread_name_prefix="fhir")
+                    self._executor = SheddingExecutor(self.settings.fhir_max_workers,
+                                                      self.settings.fhir_max_per_server)
         return self._executor
 
     def fhir_client(self, request: HookRequest, caller: Client | None = None) -> FhirClient | None:
@@ -56,11 +60,61 @@ class Runtime:
         (an issuer's own list, when it has one, replaces the global list)."""
         if not request.fhir_server:
             return None
-        allowed = caller.issuer.fhir_servers if caller and caller.issuer.fhir_servers else self.fhir_allowed
-        if not url_allowed(request.fhir_server, allowed):
-            logs.event("fhir_server_refused", hook_instance=request.hook_instance)
+        policy = self._issuer_policies.get(caller.iss) if caller else None
+        try:
+            target = (policy or self.fhir_policy).check(request.fhir_server)
+        except UrlRefused as refusal:
+            logs.event("fhir_server_refused", hook_instance=request.hook_instance, reason=str(refusal))
             return None
         s = self.settings
-        return FhirClient(request.fhir_server, request.access_token,
+        return FhirClient(target, request.access_token,
                           connect_timeout=s.fhir_connect_timeout, read_timeout=s.fhir_read_timeout,
-                          max_pages=s.fhir_max_pages)
+                          max_pages=s.fhir_max_pages, max_response_bytes=s.fhir_max_response_bytes,
+                          max_entries=s.fhir_max_entries)
+
+
+class SheddingExecutor(Executor):
+    """A fetch pool that never queues: when every fetch thread is busy, or one FHIR server
+    already has `per_server` fetches in flight, a submitted fetch fails at once (``busy``) and
+    the hook answers from prefetch alone, naming what it could not read, instead of waiting
+    behind a slow server until its deadline. (With fetches cut at their deadline, a slow server
+    holds at most `per_server` threads for at most one deadline.)"""
+
+    def __init__(self, max_workers: int, per_server: int | None = None):
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fhir")
+        self._capacity = max_workers
+        self._per_server = per_server or max_workers
+        self._running = 0
+        self._by_server: dict[object, int] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[no-untyped-def, override]
+        server = getattr(getattr(fn, "__self__", None), "origin", None)  # a FhirClient's server
+        with self._lock:
+            full = self._running >= self._capacity
+            busy = server is not None and self._by_server.get(server, 0) >= self._per_server
+            if not (full or busy):
+                self._running += 1
+                if server is not None:
+                    self._by_server[server] = self._by_server.get(server, 0) + 1
+        if full or busy:
+            logs.event("fhir_fetch_shed", reason="fetch pool full" if full else "FHIR server busy")
+            shed: Future = Future()
+            shed.set_exception(FetchError("fetch pool full; answered from prefetch alone", "busy"))
+            return shed
+        future = self._pool.submit(fn, *args, **kwargs)
+        future.add_done_callback(lambda _: self._finished(server))
+        return future
+
+    def _finished(self, server: object) -> None:
+        with self._lock:
+            self._running -= 1
+            if server is not None:
+                left = self._by_server.get(server, 1) - 1
+                if left > 0:
+                    self._by_server[server] = left
+                else:
+                    self._by_server.pop(server, None)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
