@@ -33,6 +33,11 @@ def gzip_bomb(size: int) -> bytes:
     return out.getvalue()
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 drops SYNs under 16 concurrent fetches: not the service's fault
+    daemon_threads = True
+
+
 class HostileServer:
     def __init__(self, mode: str = "normal", resources: list[dict] | None = None, *,
                  bomb_bytes: int = 512 * 1024 * 1024, entries: int = 100_000, body: dict | None = None,
@@ -62,7 +67,7 @@ class HostileServer:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server = _Server((host, 0), Handler)
         self.server.daemon_threads = True
         port = self.server.server_address[1]
         self.base_url = f"http://{host}:{port}/fhir"
@@ -104,12 +109,12 @@ class HostileServer:
     def _trickle(self, handler):
         handler.send_response(200)
         handler.send_header("Content-Type", "application/fhir+json")
-        handler.send_header("Content-Length", str(10 ** 9))
+        handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
         try:
-            handler.wfile.write(b"{")
+            handler.wfile.write(b"1\r\n{\r\n")
             while not self._stop.is_set():
-                handler.wfile.write(b" ")
+                handler.wfile.write(b"1\r\n \r\n")
                 handler.wfile.flush()
                 time.sleep(0.2)
         except OSError:

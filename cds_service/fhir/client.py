@@ -90,7 +90,7 @@ class FhirClient:
         try:
             return self._get_json(url, deadline)
         except FetchError as error:
-            logs.event("fhir_fetch_failed", failure=error.kind, status=error.status,
+            logs.event("fhir_fetch_failed", failure=error.kind, status=error.status, server=self._base.netloc,
                        resource_type=_resource_type(self._base, url))
             raise
 
