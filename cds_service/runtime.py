@@ -6,6 +6,7 @@ The executor is created on first use, in the worker process, never before gunico
 from __future__ import annotations
 
 import threading
+from functools import partial
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from . import logs
@@ -14,7 +15,7 @@ from .fhir.client import FetchError, FhirClient
 from .protocol.request import HookRequest
 from .security.issuers import parse_trusted_issuers
 from .security.urlpolicy import UrlPolicy, UrlRefused
-from .security.jwt_auth import Client, JwksCache, ReplayStore, TokenVerifier
+from .security.jwt_auth import Client, JwksCache, ReplayStore, TokenVerifier, fetch_jwks
 
 
 class Runtime:
@@ -30,7 +31,8 @@ class Runtime:
         self.verifier: TokenVerifier | None = None
         if settings.auth_required:
             self._check_secure_configuration()
-            self.verifier = TokenVerifier(self.issuers, JwksCache(), ReplayStore(settings.state_db),
+            jwks = JwksCache(partial(fetch_jwks, max_bytes=settings.fhir_max_response_bytes))
+            self.verifier = TokenVerifier(self.issuers, jwks, ReplayStore(settings.state_db),
                                           leeway=settings.jwt_leeway_seconds,
                                           max_lifetime=settings.jwt_max_lifetime_seconds)
 

@@ -7,7 +7,8 @@ otherwise attacks its caller:
 - "trickle": headers, then one byte of body every 0.2 s for as long as the caller reads;
 - "hang": reads the request and never answers;
 - "cookie": a normal answer that also sets a cookie;
-- "json": `body` (a dict) as JSON.
+- "json": `body` (a dict) as JSON;
+- "error": HTTP 500.
 It records the Authorization and Cookie headers and the paths it was sent.
 """
 
@@ -119,6 +120,9 @@ class HostileServer:
                 time.sleep(0.2)
         except OSError:
             pass
+
+    def _error(self, handler):
+        self._send(handler, b'{"error": "down"}', status=500)
 
     def _hang(self, handler):
         self._stop.wait(60)

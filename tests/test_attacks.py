@@ -28,11 +28,11 @@ PV = SERVICES["patient-view"]
 
 
 @contextmanager
-def gunicorn(**env_overrides: str):
-    """The Procfile's web: command on a free loopback port; yields (base URL, master pid, log)."""
+def gunicorn(port: int | None = None, **env_overrides: str):
+    """The Procfile's web: command on a (free) loopback port; yields (base URL, master pid, log)."""
     command = next(line.split(":", 1)[1].strip() for line in (ROOT / "Procfile").read_text().splitlines()
                    if line.startswith("web:"))
-    port = free_port()
+    port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="cds-attack-")
     env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2",
            "CDS_STATE_DB": str(Path(workdir) / "state.sqlite3"),
@@ -185,3 +185,52 @@ def test_finding_7_metadata_address_in_hex_is_refused_by_the_real_server():
             assert hook(base, body).status_code == 412
         refused = [e for e in events(log_path) if e.get("event") == "fhir_server_refused"]
     assert len(refused) == 4
+
+
+# --- finding 4: JWKS fetching -------------------------------------------------------------------
+
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+ISS = "https://ehr.hospital.example"
+
+
+def signed(base: str, kid: str) -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": ISS, "aud": f"{base}/cds-services/{PV}", "exp": now + 300, "iat": now,
+                       "jti": str(uuid.uuid4())}, EC_KEY, algorithm="ES256", headers={"kid": kid})
+
+
+@contextmanager
+def secured(jwks_url: str):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"CDS_AUTH_REQUIRED": "true", "CDS_PUBLIC_BASE_URL": base,
+           "CDS_FHIR_ALLOWED_SERVERS": "https://ehr.hospital.example/fhir",
+           "CDS_TRUSTED_ISSUERS": json.dumps({ISS: {"jwks_url": jwks_url}})}
+    with gunicorn(port, **env) as started:
+        yield started
+
+
+def test_finding_4_a_failing_jwks_is_not_fetched_for_every_token():
+    with HostileServer("error") as keys:
+        with secured(keys.base_url + "/jwks.json") as (base, _, log_path):
+            body = f.hook_request(record())
+            with ThreadPoolExecutor(10) as pool:
+                statuses = list(pool.map(
+                    lambda n: hook(base, body, headers={"Authorization": f"Bearer {signed(base, f'kid-{n}')}"}).status_code,
+                    range(50)))
+            checks = {e.get("check") for e in events(log_path) if e.get("event") == "auth_failed"}
+    assert statuses == [401] * 50
+    assert len(keys.paths) <= 4, len(keys.paths)  # before: one fetch per token (50)
+    assert checks == {"jwks unavailable"}
+
+
+def test_finding_2_a_50_mb_jwks_is_refused():
+    big = {"keys": [{"kid": f"pad-{n}", "kty": "EC", "crv": "P-256", "x": "A" * 1000, "y": "B" * 1000}
+                    for n in range(25000)]}
+    with HostileServer("json", body=big) as keys:
+        with secured(keys.base_url + "/jwks.json") as (base, master, log_path):
+            response = hook(base, f.hook_request(record()),
+                            headers={"Authorization": f"Bearer {signed(base, 'pad-1')}"})
+            failed = [e for e in events(log_path) if e.get("event") == "jwks_fetch_failed"]
+    assert response.status_code == 401
+    assert failed and failed[0]["check"] == "jwks unavailable (too large)"

@@ -370,3 +370,83 @@ def test_hostile_jwks_document_is_a_401_not_a_crash(secure_app):
     with responses.RequestsMock() as mock:
         mock.add(responses.GET, JWKS_URL, body="[" * 100000 + "]" * 100000, content_type="application/json")
         assert call(secure_app, token()).status_code == 401
+
+
+# --- JWKS under attack (issue 11, finding 4) ----------------------------------------------------
+
+
+def test_unknown_kid_flood_causes_one_fetch_not_one_each():
+    fetched = []
+    cache = JwksCache(lambda url: fetched.append(url) or JWKS)
+    for _ in range(50):
+        with pytest.raises(AuthFailure, match="unknown kid"):
+            cache.key(JWKS_URL, str(uuid.uuid4()))
+    assert len(fetched) == 1
+
+
+def test_failing_jwks_is_remembered_and_retried_with_back_off():
+    clock, fetched = [0.0], []
+
+    def failing(url):
+        fetched.append(url)
+        raise AuthFailure("jwks unavailable (http)")
+
+    cache = JwksCache(failing, clock=lambda: clock[0], backoff=5, max_backoff=60)
+    for _ in range(50):
+        with pytest.raises(AuthFailure, match="jwks unavailable"):
+            cache.key(JWKS_URL, "ec-1")
+    assert len(fetched) == 1
+    clock[0] = 6  # past the first back-off (5 s): one retry, then 10 s
+    with pytest.raises(AuthFailure):
+        cache.key(JWKS_URL, "ec-1")
+    clock[0] = 12
+    with pytest.raises(AuthFailure):
+        cache.key(JWKS_URL, "ec-1")
+    assert len(fetched) == 2
+
+
+def test_last_good_keys_are_served_while_a_refresh_fails():
+    clock, documents = [0.0], [JWKS]
+
+    def fetch(url):
+        if not documents:
+            raise AuthFailure("jwks unavailable (timeout)")
+        return documents.pop()
+
+    cache = JwksCache(fetch, ttl=3600, clock=lambda: clock[0])
+    assert cache.key(JWKS_URL, "ec-1")["kid"] == "ec-1"
+    clock[0] = 4000  # expired, and the JWKS server is down
+    assert cache.key(JWKS_URL, "ec-1")["kid"] == "ec-1"
+
+
+def test_a_slow_jwks_server_stalls_only_its_own_url():
+    import threading
+
+    release = threading.Event()
+
+    def fetch(url):
+        if url == "https://slow.example/jwks":
+            release.wait(30)
+            raise AuthFailure("jwks unavailable (timeout)")
+        return JWKS
+
+    cache = JwksCache(fetch, wait=30)
+    slow = threading.Thread(target=lambda: pytest.raises(AuthFailure, cache.key, "https://slow.example/jwks", "k"))
+    slow.start()
+    try:
+        answered = []
+        other = threading.Thread(target=lambda: answered.append(cache.key(JWKS_URL, "ec-1")))
+        other.start()
+        other.join(timeout=20)  # a hang detector, not a timing assertion
+        assert answered and answered[0]["kid"] == "ec-1"
+        assert slow.is_alive()  # the slow fetch was still holding its own lock meanwhile
+    finally:
+        release.set()
+        slow.join()
+
+
+def test_jwks_larger_than_the_cap_is_refused(secure_app):
+    big = {"keys": JWKS["keys"] + [{"kid": f"pad-{n}", "kty": "EC", "x": "A" * 1000} for n in range(6000)]}
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, JWKS_URL, json=big)
+        assert call(secure_app, token()).status_code == 401
