@@ -51,7 +51,12 @@ class HostileServer:
         self.paths: list[str] = []
         self.body = body
         self._bomb = gzip_bomb(bomb_bytes) if mode == "gzip-bomb" else b""
-        self._entries = entries
+        self._page = b""
+        if mode == "huge-page":
+            entry = {"resource": {"resourceType": "Observation", "id": "x", "status": "final",
+                                  "code": {"text": "noise"}}, "search": {"mode": "match"}}
+            self._page = json.dumps({"resourceType": "Bundle", "type": "searchset",
+                                     "entry": [entry] * entries}).encode()
         self._stop = threading.Event()
         server = self
 
@@ -101,11 +106,18 @@ class HostileServer:
         self._send(handler, self._bomb, {"Content-Encoding": "gzip"})
 
     def _huge_page(self, handler):
-        entry = {"resource": {"resourceType": "Observation", "id": "x", "status": "final",
-                              "code": {"text": "noise"}}, "search": {"mode": "match"}}
-        data = json.dumps({"resourceType": "Bundle", "type": "searchset",
-                           "entry": [entry] * self._entries}).encode()
-        self._send(handler, data)
+        # No Content-Length (chunked): only a running count can stop the reader.
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/fhir+json")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        try:
+            for start in range(0, len(self._page), 1 << 16):
+                piece = self._page[start:start + (1 << 16)]
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            handler.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
 
     def _trickle(self, handler):
         handler.send_response(200)
