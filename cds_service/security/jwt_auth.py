@@ -145,12 +145,30 @@ class JwksCache:
         return entry.keys[kid]
 
 
+def _retry_while_locked(action: Callable[[], None], attempts: int = 50) -> None:
+    """Run `action`, retrying while SQLite reports a lock: workers creating a fresh database at
+    once race on the WAL switch and the CREATE TABLE, and SQLite answers some of those conflicts
+    at once, without its busy timeout (issue 11, finding 9). Creation is idempotent."""
+    for attempt in range(attempts):
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.5, 0.01 * 2 ** min(attempt, 6)))
+
+
 class ReplayStore:
     """`jti` values seen within their token's lifetime, in SQLite so every worker process shares them."""
 
     def __init__(self, path: str):
         self._path = path
         self._local = threading.local()
+        _retry_while_locked(self._create)
+
+    def _create(self) -> None:
+        self._local.db = None  # a connection that met a lock is not reused
         with self._connection() as db:
             db.execute("CREATE TABLE IF NOT EXISTS seen_jti (iss TEXT NOT NULL, jti TEXT NOT NULL, "
                        "exp REAL NOT NULL, PRIMARY KEY (iss, jti))")
