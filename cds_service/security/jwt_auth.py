@@ -222,9 +222,10 @@ class TokenVerifier:
 
     def verify(self, authorization: str | None, audience: str) -> Client:
         """The calling client, or AuthFailure naming the failed check."""
-        if not authorization or not authorization.startswith("Bearer "):
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():  # RFC 6750: the scheme is case-insensitive
             raise AuthFailure("no bearer token")
-        token = authorization[len("Bearer "):].strip()
+        token = token.strip()
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -267,6 +268,10 @@ class TokenVerifier:
             raise AuthFailure(f"missing claim {error.claim}") from None
         except jwt.PyJWTError as error:
             raise AuthFailure(f"invalid token ({type(error).__name__})") from None
+        for claim in ("iat", "exp", "nbf"):
+            value = claims.get(claim)
+            if claim in claims and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise AuthFailure(f"{claim} is not a number")  # PyJWT accepts "123"; RFC 7519 does not
         now = self._clock()
         if claims["iat"] > now + self._leeway:
             raise AuthFailure("issued in the future")
