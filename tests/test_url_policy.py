@@ -97,6 +97,7 @@ def test_allowed_list_entries_are_checked_at_start_up():
 
 ALLOWED_BASE = "http://a.example:8080/ok/fhir"
 hosts = st.one_of(
+    st.just("a.example"), st.just("a.example"), st.just("a.example"),
     st.sampled_from(["a.example", "A.EXAMPLE", "a.example.", "b.example", "a.example.evil",
                      "evil.a.example", "127.0.0.1", "[::1]", "localhost"]),
     st.integers(0, 2 ** 32 - 1).map(lambda n: str(ipaddress.IPv4Address(n))),
@@ -114,15 +115,18 @@ def st_fmt(index: int, n: int) -> str:
     return [str(n), hex(n), "0" + oct(n)[2:]][index % 3]
 
 
-noise = st.sampled_from(["", "\\", "@", "%", "%2e", "%2f", "%5c", "..", ".", "/", "//", ":", "#",
-                         "?", "%40", "%00", "\t", " ", "é", "user:pw@", "\\@", "%25", ";"])
-paths = st.lists(st.sampled_from(["ok", "fhir", "..", ".", "%2e%2e", "Patient", "x%2Fy", "", "a b"]),
-                 max_size=5).map(lambda parts: "/" + "/".join(parts))
-
-
+_odd = st.sampled_from(["\\", "@", "%", "%2e", "%2f", "%5c", "..", ".", "/", "//", ":", "#", "?", "%40",
+                        "%00", "\t", " ", "é", "user:pw@", "\\@", "%25", ";"])
+noise = st.one_of(st.just(""), st.just(""), st.just(""), _odd)  # mostly clean, often not
+paths = st.lists(st.one_of(st.sampled_from(["ok", "fhir", "Patient", "Observation", "p-1"]),
+                           st.sampled_from(["..", ".", "%2e%2e", "x%2Fy", "", "a b", "%41"])),
+                 max_size=5).map(lambda parts: "/".join(parts))
+paths = st.tuples(st.one_of(st.just("/ok/fhir/"), st.just("/ok/fhir/"), st.sampled_from(["/ok/", "/", "/ok/fhir-x/"])),
+                  paths).map("".join)
 @settings(max_examples=400, deadline=None)
-@given(scheme=st.sampled_from(["http", "https", "HTTP", "ftp", "file", "gopher"]), pre=noise,
-       host=hosts, mid=noise, port=st.sampled_from(["", ":8080", ":80", ":0", ":65536", ":x"]),
+@given(scheme=st.one_of(st.sampled_from(["http", "https", "HTTP"]), st.sampled_from(["ftp", "file", "gopher"])),
+       pre=noise, host=hosts, mid=noise,
+       port=st.one_of(st.sampled_from([":8080", "", ":80"]), st.sampled_from([":0", ":65536", ":x", ":"])),
        path=paths, post=noise)
 def test_property_approved_urls_are_canonical_and_under_an_allowed_base(scheme, pre, host, mid, port,
                                                                         path, post):
@@ -147,6 +151,26 @@ def test_property_approved_urls_are_canonical_and_under_an_allowed_base(scheme, 
         else:
             assert (host_seen, parts.port or 80) == ("a.example", 8080)
             assert (parts.path + "/").startswith("/ok/fhir/")
+
+
+@settings(max_examples=300, deadline=None)
+@given(scheme=st.sampled_from(["http", "https"]), n=st.integers(0, 2 ** 32 - 1),
+       name=st.from_regex(r"[a-z]([a-z0-9-]{0,9}[a-z0-9])?(\.[a-z][a-z0-9]{0,10}){1,3}", fullmatch=True),
+       use_name=st.booleans(), port=st.integers(1, 65535),
+       segments=st.lists(st.from_regex(r"[A-Za-z0-9_-]{1,8}", fullmatch=True), max_size=4))
+def test_property_clean_urls_are_approved_unchanged_when_their_address_may_be_reached(
+        scheme, n, name, use_name, port, segments):
+    host = name if use_name else str(ipaddress.IPv4Address(n))
+    url = f"{scheme}://{host}:{port}/" + "/".join(segments)
+    reachable = use_name and not (name in ("metadata",) or name.endswith(".internal")) or (
+        not use_name and open_address_allowed(ipaddress.IPv4Address(n)))
+    assert UrlPolicy(["*"]).allows(url) == reachable
+    if reachable:
+        target = UrlPolicy(["*"]).check(url)
+        default = {"http": 80, "https": 443}[scheme]
+        assert target.url == (url if port != default else url.replace(f":{port}/", "/", 1))
+    # and a hospital that lists it reaches it whatever its address
+    assert UrlPolicy([f"{scheme}://{host}:{port}"]).check(url).listed
 
 
 @settings(max_examples=300, deadline=None)

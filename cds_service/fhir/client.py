@@ -1,8 +1,11 @@
-"""A small FHIR REST client for the prefetch fallback: reads and searches with bounded time.
+"""A small FHIR REST client for the prefetch fallback: reads and searches, bounded.
 
-Every request has connect/read timeouts cut to the hook's remaining deadline; searches follow
-``Bundle.link[next]`` up to a page bound and only on the same server; redirects are not followed
-(an access token must not travel to another host).
+Every URL goes through the URL policy (security/urlpolicy.py) and is fetched in its canonical
+form by security/outbound.py: connect/read timeouts cut to the hook's remaining deadline, a
+watchdog that ends the fetch at the deadline, a byte cap counted while decompressing, no cookies,
+no environment proxies. Searches follow ``Bundle.link[next]`` up to a page bound and only under
+the same base URL; a hook reads at most `max_entries` resources; redirects are not followed (an
+access token must not travel to another host).
 """
 
 from __future__ import annotations
