@@ -1,6 +1,7 @@
-"""Per-process state of the app: settings and the executor for concurrent FHIR fetches.
+"""Per-process state of the app: settings, the URL policies, and the fetch pool.
 
-The executor is created on first use, in the worker process, never before gunicorn forks.
+The fetch pool is created on first use, in the worker process, never before gunicorn forks; it
+sheds load (answers from prefetch alone) rather than queueing behind slow FHIR servers.
 """
 
 from __future__ import annotations
