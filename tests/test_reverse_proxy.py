@@ -162,3 +162,13 @@ def test_an_oversized_body_through_the_proxy_is_a_json_413():
             except subprocess.TimeoutExpired:
                 nginx.kill()
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_gunicorn_reads_its_config_and_bounds_request_headers():
+    """gunicorn.conf.py (read from the Procfile's working directory) limits what a client may send
+    before the app sees it; the time limits need the proxy above."""
+    with gunicorn() as (base, _, _log):
+        flooded = requests.get(f"{base}/healthz", headers={f"X-Pad-{n}": "v" for n in range(100)}, timeout=30)
+        normal = requests.get(f"{base}/healthz", timeout=30)
+    assert flooded.status_code in (400, 431)
+    assert normal.status_code == 200
