@@ -217,3 +217,19 @@ def test_finding_7_a_name_resolving_to_an_internal_address_is_refused_at_connect
             client.get_json(client.url_for("Patient/pat-1"), time.monotonic() + 5)
         assert refused.value.kind == "policy"
         assert len(upstream.paths) == 1
+
+
+@pytest.mark.parametrize("url", [
+    "http://a.example/ok/fhir/Observation?_getpages=ab%2Fcd%2B%3D%3D&_count=20",
+    "http://a.example/ok/fhir/Patient?name=J%C3%A9r%C3%B4me",
+    "http://a.example/ok/fhir/Observation?code=http%3A%2F%2Floinc.org%7C2601-3",
+    "http://a.example/ok/fhir/Observation?code=http://loinc.org|2601-3&patient=p-1",
+])
+def test_real_paging_and_search_queries_pass(url):
+    assert UrlPolicy([A]).check(url).url == url
+
+
+@pytest.mark.parametrize("url", ["http://a.example/ok/fhir/Patient?x=%00", "http://a.example/ok/fhir/Patient?x=%0d%0aSet-Cookie:a",
+                                 "http://a.example/ok/fhir/Patient?x=%zz"])
+def test_escaped_control_characters_are_refused_in_the_query_too(url):
+    assert not UrlPolicy([A]).allows(url)

@@ -107,8 +107,8 @@ def parse_url(raw: object) -> ParsedUrl:
         host = _host_name(host)
     else:
         host = str(ip)
-    _check_escapes(path)
-    _check_escapes(query)
+    _check_escapes(path, strict=True)
+    _check_escapes(query, strict=False)  # paging tokens carry %2F, %2B, %3D; values UTF-8
     segments = path.split("/")
     if any(_decoded(s) in (".", "..") for s in segments):
         raise UrlRefused("dot segment in path")
@@ -188,13 +188,18 @@ def _host_name(host: str) -> str:
     return name
 
 
-def _check_escapes(text: str) -> None:
+def _check_escapes(text: str, strict: bool) -> None:
+    """Malformed escapes and escaped control characters are refused everywhere; in the path
+    (which servers and proxies normalise differently) also escaped '/', '\\', '.' and non-ASCII."""
     for index in (i for i, c in enumerate(text) if c == "%"):
         code = text[index + 1:index + 3]
         if len(code) != 2 or not all(c in "0123456789abcdefABCDEF" for c in code):
             raise UrlRefused("malformed percent-escape")
-        if code.lower() in _ODD_ESCAPES or int(code, 16) >= 0x7f or int(code, 16) < 0x20:
-            raise UrlRefused("odd percent-escape")
+        value = int(code, 16)
+        if value < 0x20 or value == 0x7f:
+            raise UrlRefused("odd percent-escape (control character)")
+        if strict and (code.lower() in _ODD_ESCAPES or value > 0x7f):
+            raise UrlRefused("odd percent-escape in path")
 
 
 def _decoded(segment: str) -> str:
