@@ -7,6 +7,7 @@ sheds load (answers from prefetch alone) rather than queueing behind slow FHIR s
 from __future__ import annotations
 
 import threading
+from collections import deque
 from functools import partial
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
@@ -77,11 +78,16 @@ class Runtime:
 
 
 class SheddingExecutor(Executor):
-    """A fetch pool that never queues: when every fetch thread is busy, or one FHIR server
-    already has `per_server` fetches in flight, a submitted fetch fails at once (``busy``) and
-    the hook answers from prefetch alone, naming what it could not read, instead of waiting
-    behind a slow server until its deadline. (With fetches cut at their deadline, a slow server
-    holds at most `per_server` threads for at most one deadline.)"""
+    """A fetch pool that sheds load instead of queueing behind slow FHIR servers.
+
+    - When every fetch thread is busy, a submitted fetch fails at once (``busy``): the hook
+      answers from prefetch alone, naming what it could not read.
+    - At most `per_server` fetches of one FHIR server run at a time; a few more (up to
+      `per_server`) wait for that server's next free slot without holding a thread, and beyond
+      that they fail at once. So one slow server holds at most `per_server` threads, for at most
+      one deadline (fetches end at their deadline), and a hook with many reads of one healthy
+      server (e.g. 20 referenced Medications) still gets them all.
+    """
 
     def __init__(self, max_workers: int, per_server: int | None = None):
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fhir")
@@ -89,25 +95,47 @@ class SheddingExecutor(Executor):
         self._per_server = per_server or max_workers
         self._running = 0
         self._by_server: dict[object, int] = {}
+        self._waiting: dict[object, deque] = {}
         self._lock = threading.Lock()
 
     def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[no-untyped-def, override]
         server = getattr(getattr(fn, "__self__", None), "origin", None)  # a FhirClient's server
+        future: Future = Future()
+        task = (server, fn, args, kwargs, future)
         with self._lock:
-            full = self._running >= self._capacity
-            busy = server is not None and self._by_server.get(server, 0) >= self._per_server
-            if not (full or busy):
-                self._running += 1
-                if server is not None:
-                    self._by_server[server] = self._by_server.get(server, 0) + 1
-        if full or busy:
-            logs.event("fhir_fetch_shed", reason="fetch pool full" if full else "FHIR server busy")
-            shed: Future = Future()
-            shed.set_exception(FetchError("fetch pool full; answered from prefetch alone", "busy"))
-            return shed
-        future = self._pool.submit(fn, *args, **kwargs)
-        future.add_done_callback(lambda _: self._finished(server))
+            if server is not None and self._by_server.get(server, 0) >= self._per_server:
+                waiting = self._waiting.setdefault(server, deque())
+                if len(waiting) < self._per_server:
+                    waiting.append(task)
+                    return future
+                reason = "FHIR server busy"
+            elif self._running >= self._capacity:
+                reason = "fetch pool full"
+            else:
+                reason = None
+                self._take(server)
+        if reason is not None:
+            logs.event("fhir_fetch_shed", reason=reason)
+            future.set_exception(FetchError(f"{reason}; answered from prefetch alone", "busy"))
+            return future
+        self._pool.submit(self._run, task)
         return future
+
+    def _take(self, server: object) -> None:
+        self._running += 1
+        if server is not None:
+            self._by_server[server] = self._by_server.get(server, 0) + 1
+
+    def _run(self, task) -> None:  # type: ignore[no-untyped-def]
+        server, fn, args, kwargs, future = task
+        try:
+            if future.set_running_or_notify_cancel():  # False: cancelled while it waited
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as error:  # noqa: BLE001 - handed to the caller's future
+                    future.set_exception(error)
+        finally:
+            self._finished(server)
 
     def _finished(self, server: object) -> None:
         with self._lock:
@@ -118,6 +146,14 @@ class SheddingExecutor(Executor):
                     self._by_server[server] = left
                 else:
                     self._by_server.pop(server, None)
+            waiting = self._waiting.get(server)
+            following = waiting.popleft() if waiting else None
+            if waiting is not None and not waiting:
+                self._waiting.pop(server, None)
+            if following is not None:
+                self._take(server)
+        if following is not None:
+            self._pool.submit(self._run, following)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)

@@ -95,23 +95,38 @@ class _Fetcher:
         return "done"
 
 
-def test_fetches_per_server_are_capped_and_the_rest_shed_at_once():
+def test_fetches_per_server_are_capped_a_few_wait_and_the_rest_shed_at_once():
     pool = SheddingExecutor(max_workers=4, per_server=2)
     gate = threading.Event()
     slow, other = _Fetcher(("http", "slow.example", 80)), _Fetcher(("http", "ok.example", 80))
     try:
         held = [pool.submit(slow.fetch, gate) for _ in range(2)]
+        waiting = [pool.submit(slow.fetch, gate) for _ in range(2)]  # wait for a slot, no thread
         shed = pool.submit(slow.fetch, gate)
         assert shed.done() and isinstance(shed.exception(), FetchError)
         assert shed.exception().kind == "busy"
         fine = pool.submit(other.fetch, gate)  # another server still gets a thread
         assert not fine.done()
-        full = [pool.submit(other.fetch, gate), pool.submit(other.fetch, gate)]
-        assert full[-1].done() and full[-1].exception().kind == "busy"  # the pool (4) is full
+        third = _Fetcher(("http", "third.example", 80))
+        full = [pool.submit(third.fetch, gate), pool.submit(third.fetch, gate)]
+        assert not full[0].done()
+        assert full[1].done() and full[1].exception().kind == "busy"  # the pool (4) is full
+        assert waiting[1].cancel()  # a waiting fetch can be given up (the hook's deadline)
     finally:
         gate.set()
-        pool.shutdown()
-    assert [h.result() for h in held] == ["done", "done"] and fine.result() == "done"
+    assert [h.result(timeout=30) for h in held + waiting[:1]] == ["done"] * 3
+    assert fine.result(timeout=30) == "done"
+    pool.shutdown()
+
+
+def test_twenty_reads_of_one_server_all_complete():
+    pool = SheddingExecutor(max_workers=32, per_server=16)
+    gate = threading.Event()
+    server = _Fetcher(("https", "ehr.example", 443))
+    futures = [pool.submit(server.fetch, gate) for _ in range(20)]
+    gate.set()
+    assert [f.result(timeout=30) for f in futures] == ["done"] * 20
+    pool.shutdown()
 
 
 def test_a_full_fetch_pool_answers_from_prefetch_at_once():
