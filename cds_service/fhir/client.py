@@ -11,7 +11,6 @@ access token must not travel to another host).
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
