@@ -172,3 +172,12 @@ def test_gunicorn_reads_its_config_and_bounds_request_headers():
         normal = requests.get(f"{base}/healthz", timeout=30)
     assert flooded.status_code in (400, 431)
     assert normal.status_code == 200
+
+
+@pytest.mark.parametrize("required, outcome", [("1", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_without_nginx_the_test_skips_locally_and_fails_in_ci(monkeypatch, required, outcome):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setenv("CDS_REQUIRE_REAL_PARTS", required)
+    with pytest.raises(outcome):
+        nginx_binary()
