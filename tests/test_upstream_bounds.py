@@ -148,3 +148,22 @@ def test_a_full_fetch_pool_answers_from_prefetch_at_once():
     assert response.status_code == 200
     card = response.get_json()["cards"][0]
     assert card["indicator"] == "critical" and "active conditions" in card["detail"]
+
+
+def test_a_body_of_millions_of_tiny_values_is_refused_before_parsing():
+    """4 MiB of '[{},{},...]' would be 1.4 million dicts (about 97 MiB) once parsed."""
+    body = b"[" + b"{}," * 1_000_000 + b"{}]"
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, f"{BASE}/Observation", body=body, content_type="application/fhir+json")
+        with pytest.raises(FetchError) as error:
+            client().get_json(f"{BASE}/Observation", time.monotonic() + 5)
+    assert error.value.kind == "too large"
+
+
+def test_a_realistic_full_page_is_within_the_value_budget():
+    from cds_service.security.outbound import MAX_JSON_VALUES
+
+    page = f.bundle(*[f.magnesium(1.2, days=d % 700) for d in range(2000)])
+    raw = __import__("json").dumps(page, separators=(",", ":")).encode()  # compact: the densest
+    values = sum(raw.count(c) for c in (b",", b"{", b"[")) * (4 * 1024 * 1024) / len(raw)
+    assert values < MAX_JSON_VALUES * 0.6, values  # a full 4 MiB page of these fits with room

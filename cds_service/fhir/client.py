@@ -14,10 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-import orjson
-
 from .. import logs
-from ..security.outbound import FetchFailure, bounded_get
+from ..security.outbound import FetchFailure, bounded_get, parse_json
 from ..security.urlpolicy import Target, UrlRefused, parse_url
 
 FHIR_JSON = "application/fhir+json"
@@ -106,9 +104,9 @@ class FhirClient:
             message = "timed out" if failure.kind == "timeout" else str(failure)
             raise FetchError(message, failure.kind, failure.status) from None
         try:
-            body = orjson.loads(raw)  # from bytes: UTF-8 only, no character-set guessing
-        except orjson.JSONDecodeError:  # not JSON, or nested deeper than the parser goes
-            raise FetchError("response was not JSON") from None
+            body = parse_json(raw)  # from bytes: UTF-8 only, no character-set guessing
+        except FetchFailure as failure:
+            raise FetchError(str(failure), failure.kind) from None
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
             raise FetchError("response was not a FHIR resource")
         if body["resourceType"] == "OperationOutcome":

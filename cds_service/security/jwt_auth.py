@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import jwt
-import orjson
 import requests
 
 from .. import logs
 from .issuers import TrustedIssuer
-from .outbound import FetchFailure, bounded_get
+from .outbound import FetchFailure, bounded_get, parse_json
 from .urlpolicy import UrlRefused, parse_url
 
 # Asymmetric only: never `none`, never HMAC (a public key must not become a shared secret).
@@ -60,9 +59,12 @@ def fetch_jwks(url: str, max_bytes: int = DEFAULT_JWKS_MAX_BYTES) -> Mapping[str
     except FetchFailure as failure:
         raise AuthFailure(f"jwks unavailable ({failure.kind})") from None
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise AuthFailure("jwks unavailable (not JSON)") from None
+        document = parse_json(raw)
+    except FetchFailure as failure:
+        raise AuthFailure(f"jwks unavailable ({'not JSON' if failure.kind == 'invalid' else failure.kind})") from None
+    if not isinstance(document, dict):
+        raise AuthFailure("jwks unavailable (not a JWKS)")
+    return document
 
 
 @dataclass

@@ -20,6 +20,7 @@ import zlib
 from http.cookiejar import CookiePolicy
 from typing import Mapping
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -29,6 +30,11 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from .urlpolicy import normalise_address, open_address_allowed
 
 CHUNK_BYTES = 16 * 1024
+# Parsing multiplies memory: 4 MiB of "[{},{},...]" is 1.4 million dicts (97 MiB). Every JSON
+# value or member after the first follows a ',', '[' or '{', so counting those bytes (at C speed,
+# before parsing) bounds the objects a body can create: at this limit, about 35 MiB at worst.
+# A compact 4 MiB FHIR Bundle of Observations has about 250,000.
+MAX_JSON_VALUES = 500_000
 
 
 class FetchFailure(Exception):
@@ -275,6 +281,17 @@ def bounded_get(url: str, *, check_addresses: bool, headers: Mapping[str, str], 
                 response.raw.release_conn()  # read to the end: the connection may be reused
             else:
                 response.close()  # unread or cut short: the connection is dropped
+
+
+def parse_json(raw: bytes, max_values: int = MAX_JSON_VALUES) -> object:
+    """JSON from bytes (UTF-8 only: no character-set guessing), refused before parsing when it
+    holds more values than `max_values`. Raises FetchFailure."""
+    if raw.count(b",") + raw.count(b"{") + raw.count(b"[") > max_values:
+        raise FetchFailure("too large", f"response holds more than {max_values} JSON values")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # not JSON, not UTF-8, or nested deeper than the parser goes
+        raise FetchFailure("invalid", "response was not JSON") from None
 
 
 def _read_capped(response: requests.Response, deadline: float, max_bytes: int,
