@@ -5,7 +5,12 @@ Runs in the master process, before any worker is forked:
   and /metrics adds them up. The directory must be set before prometheus_client is imported
   (this file imports nothing of the service at module level) and emptied at each start, or the
   counters of a previous run would be summed in. Unset: a temporary directory, removed at exit.
-- The state database is migrated once, here, so workers start on the newest schema.
+- The state database is migrated once, here, so workers start on the newest schema and never
+  race to create it.
+
+gunicorn has no read timeout for request headers or bodies: the reverse proxy in
+deploy/nginx.conf is required in production to bound slow clients in time. What gunicorn can
+bound directly is the size of what a client may send before the app sees it.
 """
 
 import atexit
@@ -33,6 +38,11 @@ def _remove_own_metrics_dir():
 
 
 atexit.register(_remove_own_metrics_dir)
+
+limit_request_line = 8190  # bytes of the request line
+limit_request_fields = 64  # header fields
+limit_request_field_size = 8190  # bytes per header field
+keepalive = 5  # seconds an idle kept-alive connection is held
 
 
 def on_starting(server):

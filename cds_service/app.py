@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import logs
 from .config import Settings
-from .protocol.errors import ServiceError, outcome
+from .protocol.errors import InvalidRequest, ServiceError, outcome
 from .runtime import Runtime
 from .metrics import HOOK_CALLS, HOOK_SECONDS
 from .web import admin, docs, hooks
@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     _register_error_handlers(app)
     _register_request_log(app)
+    _register_host_check(app, settings)
 
     @app.get("/")
     def home() -> Response:
@@ -96,6 +97,28 @@ def _register_error_handlers(app: Flask) -> None:
         return json_response(outcome(500, "internal error; the request was not evaluated"), 500)
 
 
+def _register_host_check(app: Flask, settings: Settings) -> None:
+    """Without CDS_PUBLIC_BASE_URL, links (and the JWT audience) are built from the request's
+    Host header: only CDS_ALLOWED_HOSTS are accepted then, so a caller cannot point the cards'
+    links at a host of its choosing."""
+    if settings.public_base_url:
+        return
+    allowed = {h.strip().lower() for h in settings.allowed_hosts.split(",") if h.strip()}
+    if "*" in allowed:
+        return
+
+    @app.before_request
+    def check_host() -> None:
+        if request.path == "/healthz":
+            return  # builds no link; load balancers probe it by address
+        host = (request.host or "").lower()
+        name = host[:host.index("]") + 1] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+        if name not in allowed:
+            g.error = "HostNotAllowed"
+            logs.event("host_refused", route=request.url_rule.rule if request.url_rule else None)
+            raise InvalidRequest("Host header not allowed (see CDS_ALLOWED_HOSTS)")
+
+
 def _register_request_log(app: Flask) -> None:
     @app.before_request
     def start_timer() -> None:
@@ -108,6 +131,7 @@ def _register_request_log(app: Flask) -> None:
                        service=g.get("service_id"), hook_instance=g.get("hook_instance"),
                        status=response.status_code, cards=g.get("card_kinds"),
                        silent=g.get("silent_kinds"), error=g.get("error"),
+                       issuer=g.client.iss if g.get("client") else None,
                        ms=round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2))
         if request.endpoint == "cds.call_hook" and request.method == "POST":
             service = g.get("service_id") or "unknown"  # unknown ids share one label

@@ -1,22 +1,26 @@
-"""Per-process state of the app: settings and the executor for concurrent FHIR fetches.
+"""Per-process state of the app: settings, the URL policies, and the fetch pool.
 
-The executor is created on first use, in the worker process, never before gunicorn forks.
+The fetch pool is created on first use, in the worker process, never before gunicorn forks; it
+sheds load (answers from prefetch alone) rather than queueing behind slow FHIR servers.
 """
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from functools import partial
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from . import logs
 from .config import Settings
-from .fhir.client import FhirClient
+from .fhir.client import FetchError, FhirClient
 from .guideline.cards import RULES
-from .metrics import CARDS_NOT_RECORDED
 from .guideline.codes import parse_local_codes
+from .metrics import CARDS_NOT_RECORDED
 from .protocol.request import HookRequest
-from .security.issuers import parse_trusted_issuers, url_allowed
-from .security.jwt_auth import Client, JwksCache, TokenVerifier
+from .security.issuers import parse_trusted_issuers
+from .security.jwt_auth import Client, JwksCache, TokenVerifier, fetch_jwks
+from .security.urlpolicy import UrlPolicy, UrlRefused
 from .store import Store, database_url
 from .store.recorder import CardRecorder
 
@@ -44,6 +48,9 @@ class Runtime:
         # Hospital-local lab codes: a typo must stop the start, not silently drop results.
         self.local_codes = parse_local_codes(settings.local_codes)
         self.fhir_allowed = tuple(u.strip() for u in settings.fhir_allowed_servers.split(",") if u.strip())
+        self.fhir_policy = UrlPolicy(self.fhir_allowed)
+        self._issuer_policies = {iss: UrlPolicy(i.fhir_servers) for iss, i in self.issuers.items()
+                                 if i.fhir_servers}
         # The state store, migrated before use (gunicorn.conf.py already did it before forking).
         # One store and one recorder thread per database per process, however many apps are built.
         self.store, self.recorder = _shared_store(database_url(settings.database_url, settings.state_db))
@@ -55,7 +62,8 @@ class Runtime:
         self.verifier: TokenVerifier | None = None
         if settings.auth_required:
             self._check_secure_configuration()
-            self.verifier = TokenVerifier(self.issuers, JwksCache(), self.store,
+            jwks = JwksCache(partial(fetch_jwks, max_bytes=settings.fhir_max_response_bytes))
+            self.verifier = TokenVerifier(self.issuers, jwks, self.store,
                                           leeway=settings.jwt_leeway_seconds,
                                           max_lifetime=settings.jwt_max_lifetime_seconds)
 
@@ -72,12 +80,12 @@ class Runtime:
                              "in CDS_FHIR_ALLOWED_SERVERS (or fhir_servers for every issuer)")
 
     @property
-    def executor(self) -> ThreadPoolExecutor:
+    def executor(self) -> "SheddingExecutor":
         if self._executor is None:
             with self._lock:
                 if self._executor is None:
-                    self._executor = ThreadPoolExecutor(
-                        max_workers=self.settings.fhir_max_workers, thread_name_prefix="fhir")
+                    self._executor = SheddingExecutor(self.settings.fhir_max_workers,
+                                                      self.settings.fhir_max_per_server)
         return self._executor
 
     def fhir_client(self, request: HookRequest, caller: Client | None = None) -> FhirClient | None:
@@ -85,11 +93,96 @@ class Runtime:
         (an issuer's own list, when it has one, replaces the global list)."""
         if not request.fhir_server:
             return None
-        allowed = caller.issuer.fhir_servers if caller and caller.issuer.fhir_servers else self.fhir_allowed
-        if not url_allowed(request.fhir_server, allowed):
-            logs.event("fhir_server_refused", hook_instance=request.hook_instance)
+        policy = self._issuer_policies.get(caller.iss) if caller else None
+        try:
+            target = (policy or self.fhir_policy).check(request.fhir_server)
+        except UrlRefused as refusal:
+            logs.event("fhir_server_refused", hook_instance=request.hook_instance, reason=str(refusal))
             return None
         s = self.settings
-        return FhirClient(request.fhir_server, request.access_token,
+        return FhirClient(target, request.access_token,
                           connect_timeout=s.fhir_connect_timeout, read_timeout=s.fhir_read_timeout,
-                          max_pages=s.fhir_max_pages)
+                          max_pages=s.fhir_max_pages, max_response_bytes=s.fhir_max_response_bytes,
+                          max_entries=s.fhir_max_entries)
+
+
+class SheddingExecutor(Executor):
+    """A fetch pool that sheds load instead of queueing behind slow FHIR servers.
+
+    - When every fetch thread is busy, a submitted fetch fails at once (``busy``): the hook
+      answers from prefetch alone, naming what it could not read.
+    - At most `per_server` fetches of one FHIR server run at a time; a few more (up to
+      `per_server`) wait for that server's next free slot without holding a thread, and beyond
+      that they fail at once. So one slow server holds at most `per_server` threads, for at most
+      one deadline (fetches end at their deadline), and a hook with many reads of one healthy
+      server (e.g. 20 referenced Medications) still gets them all.
+    """
+
+    def __init__(self, max_workers: int, per_server: int | None = None):
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fhir")
+        self._capacity = max_workers
+        self._per_server = per_server or max_workers
+        self._running = 0
+        self._by_server: dict[object, int] = {}
+        self._waiting: dict[object, deque] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[no-untyped-def, override]
+        server = getattr(getattr(fn, "__self__", None), "origin", None)  # a FhirClient's server
+        future: Future = Future()
+        task = (server, fn, args, kwargs, future)
+        with self._lock:
+            if server is not None and self._by_server.get(server, 0) >= self._per_server:
+                waiting = self._waiting.setdefault(server, deque())
+                if len(waiting) < self._per_server:
+                    waiting.append(task)
+                    return future
+                reason = "FHIR server busy"
+            elif self._running >= self._capacity:
+                reason = "fetch pool full"
+            else:
+                reason = None
+                self._take(server)
+        if reason is not None:
+            logs.event("fhir_fetch_shed", reason=reason)
+            future.set_exception(FetchError(f"{reason}; answered from prefetch alone", "busy"))
+            return future
+        self._pool.submit(self._run, task)
+        return future
+
+    def _take(self, server: object) -> None:
+        self._running += 1
+        if server is not None:
+            self._by_server[server] = self._by_server.get(server, 0) + 1
+
+    def _run(self, task) -> None:  # type: ignore[no-untyped-def]
+        server, fn, args, kwargs, future = task
+        try:
+            if future.set_running_or_notify_cancel():  # False: cancelled while it waited
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as error:  # noqa: BLE001 - handed to the caller's future
+                    future.set_exception(error)
+        finally:
+            self._finished(server)
+
+    def _finished(self, server: object) -> None:
+        with self._lock:
+            self._running -= 1
+            if server is not None:
+                left = self._by_server.get(server, 1) - 1
+                if left > 0:
+                    self._by_server[server] = left
+                else:
+                    self._by_server.pop(server, None)
+            waiting = self._waiting.get(server)
+            following = waiting.popleft() if waiting else None
+            if waiting is not None and not waiting:
+                self._waiting.pop(server, None)
+            if following is not None:
+                self._take(server)
+        if following is not None:
+            self._pool.submit(self._run, following)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)

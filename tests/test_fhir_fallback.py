@@ -188,3 +188,13 @@ def test_next_page_path_must_be_under_the_base_by_segment():
     assert client.same_server(BASE + "/Observation?page=2")
     assert not client.same_server("https://ehr.example.org/fhir-admin/export")
     assert not client.same_server("http://[::1")
+
+
+@pytest.mark.parametrize("next_url", [BASE + "/../admin/export", BASE + "/Observation/%2e%2e/%2e%2e/admin",
+                                      BASE + "\\..\\admin", BASE.replace("https://", "https://x@") + "/Observation"])
+def test_next_link_cannot_leave_the_base_path(fhir, call_hook, next_url):
+    body = f.hook_request([f.tacrolimus(), f.magnesium(1.2, days=1)], fhir_server=BASE, token="t")
+    body["prefetch"]["magnesium"]["link"] = [{"relation": "next", "url": next_url}]
+    cards = call_hook(body)  # responses would raise on any unregistered URL
+    assert "magnesium results (partly: next page on another server)" in cards[0]["detail"]
+    assert len(fhir.calls) == 0

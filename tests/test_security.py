@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import json
 import logging
 import time
@@ -372,3 +373,162 @@ def test_hostile_jwks_document_is_a_401_not_a_crash(secure_app):
     with responses.RequestsMock() as mock:
         mock.add(responses.GET, JWKS_URL, body="[" * 100000 + "]" * 100000, content_type="application/json")
         assert call(secure_app, token()).status_code == 401
+
+
+# --- JWKS under attack (issue 11, finding 4) ----------------------------------------------------
+
+
+def test_unknown_kid_flood_causes_one_fetch_not_one_each():
+    fetched = []
+    cache = JwksCache(lambda url: fetched.append(url) or JWKS)
+    for _ in range(50):
+        with pytest.raises(AuthFailure, match="unknown kid"):
+            cache.key(JWKS_URL, str(uuid.uuid4()))
+    assert len(fetched) == 1
+
+
+def test_failing_jwks_is_remembered_and_retried_with_back_off():
+    clock, fetched = [0.0], []
+
+    def failing(url):
+        fetched.append(url)
+        raise AuthFailure("jwks unavailable (http)")
+
+    cache = JwksCache(failing, clock=lambda: clock[0], backoff=5, max_backoff=60)
+    for _ in range(50):
+        with pytest.raises(AuthFailure, match="jwks unavailable"):
+            cache.key(JWKS_URL, "ec-1")
+    assert len(fetched) == 1
+    clock[0] = 6  # past the first back-off (5 s): one retry, then 10 s
+    with pytest.raises(AuthFailure):
+        cache.key(JWKS_URL, "ec-1")
+    clock[0] = 12
+    with pytest.raises(AuthFailure):
+        cache.key(JWKS_URL, "ec-1")
+    assert len(fetched) == 2
+
+
+def test_last_good_keys_are_served_while_a_refresh_fails():
+    clock, documents = [0.0], [JWKS]
+
+    def fetch(url):
+        if not documents:
+            raise AuthFailure("jwks unavailable (timeout)")
+        return documents.pop()
+
+    cache = JwksCache(fetch, ttl=3600, clock=lambda: clock[0])
+    assert cache.key(JWKS_URL, "ec-1")["kid"] == "ec-1"
+    clock[0] = 4000  # expired, and the JWKS server is down
+    assert cache.key(JWKS_URL, "ec-1")["kid"] == "ec-1"
+
+
+def test_a_slow_jwks_server_stalls_only_its_own_url():
+    import threading
+
+    release = threading.Event()
+
+    def fetch(url):
+        if url == "https://slow.example/jwks":
+            release.wait(30)
+            raise AuthFailure("jwks unavailable (timeout)")
+        return JWKS
+
+    cache = JwksCache(fetch, wait=30)
+    slow = threading.Thread(target=lambda: pytest.raises(AuthFailure, cache.key, "https://slow.example/jwks", "k"))
+    slow.start()
+    try:
+        answered = []
+        other = threading.Thread(target=lambda: answered.append(cache.key(JWKS_URL, "ec-1")))
+        other.start()
+        other.join(timeout=20)  # a hang detector, not a timing assertion
+        assert answered and answered[0]["kid"] == "ec-1"
+        assert slow.is_alive()  # the slow fetch was still holding its own lock meanwhile
+    finally:
+        release.set()
+        slow.join()
+
+
+def test_jwks_larger_than_the_cap_is_refused(secure_app):
+    big = {"keys": JWKS["keys"] + [{"kid": f"pad-{n}", "kty": "EC", "x": "A" * 1000} for n in range(6000)]}
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, JWKS_URL, json=big)
+        assert call(secure_app, token()).status_code == 401
+
+
+# --- issue 11, low findings -----------------------------------------------------------------------
+
+
+def _signed_claims(claims: dict) -> str:
+    return jwt.api_jws.PyJWS().encode(json.dumps(claims).encode(), EC_KEY, algorithm="ES384",
+                                      headers={"kid": "ec-1"})
+
+
+@pytest.mark.parametrize("claim", ["iat", "exp"])
+def test_numeric_string_iat_or_exp_is_a_401_not_a_500(secure_app, jwks, log_lines, claim):
+    now = int(time.time())
+    claims = {"iss": ISS, "aud": AUDIENCE, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
+    claims[claim] = str(claims[claim])
+    assert call(secure_app, _signed_claims(claims)).status_code == 401
+    assert [line["check"] for line in log_lines() if line["event"] == "auth_failed"] == [f"{claim} is not a number"]
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_bearer_scheme_is_case_insensitive(secure_app, jwks, scheme):
+    response = secure_app.test_client().post(PATIENT_VIEW, json=f.hook_request([f.tacrolimus(), f.magnesium(2.0)]),
+                                             headers={"Authorization": f"{scheme} {token()}"})
+    assert response.status_code == 200
+
+
+def test_the_issuer_of_an_authenticated_call_is_logged_and_no_token(secure_app, jwks, log_lines):
+    bearer = token()
+    assert call(secure_app, bearer).status_code == 200
+    requests_logged = [line for line in log_lines() if line["event"] == "request"]
+    assert requests_logged[-1]["issuer"] == ISS
+    assert bearer not in json.dumps(log_lines())
+
+
+@pytest.mark.parametrize("host, status", [
+    ("localhost", 200), ("localhost:8080", 200), ("127.0.0.1:8080", 200), ("[::1]:8080", 200),
+    ("evil.example.org", 400), ("evil.example.org:80", 400), ("localhost.evil.example", 400),
+])
+def test_host_header_must_be_allowed_when_no_public_base_url_is_set(host, status):
+    app = create_app({"log_level": "WARNING"})
+    response = app.test_client().post(PATIENT_VIEW, json=f.hook_request([f.tacrolimus(), f.magnesium(0.4)]),
+                                      headers={"Host": host})
+    assert response.status_code == status
+    assert response.is_json
+    if status == 200:  # the links point at the allowed host, never at one the caller chose
+        assert all(c["source"]["url"].startswith(f"http://{host}/") for c in response.get_json()["cards"])
+    else:
+        assert response.get_json()["resourceType"] == "OperationOutcome"
+    assert app.test_client().get("/healthz", headers={"Host": host}).status_code == 200
+
+
+def test_configured_hosts_replace_the_loopback_default():
+    app = create_app({"log_level": "WARNING", "allowed_hosts": "cds.hospital.example"})
+    assert app.test_client().get("/cds-services", headers={"Host": "cds.hospital.example"}).status_code == 200
+    assert app.test_client().get("/cds-services", headers={"Host": "localhost"}).status_code == 400
+
+
+def test_fhir_failure_class_is_logged_without_path_or_token(log_lines):
+    app = create_app({"fhir_allowed_servers": FHIR, "log_level": "INFO"})
+    body = f.hook_request([f.tacrolimus(), f.magnesium(0.8)], fhir_server=FHIR, token="TOKEN-XYZ")
+    del body["prefetch"]["conditions"]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(responses.GET, re.compile(re.escape(FHIR) + "/Condition.*"), status=503)
+        assert app.test_client().post(PATIENT_VIEW, json=body).status_code == 200
+    failures = [line for line in log_lines() if line["event"] == "fhir_fetch_failed"]
+    assert failures and failures[0]["failure"] == "http" and failures[0]["status"] == 503
+    assert failures[0]["resource_type"] == "Condition"
+    text = json.dumps(log_lines())
+    assert "TOKEN-XYZ" not in text and "pat-1" not in text and "patient=" not in text
+
+
+def test_sqlite_side_files_are_git_ignored():
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    patterns = [line.strip() for line in (Path(__file__).resolve().parent.parent / ".gitignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    for name in ("cds-state.sqlite3", "cds-state.sqlite3-wal", "cds-state.sqlite3-shm"):
+        assert any(fnmatch(name, pattern) for pattern in patterns), name

@@ -1,92 +1,134 @@
-"""A small FHIR REST client for the prefetch fallback: reads and searches with bounded time.
+"""A small FHIR REST client for the prefetch fallback: reads and searches, bounded.
 
-Every request has connect/read timeouts cut to the hook's remaining deadline; searches follow
-``Bundle.link[next]`` up to a page bound and only on the same server; redirects are not followed
-(an access token must not travel to another host).
+Every URL goes through the URL policy (security/urlpolicy.py) and is fetched in its canonical
+form by security/outbound.py: connect/read timeouts cut to the hook's remaining deadline, a
+watchdog that ends the fetch at the deadline, a byte cap counted while decompressing, no cookies,
+no environment proxies. Searches follow ``Bundle.link[next]`` up to a page bound and only under
+the same base URL; a hook reads at most `max_entries` resources; redirects are not followed (an
+access token must not travel to another host).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
-from urllib.parse import urlsplit
 
-import requests
+from .. import logs
+from ..security.outbound import FetchFailure, bounded_get, parse_json
+from ..security.urlpolicy import Target, UrlRefused, parse_url
 
 FHIR_JSON = "application/fhir+json"
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_ENTRIES = 5000
 
 
 class FetchError(Exception):
-    """A query could not be answered; the message is safe to show (no patient data)."""
+    """A query could not be answered; the message is safe to show (no patient data).
+    `kind` classifies it for the log: timeout, policy, too large, http, unreachable, invalid, busy."""
 
-
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    """One pooled session per worker thread (sessions are not shared across threads)."""
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.headers["Accept"] = FHIR_JSON
-        _local.session = session
-    return session
+    def __init__(self, message: str, kind: str = "invalid", status: int | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
 
 
 class FhirClient:
-    def __init__(self, base_url: str, access_token: str | None, *, connect_timeout: float,
-                 read_timeout: float, max_pages: int):
-        self.base_url = base_url.rstrip("/")
-        self._origin = urlsplit(self.base_url)
-        self._headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
+    """One hook call's view of one FHIR server (created per call: the token and the entry
+    budget belong to the call)."""
+
+    def __init__(self, base: Target | str, access_token: str | None, *, connect_timeout: float,
+                 read_timeout: float, max_pages: int,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+                 max_entries: int = DEFAULT_MAX_ENTRIES):
+        # A plain string is a base the caller vouches for (listed); the runtime passes the
+        # Target its URL policy approved.
+        target = base if isinstance(base, Target) else Target(parse_url(base), listed=True)
+        path = target.parsed.path.rstrip("/")
+        self._base = parse_url(f"{target.parsed.scheme}://{target.parsed.netloc}{path}")
+        self._check_addresses = not target.listed
+        self.base_url = self._base.url()
+        self._headers = {"Accept": FHIR_JSON}
+        if access_token:
+            self._headers["Authorization"] = f"Bearer {access_token}"
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_pages = max_pages
+        self._max_bytes = max_response_bytes
+        self._max_entries = max_entries
+        self._entries = 0
+        self._entries_lock = threading.Lock()
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        """The server (scheme, host, port): the fetch pool limits concurrent fetches per server."""
+        return self._base.origin
 
     def url_for(self, relative: str) -> str:
         return f"{self.base_url}/{relative.lstrip('/')}"
 
-    def same_server(self, url: str) -> bool:
-        """`url` is on this FHIR server: same scheme and host, a path under the base (by segment)."""
+    def _approved(self, url: str) -> str:
+        """The canonical form of `url` when it is on this server under the base path."""
         try:
-            parts = urlsplit(url)
-        except ValueError:
+            parsed = parse_url(url)
+        except UrlRefused as refusal:
+            raise FetchError(f"refused by the URL policy ({refusal})", "policy") from None
+        if not parsed.under(self._base):
+            raise FetchError("refused by the URL policy (not under the FHIR base)", "policy")
+        return parsed.url()
+
+    def same_server(self, url: str) -> bool:
+        """`url` is on this FHIR server: same scheme, host and port, a path under the base (by
+        segment), and acceptable to the URL policy (no dot segments, no odd escapes)."""
+        try:
+            self._approved(url)
+        except FetchError:
             return False
-        base_path = self._origin.path.rstrip("/") + "/"
-        return ((parts.scheme, parts.netloc) == (self._origin.scheme, self._origin.netloc)
-                and (parts.path.rstrip("/") + "/").startswith(base_path))
+        return True
 
     def get_json(self, url: str, deadline: float) -> Mapping[str, Any]:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise FetchError("deadline reached")
-        timeout = (min(self._connect_timeout, remaining), min(self._read_timeout, remaining))
         try:
-            response = _session().get(url, headers=self._headers, timeout=timeout,
-                                      allow_redirects=False)
-        except requests.Timeout:
-            raise FetchError("timed out") from None
-        except requests.RequestException as error:
-            raise FetchError(f"unreachable ({type(error).__name__})") from None
-        if response.status_code != 200:
-            raise FetchError(f"HTTP {response.status_code}")
+            return self._get_json(url, deadline)
+        except FetchError as error:
+            logs.event("fhir_fetch_failed", failure=error.kind, status=error.status, server=self._base.netloc,
+                       resource_type=_resource_type(self._base, url))
+            raise
+
+    def _get_json(self, url: str, deadline: float) -> Mapping[str, Any]:
+        url = self._approved(url)
         try:
-            body = response.json()
-        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
-            raise FetchError("response was not JSON") from None
+            raw = bounded_get(url, check_addresses=self._check_addresses, headers=self._headers,
+                              deadline=deadline, connect_timeout=self._connect_timeout,
+                              read_timeout=self._read_timeout, max_bytes=self._max_bytes)
+        except FetchFailure as failure:
+            message = "timed out" if failure.kind == "timeout" else str(failure)
+            raise FetchError(message, failure.kind, failure.status) from None
+        try:
+            body = parse_json(raw)  # from bytes: UTF-8 only, no character-set guessing
+        except FetchFailure as failure:
+            raise FetchError(str(failure), failure.kind) from None
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
             raise FetchError("response was not a FHIR resource")
         if body["resourceType"] == "OperationOutcome":
             raise FetchError("server answered with an OperationOutcome")
         return body
 
+    def _take(self, resources: list[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], bool]:
+        """`resources` within the hook's entry budget, and whether some were dropped."""
+        with self._entries_lock:
+            room = max(0, self._max_entries - self._entries)
+            kept = resources[:room]
+            self._entries += len(kept)
+        return kept, len(kept) < len(resources)
+
     def resources(self, relative: str, deadline: float) -> "Fetched":
         """A read (one resource) or a search (all entries, following next pages)."""
         first = self.get_json(self.url_for(relative), deadline)
+        kept, dropped = self._take(list(bundle_resources(first)))
+        if dropped:
+            return Fetched(kept, f"more than {self._max_entries} entries")
         rest = self.following_pages(first, deadline)
-        return Fetched(list(bundle_resources(first)) + rest.resources, rest.incomplete)
+        return Fetched(kept + rest.resources, rest.incomplete)
 
     def following_pages(self, first: Mapping[str, Any], deadline: float) -> "Fetched":
         """The resources of the pages after `first`, up to the page bound, on this server only.
@@ -104,9 +146,22 @@ class FhirClient:
                 page = self.get_json(next_url, deadline)
             except FetchError as error:
                 return Fetched(found, f"a further page: {error}")
-            found.extend(bundle_resources(page))
+            kept, dropped = self._take(list(bundle_resources(page)))
+            found.extend(kept)
+            if dropped:
+                return Fetched(found, f"more than {self._max_entries} entries")
             pages += 1
         return Fetched(found, None)
+
+
+def _resource_type(base, url: str) -> str | None:  # type: ignore[no-untyped-def]
+    """The resource type a URL addresses (for the log: never ids or query values)."""
+    try:
+        path = parse_url(url).path
+    except UrlRefused:
+        return None
+    first = path[len(base.path.rstrip("/")):].strip("/").split("/", 1)[0]
+    return first if first.isalpha() and first[:1].isupper() else None
 
 
 @dataclass(frozen=True)

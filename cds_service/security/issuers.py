@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+
+from .urlpolicy import UrlPolicy, UrlRefused, parse_url
+from .urlpolicy import url_allowed as _url_allowed
 
 
 @dataclass(frozen=True)
@@ -35,36 +36,17 @@ def parse_trusted_issuers(raw: str) -> dict[str, TrustedIssuer]:
         jku = tuple(spec.get("jku", ()))
         if not spec.get("jwks_url") and not jku:
             raise ValueError(f"CDS_TRUSTED_ISSUERS[{iss!r}] needs jwks_url or jku")
-        issuers[iss] = TrustedIssuer(iss, spec.get("jwks_url"), jku, tuple(spec.get("fhir_servers", ())))
+        for url in ([spec["jwks_url"]] if spec.get("jwks_url") else []) + list(jku):
+            try:
+                parse_url(url)
+            except UrlRefused as refusal:
+                raise ValueError(f"CDS_TRUSTED_ISSUERS[{iss!r}]: JWKS URL refused: {refusal}") from None
+        servers = tuple(spec.get("fhir_servers", ()))
+        UrlPolicy(servers)  # a server URL the policy cannot parse is a configuration error
+        issuers[iss] = TrustedIssuer(iss, spec.get("jwks_url"), jku, servers)
     return issuers
 
 
-def _link_local(host: str) -> bool:
-    """Cloud metadata and other link-local addresses (169.254.0.0/16, fe80::/10)."""
-    try:
-        return ipaddress.ip_address(host).is_link_local
-    except ValueError:
-        return False
-
-
 def url_allowed(url: str, allowed: tuple[str, ...] | list[str]) -> bool:
-    """True when `url` is on one of the `allowed` base URLs (same scheme, host and port, and
-    a path under the allowed one); ``*`` allows any http(s) URL except link-local addresses
-    (cloud metadata services), which must be listed explicitly."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:  # not a URL at all (e.g. "http://[::1/fhir", a port out of range)
-        return False
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    for base in allowed:
-        if base == "*":
-            if _link_local(parts.hostname):
-                continue
-            return True
-        b = urlsplit(base)
-        if ((b.scheme, b.hostname, b.port) == (parts.scheme, parts.hostname, port)
-                and (parts.path.rstrip("/") + "/").startswith(b.path.rstrip("/") + "/")):
-            return True
-    return False
+    """True when `url` is on one of the `allowed` base URLs (the URL policy of urlpolicy.py)."""
+    return _url_allowed(url, allowed)

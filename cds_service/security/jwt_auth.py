@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
 import jwt
 import requests
 
+from .. import logs
 from .issuers import TrustedIssuer
+from .outbound import FetchFailure, bounded_get, parse_json
+from .urlpolicy import UrlRefused, parse_url
 
 # Asymmetric only: never `none`, never HMAC (a public key must not become a shared secret).
 ALLOWED_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
@@ -38,48 +41,109 @@ class Client:
     issuer: TrustedIssuer
 
 
-def fetch_jwks(url: str) -> Mapping[str, Any]:
-    response = requests.get(url, timeout=(1.0, 2.0), allow_redirects=False,
-                            headers={"Accept": "application/json"})
-    response.raise_for_status()
-    return response.json()
+JWKS_DEADLINE_SECONDS = 2.0
+DEFAULT_JWKS_MAX_BYTES = 4 * 1024 * 1024
+
+
+def fetch_jwks(url: str, max_bytes: int = DEFAULT_JWKS_MAX_BYTES) -> Mapping[str, Any]:
+    """The JWKS at `url` (a configured URL: the URL policy parses it, any address may be listed),
+    within a deadline and a byte cap; AuthFailure otherwise."""
+    try:
+        canonical = parse_url(url).url()
+        raw = bounded_get(canonical, check_addresses=False, headers={"Accept": "application/json"},
+                          deadline=time.monotonic() + JWKS_DEADLINE_SECONDS, connect_timeout=1.0,
+                          read_timeout=JWKS_DEADLINE_SECONDS, max_bytes=max_bytes)
+    except UrlRefused:
+        raise AuthFailure("jwks unavailable (refused by the URL policy)") from None
+    except FetchFailure as failure:
+        raise AuthFailure(f"jwks unavailable ({failure.kind})") from None
+    try:
+        document = parse_json(raw)
+    except FetchFailure as failure:
+        raise AuthFailure(f"jwks unavailable ({'not JSON' if failure.kind == 'invalid' else failure.kind})") from None
+    if not isinstance(document, dict):
+        raise AuthFailure("jwks unavailable (not a JWKS)")
+    return document
+
+
+@dataclass
+class _JwksEntry:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    keys: dict[str, dict] = field(default_factory=dict)
+    fetched_at: float | None = None  # last successful fetch
+    failures: int = 0
+    retry_at: float = 0.0  # no fetch before this (back-off after failures)
 
 
 class JwksCache:
-    """JWKS by URL, kept for `ttl` seconds; an unknown `kid` refetches (at most every `min_refresh`)."""
+    """JWKS by URL, kept for `ttl` seconds; an unknown `kid` refetches at most every `min_refresh`.
+
+    One lock per URL (a slow JWKS server stalls only its own issuer's calls, and concurrent
+    callers share one fetch); failures are remembered and retried with exponential back-off
+    (`backoff` doubling up to `max_backoff`), so a flood of tokens with unknown `kid`s causes no
+    fetch storm; while a refresh fails the last good keys are served (up to `max_stale`).
+    """
 
     def __init__(self, fetch: Callable[[str], Mapping[str, Any]] = fetch_jwks, *, ttl: float = 3600,
-                 min_refresh: float = 30, clock: Callable[[], float] = time.monotonic):
+                 min_refresh: float = 30, clock: Callable[[], float] = time.monotonic,
+                 backoff: float = 5, max_backoff: float = 300, max_stale: float = 86400,
+                 wait: float = JWKS_DEADLINE_SECONDS + 1):
         self._fetch = fetch
         self._ttl = ttl
         self._min_refresh = min_refresh
         self._clock = clock
-        self._sets: dict[str, tuple[float, dict[str, dict]]] = {}
-        self._lock = threading.Lock()
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._max_stale = max_stale
+        self._wait = wait
+        self._entries: dict[str, _JwksEntry] = {}
+        self._lock = threading.Lock()  # guards the dict only, never held during I/O
 
-    def _load(self, url: str) -> dict[str, dict]:
+    def _entry(self, url: str) -> _JwksEntry:
+        with self._lock:
+            return self._entries.setdefault(url, _JwksEntry())
+
+    def _wanted(self, entry: _JwksEntry, kid: str, now: float) -> bool:
+        if now < entry.retry_at:
+            return False  # backing off after a failure
+        if entry.fetched_at is None or now - entry.fetched_at > self._ttl:
+            return True
+        return kid not in entry.keys and now - entry.fetched_at > self._min_refresh
+
+    def _load(self, url: str, entry: _JwksEntry) -> None:
         try:
             document = self._fetch(url)
             keys = {jwk["kid"]: jwk for jwk in document.get("keys", [])
                     if isinstance(jwk, dict) and isinstance(jwk.get("kid"), str)
                     and jwk.get("use", "sig") == "sig"}
-        except (requests.RequestException, ValueError, AttributeError, TypeError, RecursionError):
-            raise AuthFailure("jwks unavailable") from None
-        self._sets[url] = (self._clock(), keys)
-        return keys
+        except (AuthFailure, requests.RequestException, ValueError, AttributeError, TypeError,
+                RecursionError) as error:
+            entry.failures += 1
+            entry.retry_at = self._clock() + min(self._max_backoff,
+                                                 self._backoff * 2 ** (entry.failures - 1))
+            logs.event("jwks_fetch_failed", failures=entry.failures,
+                       check=error.check if isinstance(error, AuthFailure) else type(error).__name__)
+            return
+        entry.keys, entry.fetched_at, entry.failures, entry.retry_at = keys, self._clock(), 0, 0.0
 
     def key(self, url: str, kid: str) -> dict:
         """The JWK (as JSON) with this kid from the JWKS at `url`."""
-        with self._lock:
-            fetched_at, keys = self._sets.get(url, (None, {}))
-            now = self._clock()
-            if fetched_at is None or now - fetched_at > self._ttl:
-                keys = self._load(url)
-            elif kid not in keys and now - fetched_at > self._min_refresh:
-                keys = self._load(url)  # key rotation: refresh once on an unknown kid
-            if kid not in keys:
-                raise AuthFailure("unknown kid")
-            return keys[kid]
+        entry = self._entry(url)
+        if self._wanted(entry, kid, self._clock()):
+            if entry.lock.acquire(timeout=self._wait):  # another caller may be fetching it now
+                try:
+                    if self._wanted(entry, kid, self._clock()):  # not already done meanwhile
+                        self._load(url, entry)
+                finally:
+                    entry.lock.release()
+        now = self._clock()
+        if entry.fetched_at is None:
+            raise AuthFailure("jwks unavailable")
+        if now - entry.fetched_at > self._ttl + self._max_stale:
+            raise AuthFailure("jwks unavailable (keys too old)")
+        if kid not in entry.keys:
+            raise AuthFailure("unknown kid")
+        return entry.keys[kid]
 
 
 class ReplayStore(Protocol):
@@ -119,9 +183,10 @@ class TokenVerifier:
 
     def verify(self, authorization: str | None, audience: str) -> Client:
         """The calling client, or AuthFailure naming the failed check."""
-        if not authorization or not authorization.startswith("Bearer "):
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():  # RFC 6750: the scheme is case-insensitive
             raise AuthFailure("no bearer token")
-        token = authorization[len("Bearer "):].strip()
+        token = token.strip()
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -164,6 +229,10 @@ class TokenVerifier:
             raise AuthFailure(f"missing claim {error.claim}") from None
         except jwt.PyJWTError as error:
             raise AuthFailure(f"invalid token ({type(error).__name__})") from None
+        for claim in ("iat", "exp", "nbf"):
+            value = claims.get(claim)
+            if claim in claims and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise AuthFailure(f"{claim} is not a number")  # PyJWT accepts "123"; RFC 7519 does not
         now = self._clock()
         if claims["iat"] > now + self._leeway:
             raise AuthFailure("issued in the future")

@@ -1,0 +1,339 @@
+"""Outbound HTTP for FHIR servers and JWKS documents, bounded in every dimension.
+
+- Connections are made by connection classes that resolve the host themselves and, for a URL
+  approved through ``*``, check every address they actually connect to (the URL policy in
+  ``urlpolicy.py``): no DNS-rebinding window between the check and the connection.
+- Sessions keep no cookies (a policy that refuses all) and ignore the environment (no proxies,
+  no netrc): nothing of one clinician's call leaks into the next patient's.
+- A response is read raw, decompressed here with a running count, and stopped at
+  ``max_bytes`` of decoded body (a gzip bomb costs at most the cap).
+- A watchdog shuts the connection down at the deadline, so a trickling or hanging server ends
+  the fetch itself, not only the caller's wait.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import zlib
+from http.cookiejar import CookiePolicy
+from typing import Mapping
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from .urlpolicy import normalise_address, open_address_allowed
+
+CHUNK_BYTES = 16 * 1024
+# Parsing multiplies memory: 4 MiB of "[{},{},...]" is 1.4 million dicts (97 MiB). Every JSON
+# value or member after the first follows a ',', '[' or '{', so counting those bytes (at C speed,
+# before parsing) bounds the objects a body can create: at this limit, about 35 MiB at worst.
+# A compact 4 MiB FHIR Bundle of Observations has about 250,000.
+MAX_JSON_VALUES = 500_000
+
+
+class FetchFailure(Exception):
+    """An outbound fetch failed. `kind` is one of: timeout, policy, too large, http, unreachable,
+    invalid; the message is safe to log and show (no URL, no patient data)."""
+
+    def __init__(self, kind: str, message: str, status: int | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
+class AddressRefused(NewConnectionError):
+    """Every address the host resolved to is refused by the URL policy."""
+
+
+class _RejectAllCookies(CookiePolicy):
+    netscape = True
+    rfc2965 = False
+    hide_cookie2 = True
+
+    def set_ok(self, cookie, request):  # noqa: D102 - CookiePolicy interface
+        return False
+
+    def return_ok(self, cookie, request):  # noqa: D102
+        return False
+
+    def domain_return_ok(self, domain, request):  # noqa: D102
+        return False
+
+    def path_return_ok(self, path, request):  # noqa: D102
+        return False
+
+
+# --- the deadline watchdog ---------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:  # the plain socket's shutdown, also for a TLS socket: unblocks a recv in another thread
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _Watchdog:
+    """Shuts down the sockets of one fetch when its deadline passes."""
+
+    def __init__(self, deadline: float):
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._active = True
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if not self._active:
+                return
+            if self.fired:
+                _shut(sock)
+            else:
+                self._sockets.append(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            if not self._active:
+                return
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._active = False
+            self._sockets.clear()
+        self._timer.cancel()
+
+
+def _watch(sock: socket.socket | None) -> None:
+    watchdog = getattr(_local, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(sock)
+
+
+# --- connections that check the addresses they connect to ---------------------------------------
+
+
+def _connect_checked(conn: HTTPConnection) -> socket.socket:
+    """Resolve, and connect only to addresses the open policy allows (each one checked)."""
+    try:
+        infos = socket.getaddrinfo(conn._dns_host, conn.port, 0, socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise NameResolutionError(conn.host, conn, error) from error
+    timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else None
+    refused, last_error = False, None
+    for family, kind, proto, _, sockaddr in infos:
+        if not open_address_allowed(normalise_address(sockaddr[0])):
+            refused = True
+            continue
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in conn.socket_options or ():
+                sock.setsockopt(*option)
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            if not open_address_allowed(normalise_address(sock.getpeername()[0])):
+                sock.close()
+                refused = True
+                continue
+            return sock
+        except socket.timeout as error:
+            sock.close()
+            raise ConnectTimeoutError(conn, "connection timed out") from error
+        except OSError as error:
+            sock.close()
+            last_error = error
+    if refused and last_error is None:
+        raise AddressRefused(conn, "address refused by the URL policy")
+    raise NewConnectionError(conn, f"failed to connect: {type(last_error).__name__}")
+
+
+class _Checked:
+    check_addresses = False
+
+    def _new_conn(self):  # type: ignore[no-untyped-def]
+        sock = _connect_checked(self) if self.check_addresses else super()._new_conn()  # type: ignore[misc]
+        _watch(sock)
+        return sock
+
+    def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _watch(self.sock)  # a kept-alive connection, reused for this fetch
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+def _pool_classes(check: bool) -> dict[str, type]:
+    http_conn = type("CheckedHTTPConnection", (_Checked, HTTPConnection), {"check_addresses": check})
+    https_conn = type("CheckedHTTPSConnection", (_Checked, HTTPSConnection), {"check_addresses": check})
+    return {"http": type("CheckedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type("CheckedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})}
+
+
+_POOLS = {True: _pool_classes(True), False: _pool_classes(False)}
+
+
+class PolicyAdapter(HTTPAdapter):
+    """Connections through the checked connection classes; `check` applies the open policy."""
+
+    def __init__(self, check: bool):
+        self._check = check
+        super().__init__(pool_connections=4, pool_maxsize=4, max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS[self._check])
+
+
+def new_session(check_addresses: bool) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxies, netrc or CA bundle overrides from the environment
+    session.cookies.set_policy(_RejectAllCookies())
+    adapter = PolicyAdapter(check_addresses)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def session(check_addresses: bool) -> requests.Session:
+    """One pooled session per worker thread and policy (sessions are not shared across threads)."""
+    sessions = getattr(_local, "sessions", None)
+    if sessions is None:
+        sessions = _local.sessions = {}
+    if check_addresses not in sessions:
+        sessions[check_addresses] = new_session(check_addresses)
+    return sessions[check_addresses]
+
+
+# --- the bounded fetch ---------------------------------------------------------------------------
+
+
+def _caused_by(error: BaseException, kind: type) -> bool:
+    seen, todo = set(), [error]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return True
+        todo.extend([getattr(current, "reason", None), current.__cause__, current.__context__,
+                     *(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))])
+    return False
+
+
+def _decoder(encoding: str):  # type: ignore[no-untyped-def]
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise FetchFailure("invalid", "unsupported content encoding")
+
+
+def bounded_get(url: str, *, check_addresses: bool, headers: Mapping[str, str], deadline: float,
+                connect_timeout: float, read_timeout: float, max_bytes: int) -> bytes:
+    """The decoded body of a 200 answer to GET `url`, within `deadline` and `max_bytes`, or
+    FetchFailure. `url` must already be approved (canonical) by the URL policy."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise FetchFailure("timeout", "deadline reached")
+    watchdog = _Watchdog(deadline)
+    _local.watchdog = watchdog
+    response = None
+    complete = False
+    try:
+        try:
+            response = session(check_addresses).get(
+                url, headers={"Accept-Encoding": "gzip, deflate", **headers}, stream=True,
+                timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
+                allow_redirects=False)
+        except requests.RequestException as error:
+            if _caused_by(error, AddressRefused):
+                raise FetchFailure("policy", "address refused by the URL policy") from None
+            if watchdog.fired or isinstance(error, requests.Timeout):
+                raise FetchFailure("timeout", "timed out") from None
+            raise FetchFailure("unreachable", f"unreachable ({type(error).__name__})") from None
+        if response.status_code != 200:
+            raise FetchFailure("http", f"HTTP {response.status_code}", response.status_code)
+        body = _read_capped(response, deadline, max_bytes, watchdog)
+        complete = True
+        return body
+    finally:
+        watchdog.disarm()
+        _local.watchdog = None
+        if response is not None:
+            if complete:
+                response.raw.release_conn()  # read to the end: the connection may be reused
+            else:
+                response.close()  # unread or cut short: the connection is dropped
+
+
+def parse_json(raw: bytes, max_values: int = MAX_JSON_VALUES) -> object:
+    """JSON from bytes (UTF-8 only: no character-set guessing), refused before parsing when it
+    holds more values than `max_values`. Raises FetchFailure."""
+    if raw.count(b",") + raw.count(b"{") + raw.count(b"[") > max_values:
+        raise FetchFailure("too large", f"response holds more than {max_values} JSON values")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # not JSON, not UTF-8, or nested deeper than the parser goes
+        raise FetchFailure("invalid", "response was not JSON") from None
+
+
+def _read_capped(response: requests.Response, deadline: float, max_bytes: int,
+                 watchdog: _Watchdog) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FetchFailure("too large", f"response larger than {max_bytes} bytes")
+    decoder = _decoder(response.headers.get("Content-Encoding", ""))
+    body = bytearray()
+    received = 0
+    while True:
+        if time.monotonic() >= deadline:
+            raise FetchFailure("timeout", "timed out")
+        try:
+            chunk = response.raw.read(CHUNK_BYTES, decode_content=False)
+        except Exception:  # noqa: BLE001 - any break of the stream (incl. the watchdog's)
+            if watchdog.fired:
+                raise FetchFailure("timeout", "timed out") from None
+            raise FetchFailure("unreachable", "connection broken") from None
+        if not chunk:
+            break
+        received += len(chunk)
+        if received > max_bytes:
+            raise FetchFailure("too large", f"response larger than {max_bytes} bytes")
+        if decoder is None:
+            body += chunk
+        else:
+            try:
+                body += decoder.decompress(chunk, max_bytes - len(body) + 1)
+            except zlib.error:
+                raise FetchFailure("invalid", "corrupt compressed response") from None
+            if decoder.unconsumed_tail:
+                raise FetchFailure("too large", f"response larger than {max_bytes} bytes")
+        if len(body) > max_bytes:
+            raise FetchFailure("too large", f"response larger than {max_bytes} bytes")
+    if watchdog.fired:
+        raise FetchFailure("timeout", "timed out")
+    if decoder is not None:
+        try:
+            body += decoder.flush()
+        except zlib.error:
+            raise FetchFailure("invalid", "corrupt compressed response") from None
+        if len(body) > max_bytes:
+            raise FetchFailure("too large", f"response larger than {max_bytes} bytes")
+    return bytes(body)
