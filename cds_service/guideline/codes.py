@@ -39,9 +39,20 @@ def keys(codes: Iterable[Code]) -> frozenset[tuple[str, str]]:
     return frozenset((c.system, c.code) for c in codes)
 
 
+# Apostrophes as EHR text really carries them: typed (') or typographic (’ ‘ ʼ, pasted from
+# documents and patient-entered home-medication lists) or left out: "St John’s wort" and
+# "St Johns wort" are St John's wort.
+_APOSTROPHES = "['\u2019\u2018\u02bc]?"
+
+
+def name_key(name: str) -> str:
+    """The form a matched name is looked up by: lower case, apostrophes of any form left out."""
+    return re.sub(_APOSTROPHES.rstrip("?"), "", name).lower()
+
+
 def name_pattern(names: Iterable[str]) -> re.Pattern[str]:
-    """A case-insensitive whole-word pattern matching any of the names."""
-    alternatives = sorted({re.escape(n) for n in names}, key=len, reverse=True)
+    """A case-insensitive whole-word pattern matching any of the names (any apostrophe form)."""
+    alternatives = sorted({re.escape(n).replace("'", _APOSTROPHES) for n in names}, key=len, reverse=True)
     return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
 
 

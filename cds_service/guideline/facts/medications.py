@@ -28,17 +28,19 @@ class _DrugIndex:
     """Section 8 lists, indexed once: RxNorm ingredient code and whole-word names -> class."""
 
     def __init__(self, classes: Iterable[codes.DrugClass]):
+        classes = tuple(classes)
         self.by_code: dict[str, tuple[str, str]] = {}
         names: dict[str, tuple[str, str]] = {}
         for drug_class in classes:
             for ingredient, rxcui in drug_class.ingredients.items():
                 if rxcui:
                     self.by_code[rxcui] = (drug_class.key, ingredient)
-                names[ingredient.lower()] = (drug_class.key, ingredient)
+                names[codes.name_key(ingredient)] = (drug_class.key, ingredient)
             for brand, ingredient in drug_class.brands.items():
-                names[brand.lower()] = (drug_class.key, ingredient)
+                names[codes.name_key(brand)] = (drug_class.key, ingredient)
         self.by_name = names
-        self.pattern = codes.name_pattern(names)
+        self.pattern = codes.name_pattern(
+            [n for c in classes for n in (*c.ingredients, *c.brands)])
 
     def match(self, rxnorm_codes: set[str], text: str) -> tuple[str, str] | None:
         hit = None
@@ -48,8 +50,8 @@ class _DrugIndex:
                 break
         if hit is None:
             # Every name in the text: in "nirmatrelvir/ritonavir" the inhibitor is named second.
-            found = [self.by_name[m.group(0).lower()] for m in self.pattern.finditer(text)
-                     if m.group(0).lower() in self.by_name]
+            found = [self.by_name[codes.name_key(m.group(0))] for m in self.pattern.finditer(text)
+                     if codes.name_key(m.group(0)) in self.by_name]
             hit = next((h for h in found if h[1] in codes.BOOSTERS), found[0] if found else None)
         if hit is not None and hit[1] in codes.INTERACTING_INGREDIENT:
             return hit[0], codes.INTERACTING_INGREDIENT[hit[1]]
