@@ -2194,9 +2194,6 @@ _wasting("neoral", "Neoral 100 mg capsule", "neoral")
 _wasting("ambisome", "AmBisome 50 mg injection", "ambisome")
 
 XFAIL: dict[str, str] = {
-    "contributing-brand-hctz":
-        "review finding 3: HCTZ (the usual abbreviation of hydrochlorothiazide) is not recognised as a wasting drug",
-    "contributing-brand-losartan-hctz": "review finding 3: HCTZ in a combination product's name",
     "order-select-ppi-when-mg-already-ordered":
         "review finding 1: a serum Mg is suggested again although one was ordered 12 h ago (magnesiumOrders)",
 }

@@ -198,8 +198,9 @@ MAGNESIUM_WASTING = (
     DrugClass("thiazide", "thiazide diuretic",
               {"hydrochlorothiazide": "5487", "chlorthalidone": "2409", "indapamide": "",
                "metolazone": ""},
+              # HCTZ: not a brand, but how clinicians and home-medication lists write it.
               {"Microzide": "hydrochlorothiazide", "Thalitone": "chlorthalidone",
-               "Zaroxolyn": "metolazone"}),
+               "Zaroxolyn": "metolazone", "HCTZ": "hydrochlorothiazide"}),
     DrugClass("ppi", "proton pump inhibitor",
               {"omeprazole": "7646", "esomeprazole": "283742", "lansoprazole": "17128",
                "dexlansoprazole": "816346", "pantoprazole": "40790", "rabeprazole": "114979"},
