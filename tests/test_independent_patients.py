@@ -1903,7 +1903,7 @@ def _(cards, mode):
         assert not serum_mg_lab(c), f"serum Mg suggested while one is being signed: {c['summary']}"
 
 
-@case("order-select-ppi-when-mg-already-ordered",
+@case("order-select-ppi-when-mg-already-ordered",  # review finding 1
       recipient(mg(1.8, "mEq/L", days=50),
                 {"resourceType": "ServiceRequest", "id": "sr-mg-active", "status": "active", "intent": "order",
                  "code": {"coding": [{"system": LOINC, "code": "19123-9"}]},
@@ -2193,9 +2193,31 @@ _wasting("metolazone", "metolazone 2.5 mg tablet", "metolazone")
 _wasting("neoral", "Neoral 100 mg capsule", "neoral")
 _wasting("ambisome", "AmBisome 50 mg injection", "ambisome")
 
+
+@case("order-select-voriconazole-when-mg-already-ordered",  # review finding 1, interaction card
+      recipient(mg(1.8, "mEq/L", days=20),
+                {"resourceType": "ServiceRequest", "id": "sr-mg-active2", "status": "active", "intent": "order",
+                 "code": {"coding": [{"system": LOINC, "code": "2601-3"}]},
+                 "subject": {"reference": f"Patient/{PID}"}, "authoredOn": at(0.5)}),
+      hook="order-select", drafts=[draft({"text": "voriconazole 200 mg tablet"}, id="d-vor3")])
+def _(cards, mode):
+    c = the(cards, "mg-order-interaction", "warning")
+    assert has_trough_lab(c) and not serum_mg_lab(c)
+    assert "already ordered" in text(c)
+
+
+@case("order-select-ppi-when-mg-not-ordered-still-suggested",
+      recipient(mg(1.8, "mEq/L", days=50),
+                {"resourceType": "ServiceRequest", "id": "sr-mg-done", "status": "completed", "intent": "order",
+                 "code": {"coding": [{"system": LOINC, "code": "19123-9"}]},
+                 "subject": {"reference": f"Patient/{PID}"}, "authoredOn": at(50)}),
+      hook="order-select", drafts=[draft({"text": "omeprazole 20 mg capsule"}, id="d-ome8")])
+def _(cards, mode):
+    the(cards, "mg-order-wasting", "warning")
+    # a completed order is not a plan in place: one card (and only one) orders the serum Mg
+    assert sum(serum_mg_lab(c) for c in cards) == 1, [c["summary"] for c in cards]
+
 XFAIL: dict[str, str] = {
-    "order-select-ppi-when-mg-already-ordered":
-        "review finding 1: a serum Mg is suggested again although one was ordered 12 h ago (magnesiumOrders)",
 }
 
 
