@@ -2217,6 +2217,78 @@ def _(cards, mode):
     # a completed order is not a plan in place: one card (and only one) orders the serum Mg
     assert sum(serum_mg_lab(c) for c in cards) == 1, [c["summary"] for c in cards]
 
+
+# ---- Batch 6: configuration, robustness of shapes ---------------------------------------------
+
+@case("local-egfr-code-configured",
+      recipient(mg(1.2, "mEq/L", days=1), renal=False) +
+      [obs([(EPIC_LOCAL, "EGFR21", "EGFR CKD-EPI 2021")], 20, "mL/min/1.73m2", "mL/min/{1.73_m2}", days=2, text="eGFR")],
+      env={"CDS_LOCAL_CODES": json.dumps({"egfr": [f"{EPIC_LOCAL}|EGFR21"]})})
+def _(cards, mode):
+    expect_oral_mgo(the(cards, "mg-severity", "warning"), per_day_expected=1)
+
+
+@case("serum-mg-order-loinc-configured-mmol", recipient(mg(1.8, "mEq/L", days=50)),
+      env={"CDS_SERUM_MG_ORDER_LOINC": "2601-3"})
+def _(cards, mode):
+    assert lab_codes(the(cards, "mg-monitoring", "warning")) == {"2601-3"}
+
+
+@case("draft-tacrolimus-in-history-not-counted",
+      [patient(), mg(0.8, "mEq/L"), prograf(status="draft")])
+def _(cards, mode):
+    no_cards(cards)
+
+
+@case("unknown-status-tacrolimus-not-counted", [patient(), mg(0.8, "mEq/L"), prograf(status="unknown")])
+def _(cards, mode):
+    no_cards(cards)
+
+
+@case("tetany-text", recipient(mg(1.2, "mEq/L", days=1), condition(None, "Tetany", onset_days=1, recorded_days=1)))
+def _(cards, mode):
+    the(cards, "mg-severity", "critical")
+
+
+@case("ventricular-tachycardia-text",
+      recipient(mg(1.2, "mEq/L", days=1), condition(None, "Ventricular tachycardia", onset_days=1, recorded_days=1)))
+def _(cards, mode):
+    c = the(cards, "mg-severity", "critical")
+    assert "cardiac monitoring" in text(c)
+
+
+@case("value-string-not-used",
+      recipient(mg(None, "mEq/L", days=1, valueString="0.8 mEq/L")))
+def _(cards, mode):
+    none_of(cards, "mg-severity")
+
+
+def _entry_without_resource(prefetch: dict) -> None:
+    prefetch["magnesium"]["entry"].append({"fullUrl": "urn:uuid:x", "search": {"mode": "outcome"}})
+
+
+@case("bundle-entry-without-resource", recipient(mg(0.9, "mEq/L", days=1)), prefetch_extra=_entry_without_resource,
+      modes=("prefetch",))
+def _(cards, mode):
+    the(cards, "mg-severity", "critical")
+
+
+def _magnesium_null(prefetch: dict) -> None:
+    prefetch["magnesium"] = None
+
+
+@case("magnesium-key-null-known-empty", recipient(), prefetch_extra=_magnesium_null, modes=("prefetch",))
+def _(cards, mode):
+    assert "never" in text(the(cards, "mg-monitoring", "warning"))
+
+
+@case("persistent-with-home-supplement-statement",
+      recipient(statement({"text": "Slow-Mag 64 mg tablet"}, start_days=60),
+                mg(1.2, "mEq/L", days=30), mg(1.25, "mEq/L", days=2)))
+def _(cards, mode):
+    c = the(cards, "mg-persistent", "warning")
+    assert "slow-mag" in text(c)
+
 XFAIL: dict[str, str] = {
 }
 
