@@ -112,8 +112,8 @@ class Server:
     """A web command under bash, with PORT set, in its own process group (session)."""
 
     def __init__(self, name: str, command: str, port: int, env_extra: dict[str, str],
-                 log_path: Path):
-        self.name, self.command, self.port = name, command, port
+                 log_path: Path, cwd: Path = ROOT):
+        self.name, self.command, self.port, self.cwd = name, command, port, cwd
         env = dict(os.environ)
         env.update(env_extra)
         env["PORT"] = str(port)
@@ -128,7 +128,7 @@ class Server:
         """Start; return seconds until discovery answered 200."""
         self._log = open(self.log_path, "wb")
         self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen(["bash", "-c", self.command], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen(["bash", "-c", self.command], cwd=self.cwd, env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         while time.perf_counter() - self.started_at < timeout:
@@ -264,6 +264,10 @@ def measure_load(endpoints: list[tuple[str, Server, str, Path | None]], *, conne
 def load_ratios(one: dict) -> dict:
     """The round's ratios, each against a baseline measured in the same round."""
     out = {}
+    if "hook" in one and "base" in one:
+        out["ratio_cpu_hook_base"] = one["hook"]["cpu_ms_per_request"] / max(1e-9, one["base"]["cpu_ms_per_request"])
+        out["ratio_p50_hook_base"] = one["hook"]["p50_us"] / one["base"]["p50_us"]
+        out["ratio_p99_hook_base"] = one["hook"]["p99_us"] / one["base"]["p99_us"]
     if "hook" in one and "floor" in one:
         out["ratio_cpu_hook_floor"] = one["hook"]["cpu_ms_per_request"] / max(1e-9, one["floor"]["cpu_ms_per_request"])
         out["ratio_p50_hook_floor"] = one["hook"]["p50_us"] / one["floor"]["p50_us"]
@@ -273,7 +277,7 @@ def load_ratios(one: dict) -> dict:
                 out[f"ratio_p50_{name}_discovery"] = one[name]["p50_us"] / one["discovery"]["p50_us"]
                 out[f"ratio_cpu_{name}_discovery"] = (one[name]["cpu_ms_per_request"]
                                                       / max(1e-9, one["discovery"]["cpu_ms_per_request"]))
-    for name in ("hook", "hook84"):
+    for name in ("hook", "hook84", "base", "floor"):
         if name in one:
             out[f"ratio_p99_p50_{name}"] = one[name]["p99_us"] / one[name]["p50_us"]
     return out
@@ -422,7 +426,7 @@ def print_load(r: dict, conns: int, args) -> None:
     print(f"  {'endpoint':<22} {'p50':>9} {'p90':>9} {'p99':>9} {'req/s':>7} {'CPU/req':>10} "
           f"{'requests':>9} {'errors':>7}")
     labels = {"discovery": "discovery", "hook": "hook 267 KiB", "hook84": "hook 84 KiB plain",
-              "floor": "floor 267 KiB"}
+              "floor": "floor 267 KiB", "base": "baseline hook 267 KiB"}
     for name, label in labels.items():
         if name in r:
             x = r[name]
@@ -440,7 +444,12 @@ def print_load(r: dict, conns: int, args) -> None:
                        ("ratio_p50_hook84_discovery", "p50 hook 84 KiB ÷ discovery"),
                        ("ratio_p50_hook_discovery", "p50 hook 267 KiB ÷ discovery"),
                        ("ratio_p99_p50_hook", "p99 ÷ p50, hook 267 KiB"),
-                       ("ratio_p99_p50_hook84", "p99 ÷ p50, hook 84 KiB")):
+                       ("ratio_p99_p50_hook84", "p99 ÷ p50, hook 84 KiB"),
+                       ("ratio_p99_p50_base", "p99 ÷ p50, baseline 267 KiB"),
+                       ("ratio_p99_p50_floor", "p99 ÷ p50, floor (machine noise)"),
+                       ("ratio_cpu_hook_base", "CPU hook ÷ baseline, 267 KiB"),
+                       ("ratio_p50_hook_base", "p50 hook ÷ baseline, 267 KiB"),
+                       ("ratio_p99_hook_base", "p99 hook ÷ baseline, 267 KiB")):
         if key in r:
             print(f"    {label:<32} ×{r[key]:6.2f}   ({per_round(key)})")
 
@@ -473,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--command", help="replace the Procfile's web command entirely")
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="extra environment for the service (not the floor); repeatable")
+    p.add_argument("--baseline-dir", type=Path,
+                   help="before/after in one run: also serve the code in this directory (e.g. "
+                        "`git archive HEAD~1 | tar -x -C /tmp/base`) as the 'base' endpoint")
+    p.add_argument("--baseline-command", help="web command of the baseline (default: the same)")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--keep-log", action="store_true", help="keep the server logs (paths printed)")
     args = p.parse_args(argv)
@@ -511,6 +524,12 @@ def main(argv: list[str] | None = None) -> int:
     plain_file.write_bytes(plain_body)
     server = Server("service", command, free_port(), service_env, workdir / "server.log")
     floor = Server("floor", floor_command(command), free_port(), env_extra, workdir / "floor.log")
+    baseline = None
+    if args.baseline_dir or args.baseline_command:
+        baseline = Server("baseline", args.baseline_command or command, free_port(), env_extra,
+                          workdir / "baseline.log", cwd=(args.baseline_dir or ROOT).resolve())
+        if "base" not in endpoint_names:
+            endpoint_names.append("base")
 
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           "(shared machine: absolute figures are noisy; compare the ratios)")
@@ -518,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     if service_env:
         print(f"         env {' '.join(f'{k}={v}' for k, v in service_env.items())}")
     print(f"floor:   the same command serving {FLOOR_APP}")
+    if baseline is not None:
+        print(f"baseline: {baseline.command}  (in {baseline.cwd})")
     print(f"record:  {record.counts(prefetch)}; hook body {len(body) / 1024:.0f} KiB "
           f"(plain: {len(plain_body) / 1024:.0f} KiB)")
 
@@ -529,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         startup = server.start()
         floor.start()
+        if baseline is not None:
+            baseline.start()
         results["startup_s"] = startup
         print(f"\nstart-up: discovery answered {startup:.2f} s after process start "
               f"(target < {TARGETS['startup_s']:.0f} s: {verdict(startup < TARGETS['startup_s'])})")
@@ -543,7 +566,8 @@ def main(argv: list[str] | None = None) -> int:
         endpoints_all = {"discovery": ("discovery", server, DISCOVERY_PATH, None),
                          "hook": ("hook", server, HOOK_PATH, body_file),
                          "hook84": ("hook84", server, HOOK_PATH, plain_file),
-                         "floor": ("floor", floor, HOOK_PATH, body_file)}
+                         "floor": ("floor", floor, HOOK_PATH, body_file),
+                         "base": ("base", baseline, HOOK_PATH, body_file)}
         endpoints = [endpoints_all[n] for n in endpoint_names]
         for conns in (connection_counts if "load" in sections else []):
             r = measure_load(endpoints, connections=conns, threads=args.wrk_threads,
@@ -650,10 +674,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         floor.stop()
+        if baseline is not None:
+            baseline.stop()
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
         if args.keep_log or failed:
-            print(f"\nserver logs: {server.log_path}, {floor.log_path}")
+            print(f"\nserver logs: {', '.join(str(p) for p in workdir.glob('*.log'))}")
         else:
             for f in workdir.iterdir():
                 f.unlink()
