@@ -542,6 +542,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"record:  {record.counts(prefetch)}; hook body {len(body) / 1024:.0f} KiB "
           f"(plain: {len(plain_body) / 1024:.0f} KiB)")
 
+    def terminate(signum, frame):  # `timeout`, Ctrl-C: still stop the servers (finally below)
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
+
     results: dict = {"command": command, "env": service_env, "body_bytes": len(body),
                      "plain_body_bytes": len(plain_body), "prefetch_counts": record.counts(prefetch),
                      "loadavg_start": os.getloadavg(), "load": {}, "summary": {}}

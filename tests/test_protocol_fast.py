@@ -28,7 +28,11 @@ def test_fast_path_is_written_for_the_schemas_in_the_package():
     """A schema changed: review fast_valid_request / fast_valid_context against it, then
     update FAST_PATH_SCHEMAS (until then the service validates with jsonschema only)."""
     for name, digest in rq.FAST_PATH_SCHEMAS.items():
-        assert hashlib.sha256(rq.schema_text(name).encode()).hexdigest() == digest, name
+        actual = hashlib.sha256(rq.schema_text(name).encode()).hexdigest()
+        assert actual == digest, (
+            f"schemas/{name} changed, so the fast path of protocol/request.py is off (answers stay "
+            f"right, validation costs ~0.15 ms more). Review fast_valid_request/fast_valid_context "
+            f"against the new schema, then set FAST_PATH_SCHEMAS[{name!r}] = {actual!r}")
     assert V.fast_path
 
 
