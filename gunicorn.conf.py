@@ -68,3 +68,17 @@ def child_exit(server, worker):
 
 def on_exit(server):
     _remove_own_metrics_dir()
+
+
+# Garbage-collection tuning of the workers (cds_service/serving.py, measured in bench/):
+# imported when called, so the service is not loaded here before the metrics directory is set.
+def post_worker_init(worker):
+    from cds_service import serving
+
+    serving.post_worker_init(worker)
+
+
+def post_request(worker, req, environ, resp):
+    from cds_service import serving
+
+    serving.post_request(worker, req, environ, resp)

@@ -20,8 +20,11 @@ What is in it (dates relative to `now`, transplant `days` ago, default 730):
 - Conditions: kidney transplant status, hypertension, type 2 diabetes, hypomagnesemia and a
   recent muscle cramp.
 
-`prefetch_for` splits it into the service's prefetch keys with the same routing as the tests
-(tests/factories.prefetch_key), newest first, in EHR-shaped Bundles.
+`prefetch_for` splits it into the service's prefetch keys (Observations by LOINC code), newest
+first, in EHR-shaped Bundles. `plain_record` strips the EHR decoration (meta, identifiers,
+displays, texts, reference ranges, interpretations...) from the same resources: what the rules
+read costs the same, the body is about a third. `sized_record(n)` gives n resources for the
+cost-per-resource curve. The module imports nothing from tests/ or the service.
 """
 
 from __future__ import annotations
@@ -251,7 +254,105 @@ def two_year_record(now: datetime | None = None, *, days: int = 730, seed: int =
     return out
 
 
-def _bundle(resources: list[dict], query: str) -> dict:
+def _plain_concept(concept: dict, keep_text: bool = False) -> dict:
+    out: dict[str, Any] = {}
+    if concept.get("coding"):
+        out["coding"] = [{"system": c["system"], "code": c["code"]} for c in concept["coding"]]
+    if keep_text or not out:
+        out["text"] = concept.get("text")
+    return out
+
+
+def plain(resource: dict) -> dict:
+    """The resource without EHR decoration: what a minimal FHIR server would send for it (ids,
+    status, codes, values, dates, references), with medication names kept where there is no code
+    (the rules read the name then)."""
+    r = resource
+    t = r["resourceType"]
+    out: dict[str, Any] = {"resourceType": t, "id": r["id"]}
+    if "status" in r:
+        out["status"] = r["status"]
+    if t == "Observation":
+        out["code"] = _plain_concept(r["code"])
+        out["subject"] = {"reference": r["subject"]["reference"]}
+        out["effectiveDateTime"] = r["effectiveDateTime"]
+        q = r["valueQuantity"]
+        out["valueQuantity"] = {"value": q["value"], "system": q["system"], "code": q["code"]}
+        if r.get("referenceRange"):
+            out["referenceRange"] = [{k: {"value": v["value"]} for k, v in rr.items()
+                                      if k in ("low", "high")} for rr in r["referenceRange"]]
+    elif t == "MedicationRequest":
+        out["intent"] = r["intent"]
+        out["medicationCodeableConcept"] = _plain_concept(r["medicationCodeableConcept"],
+                                                          keep_text=True)
+        out["subject"] = {"reference": r["subject"]["reference"]}
+        out["authoredOn"] = r["authoredOn"]
+        out["dosageInstruction"] = [{"route": _plain_concept(d["route"])}
+                                    for d in r.get("dosageInstruction", [])]
+        if "dispenseRequest" in r:
+            out["dispenseRequest"] = r["dispenseRequest"]
+    elif t == "Condition":
+        for k in ("clinicalStatus", "verificationStatus", "code"):
+            out[k] = _plain_concept(r[k])
+        out["subject"] = {"reference": r["subject"]["reference"]}
+        out["onsetDateTime"] = r["onsetDateTime"]
+    elif t == "Procedure":
+        out["code"] = _plain_concept(r["code"])
+        out["subject"] = {"reference": r["subject"]["reference"]}
+        out["performedDateTime"] = r["performedDateTime"]
+    elif t == "Encounter":
+        out["class"] = {"system": r["class"]["system"], "code": r["class"]["code"]}
+        out["subject"] = r["subject"]
+        out["period"] = r["period"]
+    elif t == "Patient":
+        out["gender"] = r["gender"]
+        out["birthDate"] = r["birthDate"]
+    return out
+
+
+def plain_record(now: datetime | None = None, *, days: int = 730) -> list[dict]:
+    """The two-year record's resources without EHR decoration (same count, same clinical data)."""
+    return [plain(r) for r in two_year_record(now, days=days)]
+
+
+def sized_record(n: int, now: datetime | None = None, *, decorated: bool = False) -> list[dict]:
+    """About `n` resources: the two-year record, cut to its newest results or extended back in
+    time with older weekly magnesium, creatinine and eGFR results (the history grows, the
+    present the rules act on stays the same). Plain unless `decorated`."""
+    now = now or datetime.now(timezone.utc)
+    base = two_year_record(now)
+    observations = [r for r in base if r["resourceType"] == "Observation"]
+    others = [r for r in base if r["resourceType"] != "Observation"]
+    observations.sort(key=lambda r: r["effectiveDateTime"], reverse=True)
+    if n <= len(base):
+        # Keep the patient, encounter, transplant, tacrolimus orders and newest results.
+        essentials = [r for r in others if r["resourceType"] != "MedicationRequest"
+                      or "tacrolimus" in r["medicationCodeableConcept"]["text"]]
+        room = max(1, n - len(essentials))
+        chosen = essentials + observations[:room]
+    else:
+        b = _Builder(now, seed=7)
+        b.n = 90000
+        extra = []
+        week = 730 // 7 + 1
+        kinds = (("19123-9", "Magnesium [Mass/volume] in Serum or Plasma", 1.9, "mg/dL", 1.6, 2.6),
+                 ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", 1.3, "mg/dL", 0.6, 1.1),
+                 ("98979-8", "Glomerular filtration rate/1.73 sq M.predicted by CKD-EPI 2021", 50,
+                  "mL/min/{1.73_m2}", 60, None))
+        while len(base) + len(extra) < n:
+            for code, display, value, unit, low, high in kinds:
+                if len(base) + len(extra) >= n:
+                    break
+                extra.append(b.observation(code, display, value, unit, b.at(7 * week), low, high))
+            week += 1
+        chosen = base + extra
+    return chosen if decorated else [plain(r) for r in chosen]
+
+
+def _bundle(resources: list[dict], query: str, decorated: bool = True) -> dict:
+    if not decorated:
+        return {"resourceType": "Bundle", "type": "searchset",
+                "entry": [{"resource": r} for r in resources]}
     return {"resourceType": "Bundle", "id": f"search-{abs(hash(query)) % 10**8}",
             "meta": {"lastUpdated": _iso(datetime.now(timezone.utc))},
             "type": "searchset", "total": len(resources),
@@ -260,12 +361,13 @@ def _bundle(resources: list[dict], query: str) -> dict:
                        "search": {"mode": "match"}} for r in resources]}
 
 
-def prefetch_for(resources: list[dict]) -> dict:
+def prefetch_for(resources: list[dict], *, decorated: bool = True) -> dict:
     """Split resources into the services' prefetch keys, as an EHR would fill them.
 
     Searches are sorted newest first (the templates' _sort). Every matching resource is sent
     in one Bundle (no paging), so the ~104 magnesium results all arrive although the template
-    asks for _count=50: the heavier case for the service.
+    asks for _count=50: the heavier case for the service. Without `decorated`, the Bundles carry
+    only their entries' resources (no fullUrl, search, link, meta or total).
     """
     by_key: dict[str, list[dict]] = {k: [] for k in PREFETCH_KEYS}
     single: dict[str, dict] = {}
@@ -287,7 +389,8 @@ def prefetch_for(resources: list[dict]) -> dict:
                        ("labs", "Observation"), ("tacrolimusLevels", "Observation"),
                        ("conditions", "Condition"),
                        ("procedures", "Procedure")):
-        prefetch[key] = _bundle(newest_first(by_key[key]), f"{query}?patient={PATIENT_ID}")
+        prefetch[key] = _bundle(newest_first(by_key[key]), f"{query}?patient={PATIENT_ID}",
+                                decorated)
     if "encounter" in single:
         prefetch["encounter"] = single["encounter"]
     return prefetch

@@ -14,14 +14,33 @@ keeps every value set in this one module so a reviewer checks them in one place.
 
 from __future__ import annotations
 
+import enum
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
+
+
+class LabKind(enum.StrEnum):
+    """What a laboratory result measures, as the facts layer names it (section 2).
+
+    A str enum: each member equals its value ("mg_serum"), so string comparisons, dict keys and
+    CDS_LOCAL_CODES (which names the kinds in JSON) keep working."""
+
+    MG_SERUM = "mg_serum"
+    MG_IONIZED = "mg_ionized"
+    MG_URINE = "mg_urine"
+    MG_URINE_24H = "mg_urine_24h"
+    CREATININE_SERUM = "creatinine_serum"
+    CREATININE_URINE = "creatinine_urine"
+    CREATININE_URINE_24H = "creatinine_urine_24h"
+    EGFR = "egfr"
+    TACROLIMUS_LEVEL = "tacrolimus_level"
+    BODY_WEIGHT = "body_weight"
 
 
 @dataclass(frozen=True)
@@ -118,17 +137,17 @@ LAB_ORDER_KEYS = {"serum_mg": MG_SERUM_MASS, "tacrolimus_trough": TACROLIMUS_TRO
                   "serum_creatinine": SERUM_CREATININE_ORDER}
 
 # Lab kinds the facts layer recognises, by code.
-LAB_KIND_BY_CODE: Mapping[tuple[str, str], str] = {
-    **{(c.system, c.code): "mg_serum" for c in MG_SERUM},
-    **{(c.system, c.code): "mg_ionized" for c in MG_IONIZED},
-    **{(c.system, c.code): "mg_urine" for c in MG_URINE},
-    **{(c.system, c.code): "mg_urine_24h" for c in MG_URINE_24H},
-    **{(c.system, c.code): "creatinine_urine_24h" for c in CREATININE_URINE_24H},
-    **{(c.system, c.code): "body_weight" for c in BODY_WEIGHT},
-    **{(c.system, c.code): "creatinine_serum" for c in CREATININE_SERUM},
-    **{(c.system, c.code): "creatinine_urine" for c in CREATININE_URINE},
-    **{(c.system, c.code): "egfr" for c in EGFR},
-    **{(c.system, c.code): "tacrolimus_level" for c in TACROLIMUS_LEVEL},
+LAB_KIND_BY_CODE: Mapping[tuple[str, str], LabKind] = {
+    **{(c.system, c.code): LabKind.MG_SERUM for c in MG_SERUM},
+    **{(c.system, c.code): LabKind.MG_IONIZED for c in MG_IONIZED},
+    **{(c.system, c.code): LabKind.MG_URINE for c in MG_URINE},
+    **{(c.system, c.code): LabKind.MG_URINE_24H for c in MG_URINE_24H},
+    **{(c.system, c.code): LabKind.CREATININE_URINE_24H for c in CREATININE_URINE_24H},
+    **{(c.system, c.code): LabKind.BODY_WEIGHT for c in BODY_WEIGHT},
+    **{(c.system, c.code): LabKind.CREATININE_SERUM for c in CREATININE_SERUM},
+    **{(c.system, c.code): LabKind.CREATININE_URINE for c in CREATININE_URINE},
+    **{(c.system, c.code): LabKind.EGFR for c in EGFR},
+    **{(c.system, c.code): LabKind.TACROLIMUS_LEVEL for c in TACROLIMUS_LEVEL},
 }
 
 # --- Medicines (RxNorm ingredients, RxNav) — guideline sections 1 and 8 -----------------
@@ -400,8 +419,8 @@ INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC", "EMER", "OBSENC"})
 
 # --- Hospital-local lab codes (docs/clinical-rules.md section 2) --------------------------------------
 
-LOCAL_CODE_KINDS = ("mg_serum", "mg_urine", "creatinine_serum", "creatinine_urine", "egfr",
-                    "tacrolimus_level")
+LOCAL_CODE_KINDS = (LabKind.MG_SERUM, LabKind.MG_URINE, LabKind.CREATININE_SERUM, LabKind.CREATININE_URINE,
+                    LabKind.EGFR, LabKind.TACROLIMUS_LEVEL)
 # A system or code that can stand in a FHIR token search unescaped (no ',', '|', '$', spaces).
 _TOKEN_PART = re.compile(r"^[A-Za-z0-9:/._\-#~%+=@]{1,200}$")
 LocalCodes = frozenset  # of (kind, system, code): hashable, so templates can be cached per set
@@ -447,6 +466,6 @@ def parse_local_codes(text: str) -> frozenset[tuple[str, str, str]]:
     return frozenset(found)
 
 
-def local_kind_map(local: frozenset[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+def local_kind_map(local: frozenset[tuple[str, str, str]]) -> dict[tuple[str, str], LabKind]:
     """(system, code) -> lab kind, for the facts layer."""
-    return {(system, code): kind for kind, system, code in local}
+    return {(system, code): LabKind(kind) for kind, system, code in local}

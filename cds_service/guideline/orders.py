@@ -16,9 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import codes
+from .codes import LabKind
 from .facts import LabResult, MedicationUse, PatientFacts
-from .rules import (Assessment, Finding, MagnesiumHigh, MonitoringDue, Severity, SeverityFinding,
-                    classify, is_older_than, latest_egfr, latest_usable, renal_function)
+from .rules import (
+    Assessment,
+    Finding,
+    MagnesiumHigh,
+    MonitoringDue,
+    Severity,
+    SeverityFinding,
+    classify,
+    is_older_than,
+    latest_egfr,
+    latest_usable,
+    renal_function,
+)
 from .thresholds import COMPARISON_TOLERANCE, Thresholds
 
 # The patient-level cards an order hook repeats next to its order cards (sections 3-4; the
@@ -103,7 +115,7 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
     if not base.on_tacrolimus:
         return ()
     latest = base.latest
-    level = latest_usable(facts.labs_of("tacrolimus_level"))
+    level = latest_usable(facts.labs_of(LabKind.TACROLIMUS_LEVEL))
     findings: list = list(base.findings)
     if facts.magnesium_lab_orders:
         # A serum Mg is already ordered: asking for it again would be noise (section 4).

@@ -11,18 +11,17 @@ that maps orders by their first coding (the CDS Hooks sandbox does) gets the hos
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Mapping
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from . import codes
 from .facts import LabResult, number
-from .thresholds import (DEFAULT_THRESHOLDS, FAMOTIDINE_FULL_DOSE_EGFR,
-                         FAMOTIDINE_REDUCED_DOSE_EGFR, Thresholds)
+from .thresholds import DEFAULT_THRESHOLDS, FAMOTIDINE_FULL_DOSE_EGFR, FAMOTIDINE_REDUCED_DOSE_EGFR, Thresholds
 
 # Every product a suggestion can order, by the key CDS_ORDERABLES uses.
 MEDICATION_PRODUCTS = {p.key: p for p in (codes.MAGNESIUM_OXIDE_400_TABLET,

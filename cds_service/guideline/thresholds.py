@@ -6,8 +6,8 @@ A hospital overrides any of them with an environment variable ``CDS_GUIDELINE_<N
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Mapping
 
 
 @dataclass(frozen=True)

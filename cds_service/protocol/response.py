@@ -86,22 +86,42 @@ class Card:
         return self.source.topic.code if self.source.topic else None
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _is_empty(value: Any) -> bool:
+    """None, "", [] or {} (the values the spec forbids in a response)."""
+    return value is None or (isinstance(value, (str, list, dict)) and not value)
+
+
 def to_json(value: Any) -> Any:
-    """Dataclasses, tuples and mappings -> JSON-ready values without null or empty members."""
-    if hasattr(value, "__dataclass_fields__"):
-        value = {name: getattr(value, name) for name in value.__dataclass_fields__}
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            converted = to_json(item)
-            if converted is None or converted == "" or converted == [] or converted == {}:
-                continue
+    """Dataclasses, tuples and mappings -> JSON-ready values without null or empty members.
+
+    Built for the hot path (a few thousand values per response): exact types are checked first,
+    `typing.Mapping` (an ABC check, ~10x slower) only for what is left."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        items = value.items()
+    elif hasattr(value, "__dataclass_fields__"):
+        names = _FIELD_NAMES.get(kind)
+        if names is None:
+            names = _FIELD_NAMES[kind] = tuple(value.__dataclass_fields__)
+        items = [(name, getattr(value, name)) for name in names]
+    elif kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        return [c for c in map(to_json, value) if not _is_empty(c)]
+    elif isinstance(value, Mapping):
+        items = value.items()
+    else:
+        return value
+    out = {}
+    for key, item in items:
+        converted = to_json(item)
+        if not _is_empty(converted):
             out[key] = converted
-        return out
-    if isinstance(value, (list, tuple)):
-        return [c for c in (to_json(item) for item in value)
-                if c is not None and c != "" and c != [] and c != {}]
-    return value
+    return out
 
 
 def cards_response(cards: list[Card]) -> dict:

@@ -19,6 +19,9 @@ The public names of each module are re-exported here: ``from cds_service.guideli
 
 from __future__ import annotations
 
+from .build import (
+    build_cards,
+)
 from .catalogue import (
     RULES,
     RuleDoc,
@@ -26,7 +29,6 @@ from .catalogue import (
 from .common import (
     ALREADY_ADDRESSED,
     BENEFIT_OUTWEIGHS,
-    CardContext,
     GUIDELINE_LABEL,
     LAB_ELSEWHERE,
     LINK_LABEL,
@@ -38,6 +40,7 @@ from .common import (
     SUMMARY_LIMIT,
     TOPIC_SYSTEM,
     TRANSPLANT_TEAM,
+    CardContext,
     capitalised,
     clinical_name,
     first_fitting,
@@ -48,20 +51,8 @@ from .common import (
     override_reasons,
     short_drug,
 )
-from .severity import (
-    persistent_card,
-    renal_text,
-    severity_card,
-)
 from .monitoring import (
     monitoring_card,
-)
-from .supporting import (
-    contributing_card,
-    femg_card,
-    high_card,
-    not_used_card,
-    symptoms_card,
 )
 from .orders import (
     interaction_order_card,
@@ -69,8 +60,17 @@ from .orders import (
     tacrolimus_start_card,
     wasting_order_card,
 )
-from .build import (
-    build_cards,
+from .severity import (
+    persistent_card,
+    renal_text,
+    severity_card,
+)
+from .supporting import (
+    contributing_card,
+    femg_card,
+    high_card,
+    not_used_card,
+    symptoms_card,
 )
 
 __all__ = [

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from ...protocol.response import INDICATOR_ORDER, Card, Suggestion
 from ..orders import InteractingDrugOrdered, TacrolimusStart, WastingDrugOrdered

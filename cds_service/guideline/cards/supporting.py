@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ...protocol.response import Action, Card, Suggestion
 from .. import codes
+from ..codes import LabKind
 from ..facts import MedicationUse
 from ..rules import (
     Assessment,
@@ -124,8 +125,8 @@ def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -
                  _detail(evidence, advice, a, "mg-contributing"), tuple(suggestions))
 
 
-_LAB_NAMES = {"mg_serum": "serum Mg", "creatinine_serum": "serum creatinine",
-              "mg_urine": "urine Mg", "creatinine_urine": "urine creatinine"}
+_LAB_NAMES = {LabKind.MG_SERUM: "serum Mg", LabKind.CREATININE_SERUM: "serum creatinine",
+              LabKind.MG_URINE: "urine Mg", LabKind.CREATININE_URINE: "urine creatinine"}
 
 
 def femg_card(f: FemgFinding, a: Assessment, ctx: CardContext) -> Card:

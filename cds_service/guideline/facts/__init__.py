@@ -17,36 +17,21 @@ The public names of each module are re-exported here: ``from cds_service.guideli
 
 from __future__ import annotations
 
-from .values import (
-    PLAUSIBLE_YEARS,
-    Resource,
-    clip,
-    coding_keys,
-    codings,
-    concept_text,
-    first_code,
-    number,
-    parse_datetime,
-    reference_id,
-    status_code,
-)
-from .model import (
-    ACTIVE_MEDICATION_STATUSES,
-    ACTIVE_STATEMENT_STATUSES,
-    ENDED_MEDICATION_STATUSES,
-    LabResult,
-    MagnesiumGiven,
-    MedicationUse,
-    PatientFacts,
-    SHOWN_OBSERVATION_STATUSES,
-    Symptom,
-    TREATMENT_INTENTS,
-    USABLE_OBSERVATION_STATUSES,
+from ..codes import LabKind
+from .conditions import (
+    ACTIVE_CONDITION_STATUSES,
+    EXCLUDED_VERIFICATION,
+    is_esrd,
+    is_hospitalized,
+    read_dialysis_date,
+    read_patient,
+    read_symptom,
+    read_transplant_date,
 )
 from .labs import (
     CREATININE_UMOL_PER_MG_DL,
-    LabCodes,
     TACROLIMUS_NMOL_PER_NG,
+    LabCodes,
     creatinine_mg_per_dl,
     is_magnesium_lab_order,
     lab_kind,
@@ -64,21 +49,44 @@ from .medications import (
     read_administration,
     read_medication,
 )
-from .conditions import (
-    ACTIVE_CONDITION_STATUSES,
-    EXCLUDED_VERIFICATION,
-    is_esrd,
-    is_hospitalized,
-    read_dialysis_date,
-    read_patient,
-    read_symptom,
-    read_transplant_date,
+from .model import (
+    ACTIVE_MEDICATION_STATUSES,
+    ACTIVE_STATEMENT_STATUSES,
+    ENDED_MEDICATION_STATUSES,
+    SHOWN_OBSERVATION_STATUSES,
+    TREATMENT_INTENTS,
+    USABLE_OBSERVATION_STATUSES,
+    LabResult,
+    MagnesiumGiven,
+    MedicationUse,
+    PatientFacts,
+    Symptom,
+    UsableResult,
+    is_usable,
+    usable_only,
 )
 from .patient import (
     build_facts,
 )
+from .values import (
+    PLAUSIBLE_YEARS,
+    Resource,
+    clip,
+    coding_keys,
+    codings,
+    concept_text,
+    first_code,
+    number,
+    parse_datetime,
+    reference_id,
+    status_code,
+)
 
 __all__ = [
+    "LabKind",
+    "UsableResult",
+    "is_usable",
+    "usable_only",
     "ACTIVE_CONDITION_STATUSES",
     "ACTIVE_MEDICATION_STATUSES",
     "ACTIVE_STATEMENT_STATUSES",

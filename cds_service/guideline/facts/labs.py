@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .. import codes
+from ..codes import LabKind
 from ..thresholds import MG_UNIT_TO_MEQ_PER_L
 from .model import LabResult
 from .values import Resource, clip, codings, concept_text, parse_datetime
@@ -31,10 +33,10 @@ def observation_time(obs: Resource) -> tuple[datetime | None, str | None]:
     return None, None
 
 
-LabCodes = Mapping[tuple[str, str], str]  # (system, code) -> lab kind
+LabCodes = Mapping[tuple[str, str], LabKind]  # (system, code) -> lab kind
 
 
-def lab_kind(obs: Resource, local_codes: LabCodes | None = None) -> str | None:
+def lab_kind(obs: Resource, local_codes: LabCodes | None = None) -> LabKind | None:
     """Section 2: a LOINC-coded result is what its LOINC code says; hospital-local codes are
     recognised like LOINC; text decides only for results with no LOINC coding at all."""
     code = obs.get("code")
@@ -57,7 +59,7 @@ def lab_kind(obs: Resource, local_codes: LabCodes | None = None) -> str | None:
 _SHORT_MG_NAME = re.compile(r"^\s*(?:(?:serum|plasma|s|p)[\s-]+)?mg(?:[\s,(-]+(?:serum|plasma|level|total)\)?)?\s*$")
 
 
-def _lab_kind_from_text(text: str) -> str | None:
+def _lab_kind_from_text(text: str) -> LabKind | None:
     """Section 2: codes first; text is the fallback for records that carry only text."""
     if not text:
         return None
@@ -66,16 +68,16 @@ def _lab_kind_from_text(text: str) -> str | None:
         if any(w in text for w in ("rbc", "erythrocyte", "red cell", "red blood")):
             return None
         if urine:
-            return "mg_urine"
+            return LabKind.MG_URINE
         if "ionized" in text or "ionised" in text:
-            return "mg_ionized"
-        return "mg_serum"
+            return LabKind.MG_IONIZED
+        return LabKind.MG_SERUM
     if "tacrolimus" in text or "fk506" in text:
-        return "tacrolimus_level"
+        return LabKind.TACROLIMUS_LEVEL
     if "glomerular filtration" in text or "egfr" in text:
-        return "egfr"
+        return LabKind.EGFR
     if "creatinine" in text and "clearance" not in text and "ratio" not in text:
-        return "creatinine_urine" if urine else "creatinine_serum"
+        return LabKind.CREATININE_URINE if urine else LabKind.CREATININE_SERUM
     return None
 
 
@@ -112,18 +114,18 @@ _EGFR_UNITS = frozenset({"ml/min/{1.73_m2}", "ml/min/1.73m2", "ml/min/1.73_m2", 
 _TACROLIMUS_UNITS = frozenset({"ng/ml", "ug/l", "µg/l", "mcg/l"})
 
 
-def _normalise(kind: str, value: float, unit_keys: list[str]) -> float | None:
+def _normalise(kind: LabKind, value: float, unit_keys: list[str]) -> float | None:
     if value <= 0:
         return None  # no laboratory value of these analytes is zero or negative
-    if kind in ("mg_serum", "mg_ionized", "mg_urine"):
+    if kind in (LabKind.MG_SERUM, LabKind.MG_IONIZED, LabKind.MG_URINE):
         return magnesium_meq_per_l(value, unit_keys)
-    if kind in ("creatinine_serum", "creatinine_urine"):
+    if kind in (LabKind.CREATININE_SERUM, LabKind.CREATININE_URINE):
         return creatinine_mg_per_dl(value, unit_keys)
-    if kind == "body_weight":
+    if kind == LabKind.BODY_WEIGHT:
         return _kilograms(value, unit_keys)
-    if kind == "egfr":
+    if kind == LabKind.EGFR:
         return value if any(k in _EGFR_UNITS for k in unit_keys) else None
-    if kind == "tacrolimus_level":
+    if kind == LabKind.TACROLIMUS_LEVEL:
         if any(k in _TACROLIMUS_UNITS for k in unit_keys):
             return value
         if "nmol/l" in unit_keys:
@@ -152,7 +154,7 @@ def read_lab(obs: Resource, local_codes: LabCodes | None = None) -> LabResult | 
     value = comparator = None
     unit = ""
     normalised = None
-    if quantity is None and kind == "egfr" and isinstance(obs.get("valueString"), str):
+    if quantity is None and kind == LabKind.EGFR and isinstance(obs.get("valueString"), str):
         quantity = _egfr_from_text(obs["valueString"])
     if isinstance(quantity, dict) and not obs.get("dataAbsentReason"):
         raw = quantity.get("value")
@@ -208,4 +210,4 @@ def is_magnesium_lab_order(request: Resource, local_codes: LabCodes | None = Non
     status = request.get("status")
     if not isinstance(status, str) or status not in _PLANNED_ORDER_STATUSES:
         return False
-    return lab_kind({"code": request.get("code")}, local_codes) == "mg_serum"
+    return lab_kind({"code": request.get("code")}, local_codes) == LabKind.MG_SERUM

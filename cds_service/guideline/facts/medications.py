@@ -6,8 +6,9 @@ A drug is classified by its code first, then by its name (the value sets of code
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .. import codes
 from .model import MagnesiumGiven, MedicationUse

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING, TypeGuard
 
+from ..codes import LabKind
 from .values import number
 
 USABLE_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected"})
@@ -22,7 +25,7 @@ TREATMENT_INTENTS = frozenset({"order", "original-order", "reflex-order", "fille
 class LabResult:
     """One laboratory Observation, read leniently."""
 
-    kind: str  # mg_serum, mg_ionized, mg_urine, creatinine_serum, creatinine_urine, egfr, tacrolimus_level
+    kind: LabKind
     observation_id: str | None
     when: datetime | None
     status: str
@@ -68,6 +71,27 @@ class LabResult:
         if self.when is None:
             return "no date"
         return None
+
+
+
+if TYPE_CHECKING:
+    class UsableResult(LabResult):
+        """A LabResult known to be usable: dated, with a value in the unit the rules compare."""
+
+        when: datetime
+        normalised: float
+else:
+    UsableResult = LabResult  # at run time a usable result is a LabResult like any other
+
+
+def is_usable(result: LabResult) -> TypeGuard[UsableResult]:
+    """``result.usable`` in a form the type checker follows: ``when`` and ``normalised`` are set."""
+    return result.usable
+
+
+def usable_only(results: Iterable[LabResult]) -> list[UsableResult]:
+    """The usable results, in their order."""
+    return [r for r in results if is_usable(r)]
 
 
 @dataclass(frozen=True)
@@ -179,5 +203,5 @@ class PatientFacts:
     esrd: bool = False  # an active end-stage renal disease Condition
     dialysis_dates: tuple[datetime, ...] = ()  # dialysis Procedures
 
-    def labs_of(self, kind: str) -> list[LabResult]:
+    def labs_of(self, kind: LabKind) -> list[LabResult]:
         return [lab for lab in self.labs if lab.kind == kind]

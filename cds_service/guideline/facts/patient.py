@@ -2,13 +2,102 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
+from ..codes import LabKind
 from .conditions import is_esrd, is_hospitalized, read_dialysis_date, read_patient, read_symptom, read_transplant_date
 from .labs import LabCodes, is_magnesium_lab_order, lab_kind, read_lab
 from .medications import read_administration, read_medication
-from .model import PatientFacts
+from .model import MedicationUse, PatientFacts
 from .values import Resource, reference_id
+
+T = TypeVar("T")
+# Section 4: a lab order drafted in an order hook that answers the monitoring card.
+_MAGNESIUM_LAB_KINDS = (LabKind.MG_SERUM, LabKind.MG_URINE, LabKind.MG_IONIZED)
+
+
+@dataclass
+class PatientRecord:
+    """The patient's resources by type, de-duplicated by id (the same Observation arriving
+    under two prefetch keys counts once), in the order they arrived."""
+
+    patient_id: str | None
+    by_type: dict[str, dict[str, Resource]] = field(default_factory=dict)
+    anonymous: dict[str, list[Resource]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, resources: Iterable[Resource], patient_id: str | None) -> PatientRecord:
+        record = cls(patient_id)
+        for resource in resources:
+            rtype = resource.get("resourceType")
+            if not isinstance(rtype, str):
+                continue
+            rid = resource.get("id")
+            if isinstance(rid, str):
+                record.by_type.setdefault(rtype, {})[rid] = resource
+            else:
+                record.anonymous.setdefault(rtype, []).append(resource)
+        return record
+
+    def of_type(self, rtype: str) -> list[Resource]:
+        return list(self.by_type.get(rtype, {}).values()) + self.anonymous.get(rtype, [])
+
+    def about_patient(self, *rtypes: str) -> list[Resource]:
+        """The resources of these types whose subject (or patient) is this patient or not stated."""
+        return [r for rtype in rtypes for r in self.of_type(rtype) if self._is_about_patient(r)]
+
+    def _is_about_patient(self, resource: Resource) -> bool:
+        found = reference_id(resource.get("subject") or resource.get("patient"), "Patient")
+        return self.patient_id is None or found is None or found == self.patient_id
+
+
+def _each(read: Callable[[Resource], T | None], resources: Iterable[Resource]) -> tuple[T, ...]:
+    """What a reader makes of each resource, skipping those it cannot read."""
+    return tuple(fact for fact in map(read, resources) if fact is not None)
+
+
+def _medication_index(record: PatientRecord, draft_orders: list[Resource]) -> dict[str, Resource]:
+    """Medication resources by id, the drafts' own (contained in the order hook) included."""
+    return {**record.by_type.get("Medication", {}),
+            **{r["id"]: r for r in draft_orders
+               if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}}
+
+
+def _draft_medications(draft_orders: list[Resource],
+                       medication_index: dict[str, Resource]) -> tuple[MedicationUse, ...]:
+    """Section 6: the MedicationRequests being ordered (draft, or active once signed)."""
+    requests = [r for r in draft_orders if r.get("resourceType") == "MedicationRequest"
+                and r.get("status") in ("draft", "active", None)]
+    return _each(lambda r: read_medication(r, medication_index), requests)
+
+
+def _is_selected(selected: set[str] | None, reference: str) -> bool:
+    return selected is None or reference in selected
+
+
+def _magnesium_lab_orders(record: PatientRecord, draft_orders: list[Resource],
+                          local_codes: LabCodes | None) -> int:
+    """Section 4: serum magnesium orders placed or being placed (the monitoring plan)."""
+    drafted = [d for d in draft_orders if d.get("resourceType") == "ServiceRequest"]
+    return sum(1 for r in record.of_type("ServiceRequest") + drafted if is_magnesium_lab_order(r, local_codes))
+
+
+def _selected_lab_drafts(draft_orders: list[Resource], selected: set[str] | None,
+                         local_codes: LabCodes | None) -> int:
+    """Magnesium lab orders among the drafts acted on (an order hook's selections)."""
+    return sum(1 for d in draft_orders if d.get("resourceType") == "ServiceRequest"
+               and _is_selected(selected, f"ServiceRequest/{d.get('id')}")
+               and lab_kind({"code": d.get("code")}, local_codes) in _MAGNESIUM_LAB_KINDS)
+
+
+def _hospitalized(record: PatientRecord, encounter_id: str | None) -> bool:
+    """The hook's encounter (any encounter when none is named) is an inpatient one."""
+    encounters = record.of_type("Encounter")
+    if encounter_id is not None:
+        encounters = [e for e in encounters if e.get("id") == encounter_id]
+    return any(is_hospitalized(e) for e in encounters)
 
 
 def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
@@ -22,85 +111,33 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
     prefetch keys counts once. Resources about another patient are ignored. `draft_orders` are
     the order hooks' drafts; `selections` names the ones acted on (None: all of them).
     """
-    draft_orders = [r for r in draft_orders if isinstance(r, dict)]
-    by_type: dict[str, dict[str, Resource]] = {}
-    anonymous: dict[str, list[Resource]] = {}
-    for resource in resources:
-        rtype = resource.get("resourceType")
-        if not isinstance(rtype, str):
-            continue
-        rid = resource.get("id")
-        if isinstance(rid, str):
-            by_type.setdefault(rtype, {})[rid] = resource
-        else:
-            anonymous.setdefault(rtype, []).append(resource)
-
-    def of_type(rtype: str) -> list[Resource]:
-        return list(by_type.get(rtype, {}).values()) + anonymous.get(rtype, [])
-
-    def about_patient(resource: Resource) -> bool:
-        subject = resource.get("subject") or resource.get("patient")
-        found = reference_id(subject, "Patient")
-        return patient_id is None or found is None or found == patient_id
-
-    medication_index = {**by_type.get("Medication", {}),
-                        **{r["id"]: r for r in draft_orders
-                           if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}}
-    medications = tuple(
-        use for resource in of_type("MedicationRequest") + of_type("MedicationStatement")
-        if about_patient(resource)
-        for use in [read_medication(resource, medication_index)] if use is not None)
-    labs = tuple(
-        lab for obs in of_type("Observation") if about_patient(obs)
-        for lab in [read_lab(obs, local_codes)] if lab is not None)
-    administrations = tuple(
-        given for resource in of_type("MedicationAdministration") if about_patient(resource)
-        for given in [read_administration(resource, medication_index)] if given is not None)
-    conditions = [c for c in of_type("Condition") if about_patient(c)]
-    procedures = [p for p in of_type("Procedure") if about_patient(p)]
-    patients = [p for p in of_type("Patient") if patient_id is None or p.get("id") == patient_id]
+    drafts_given: list[Resource] = [r for r in draft_orders if isinstance(r, dict)]
+    record = PatientRecord.of(resources, patient_id)
+    medication_index = _medication_index(record, drafts_given)
+    conditions = record.about_patient("Condition")
+    procedures = record.about_patient("Procedure")
+    patients = [p for p in record.of_type("Patient") if patient_id is None or p.get("id") == patient_id]
     birth_date, sex = read_patient(patients[0]) if patients else (None, None)
-    symptoms = tuple(
-        s for condition in conditions for s in [read_symptom(condition)] if s is not None)
-    transplants = tuple(
-        when for procedure in procedures
-        for when in [read_transplant_date(procedure)] if when is not None)
-    dialysis = tuple(when for procedure in procedures
-                     for when in [read_dialysis_date(procedure)] if when is not None)
-    encounters = of_type("Encounter")
-    if encounter_id is not None:
-        encounters = [e for e in encounters if e.get("id") == encounter_id]
-    drafts = tuple(
-        use for resource in draft_orders
-        if resource.get("resourceType") == "MedicationRequest"
-        and resource.get("status") in ("draft", "active", None)
-        for use in [read_medication(resource, medication_index)] if use is not None)
+    drafts = _draft_medications(drafts_given, medication_index)
     selected = set(selections) if selections is not None else None
-    selected_drafts = tuple(d for d in drafts if selected is None
-                            or f"{d.resource_type}/{d.request_id}" in selected)
-    lab_orders = sum(1 for r in of_type("ServiceRequest") + [
-        d for d in draft_orders if d.get("resourceType") == "ServiceRequest"]
-        if is_magnesium_lab_order(r, local_codes))
-    selected_lab_drafts = sum(
-        1 for d in draft_orders if d.get("resourceType") == "ServiceRequest"
-        and (selected is None or f"ServiceRequest/{d.get('id')}" in selected)
-        and lab_kind({"code": d.get("code")}, local_codes) in ("mg_serum", "mg_urine", "mg_ionized"))
     return PatientFacts(
         patient_id=patient_id,
         encounter_id=encounter_id,
-        medications=medications,
-        labs=labs,
-        symptoms=symptoms,
-        transplant_dates=transplants,
-        hospitalized=any(is_hospitalized(e) for e in encounters),
+        medications=_each(lambda r: read_medication(r, medication_index),
+                          record.about_patient("MedicationRequest", "MedicationStatement")),
+        labs=_each(lambda r: read_lab(r, local_codes), record.about_patient("Observation")),
+        symptoms=_each(read_symptom, conditions),
+        transplant_dates=_each(read_transplant_date, procedures),
+        hospitalized=_hospitalized(record, encounter_id),
         unavailable=tuple(unavailable),
         draft_orders=drafts,
-        selected_drafts=selected_drafts,
-        magnesium_lab_orders=lab_orders,
-        selected_magnesium_lab_drafts=selected_lab_drafts,
+        selected_drafts=tuple(d for d in drafts if _is_selected(selected, f"{d.resource_type}/{d.request_id}")),
+        magnesium_lab_orders=_magnesium_lab_orders(record, drafts_given, local_codes),
+        selected_magnesium_lab_drafts=_selected_lab_drafts(drafts_given, selected, local_codes),
         birth_date=birth_date,
         sex=sex,
-        administrations=administrations,
+        administrations=_each(lambda r: read_administration(r, medication_index),
+                              record.about_patient("MedicationAdministration")),
         esrd=any(is_esrd(c) for c in conditions),
-        dialysis_dates=dialysis,
+        dialysis_dates=_each(read_dialysis_date, procedures),
     )

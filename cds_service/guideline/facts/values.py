@@ -6,8 +6,9 @@ Lenient readers shared by every resource kind: what cannot be read is None, neve
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any
 
 Resource = Mapping[str, Any]
 

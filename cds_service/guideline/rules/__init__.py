@@ -17,6 +17,22 @@ The public names of each module are re-exported here: ``from cds_service.guideli
 
 from __future__ import annotations
 
+from .assessment import (
+    assess,
+    magnesium_high,
+)
+from .contributing import (
+    FIRST_YEAR_DAYS,
+    NOT_GIVEN_ORDER_STATUSES,
+    contributing_factors,
+    egfr_rise,
+    femg,
+    given_since,
+    persistent_low,
+    supplement_start,
+    trough_missing,
+    trough_window_days,
+)
 from .findings import (
     Assessment,
     ChildDosing,
@@ -36,17 +52,6 @@ from .findings import (
     SymptomsWithNormalMagnesium,
     TacrolimusUse,
 )
-from .severity import (
-    best_at_same_time,
-    classify,
-    is_future,
-    latest_usable,
-    on_tacrolimus,
-    set_aside_future,
-    tacrolimus_use,
-    taking_tacrolimus,
-    usable_by_time,
-)
 from .monitoring import (
     is_older_than,
     monitoring_interval,
@@ -64,21 +69,16 @@ from .renal import (
     renal_caution,
     renal_function,
 )
-from .contributing import (
-    FIRST_YEAR_DAYS,
-    NOT_GIVEN_ORDER_STATUSES,
-    contributing_factors,
-    egfr_rise,
-    femg,
-    given_since,
-    persistent_low,
-    supplement_start,
-    trough_missing,
-    trough_window_days,
-)
-from .assessment import (
-    assess,
-    magnesium_high,
+from .severity import (
+    best_at_same_time,
+    classify,
+    is_future,
+    latest_usable,
+    on_tacrolimus,
+    set_aside_future,
+    tacrolimus_use,
+    taking_tacrolimus,
+    usable_by_time,
 )
 
 __all__ = [

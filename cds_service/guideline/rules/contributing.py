@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..facts import LabResult, MedicationUse, PatientFacts
+from ..codes import LabKind
+from ..facts import MedicationUse, PatientFacts, UsableResult, is_usable
 from ..thresholds import COMPARISON_TOLERANCE, FEMG_FILTERED_FRACTION, Thresholds
 from .findings import ContributingFactors, EgfrRise, FemgFinding, GivenSince, PersistentLow, Severity, TacrolimusUse
 from .monitoring import is_older_than, tacrolimus_start
@@ -16,7 +17,7 @@ FIRST_YEAR_DAYS = 365  # section 7: the tacrolimus-level window is shorter in th
 NOT_GIVEN_ORDER_STATUSES = frozenset({"cancelled", "entered-in-error"})
 
 
-def given_since(facts: PatientFacts, result: LabResult) -> tuple[GivenSince, ...]:
+def given_since(facts: PatientFacts, result: UsableResult) -> tuple[GivenSince, ...]:
     """Section 3: magnesium administered (completed / in progress) or a supplement ordered (any
     status but cancelled / entered-in-error) after the result: replacement is under way."""
     given = [GivenSince(a.name, a.when, a.status, a.route, a.dose)
@@ -43,7 +44,7 @@ def trough_window_days(facts: PatientFacts, now: datetime, thresholds: Threshold
 
 def egfr_rise(facts: PatientFacts, thresholds: Thresholds) -> EgfrRise | None:
     """Latest eGFR up by >= egfr_rise_fraction over the lowest in the window before it."""
-    exact = [r for r in facts.labs_of("egfr") if r.usable and r.comparator is None]
+    exact = [r for r in facts.labs_of(LabKind.EGFR) if is_usable(r) and r.comparator is None]
     latest = latest_usable(exact)
     if latest is None:
         return None
@@ -58,7 +59,7 @@ def egfr_rise(facts: PatientFacts, thresholds: Thresholds) -> EgfrRise | None:
     return None
 
 
-def contributing_factors(facts: PatientFacts, latest: LabResult, now: datetime,
+def contributing_factors(facts: PatientFacts, latest: UsableResult, now: datetime,
                          thresholds: Thresholds) -> ContributingFactors | None:
     """Section 7: what worsens magnesium loss. A missing tacrolimus level is not a factor (the
     severity card asks for one instead)."""
@@ -67,7 +68,7 @@ def contributing_factors(facts: PatientFacts, latest: LabResult, now: datetime,
     raising = tuple(sorted((m for m in active if m.raises_tacrolimus_class),
                            key=lambda m: m.authored_on.timestamp() if m.authored_on else 0.0,
                            reverse=True))  # newest first (section 7)
-    level = latest_usable(facts.labs_of("tacrolimus_level"))
+    level = latest_usable(facts.labs_of(LabKind.TACROLIMUS_LEVEL))
     window = trough_window_days(facts, now, thresholds)
     high = False
     # Only a recent level says anything about today's exposure.
@@ -75,7 +76,7 @@ def contributing_factors(facts: PatientFacts, latest: LabResult, now: datetime,
             and level.comparator not in ("<", "<="):
         limit = thresholds.tacrolimus_high_above
         high = level.normalised > limit + COMPARISON_TOLERANCE or (
-            level.reference_high is not None and level.value > level.reference_high)
+            level.reference_high is not None and level.value is not None and level.value > level.reference_high)
     rise = egfr_rise(facts, thresholds)
     if not (wasting or raising or high or rise):
         return None
@@ -89,7 +90,7 @@ def trough_missing(facts: PatientFacts, use: TacrolimusUse, now: datetime,
     if not use.taking:
         return None
     window = trough_window_days(facts, now, thresholds)
-    level = latest_usable(facts.labs_of("tacrolimus_level"))
+    level = latest_usable(facts.labs_of(LabKind.TACROLIMUS_LEVEL))
     return window if level is None or is_older_than(level, window, now) else None
 
 
@@ -108,8 +109,8 @@ def persistent_low(facts: PatientFacts, thresholds: Thresholds) -> PersistentLow
         return None
     medication, started = supplement
     # One result per time, corrections applied (section 2).
-    results = usable_by_time(r for r in facts.labs_of("mg_serum") if r.usable and r.when >= started)
-    run: list[LabResult] = []
+    results = usable_by_time(r for r in facts.labs_of(LabKind.MG_SERUM) if is_usable(r) and r.when >= started)
+    run: list[UsableResult] = []
     for result in reversed(results):
         if classify(result.normalised, result.comparator, False, thresholds) not in (
                 Severity.SEVERE, Severity.MILD_MODERATE) or result.comparator in (">", ">="):
@@ -124,17 +125,17 @@ def persistent_low(facts: PatientFacts, thresholds: Thresholds) -> PersistentLow
     return PersistentLow(tuple(run), medication, severe)
 
 
-def femg(facts: PatientFacts, latest: LabResult, thresholds: Thresholds) -> FemgFinding:
+def femg(facts: PatientFacts, latest: UsableResult, thresholds: Thresholds) -> FemgFinding:
     """FEMg (%) = (U_Mg x S_Cr) / (0.7 x S_Mg x U_Cr) x 100 from results within the window."""
     window = timedelta(hours=thresholds.femg_window_hours)
 
-    def near(kind: str) -> LabResult | None:
-        close = [r for r in facts.labs_of(kind) if r.usable and r.comparator is None
+    def near(kind: LabKind) -> UsableResult | None:
+        close = [r for r in facts.labs_of(kind) if is_usable(r) and r.comparator is None
                  and abs(r.when - latest.when) <= window]
         return min(close, key=lambda r: abs(r.when - latest.when)) if close else None
 
-    urine_mg, serum_cr, urine_cr = near("mg_urine"), near("creatinine_serum"), near("creatinine_urine")
-    if latest.comparator is not None or None in (urine_mg, serum_cr, urine_cr):
+    urine_mg, serum_cr, urine_cr = near(LabKind.MG_URINE), near(LabKind.CREATININE_SERUM), near(LabKind.CREATININE_URINE)
+    if latest.comparator is not None or urine_mg is None or serum_cr is None or urine_cr is None:
         return FemgFinding(latest, None, None, ())
     times = [r.when for r in (latest, urine_mg, serum_cr, urine_cr)]
     if max(times) - min(times) > window:  # "within 24 hours of each other" (section 7)

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..facts import LabResult, MedicationUse, Symptom
+from ..facts import LabResult, MedicationUse, Symptom, UsableResult
 
 
 class Severity(enum.Enum):
@@ -59,7 +59,7 @@ class RenalFunction:
 
     egfr: float | None  # mL/min/1.73 m2; None: unknown
     comparator: str | None = None
-    result: LabResult | None = None  # the eGFR result, or the creatinine it was estimated from
+    result: UsableResult | None = None  # the eGFR result, or the creatinine it was estimated from
     estimated: bool = False  # CKD-EPI 2021 from `result` (a serum creatinine)
     impaired: bool = False  # below egfr_caution_below
     sex_unknown: bool = False  # the estimate is the lower of the female and male ones
@@ -74,7 +74,7 @@ class ChildDosing:
     """Section 3: a patient under 18: weight-based text, never a fixed dose."""
 
     age_years: int
-    weight: LabResult | None  # body weight (kg) within body_weight_recent_days
+    weight: UsableResult | None  # body weight (kg) within body_weight_recent_days
 
 
 @dataclass(frozen=True)
@@ -91,15 +91,15 @@ class GivenSince:
 @dataclass(frozen=True)
 class SeverityFinding:
     severity: Severity
-    latest: LabResult
+    latest: UsableResult
     symptoms: tuple[Symptom, ...]
     stale: bool  # older than the monitoring interval: ask for a repeat level
     interval: MonitoringInterval
-    renal_caution: LabResult | None  # the eGFR (or creatinine) behind an impaired renal function
+    renal_caution: UsableResult | None  # the eGFR (or creatinine) behind an impaired renal function
     supplements: tuple[MedicationUse, ...] = ()  # active magnesium supplements (already treated)
     # Supplements being ordered right now: drafts (section 6).
     supplement_drafts: tuple[MedicationUse, ...] = ()
-    egfr: LabResult | None = None  # the latest eGFR (None: renal function unknown)
+    egfr: UsableResult | None = None  # the latest eGFR (None: renal function unknown)
     femg_missing: bool = False  # low Mg without an FEMg: the work-up may be suggested (section 7)
     persistent: "PersistentLow | None" = None  # persistence replaces this card (section 7)
     renal: RenalFunction = RenalFunction(None)
@@ -115,29 +115,29 @@ class SeverityFinding:
 @dataclass(frozen=True)
 class MonitoringDue:
     interval: MonitoringInterval
-    latest: LabResult | None  # None: never measured
+    latest: UsableResult | None  # None: never measured
     symptoms: tuple[Symptom, ...]
 
 
 @dataclass(frozen=True)
 class SymptomsWithNormalMagnesium:
-    latest: LabResult
+    latest: UsableResult
     symptoms: tuple[Symptom, ...]
 
 
 @dataclass(frozen=True)
 class EgfrRise:
-    earlier: LabResult
-    latest: LabResult
+    earlier: UsableResult
+    latest: UsableResult
     fraction: float
 
 
 @dataclass(frozen=True)
 class ContributingFactors:
-    latest: LabResult
+    latest: UsableResult
     wasting_drugs: tuple[MedicationUse, ...]
     raising_drugs: tuple[MedicationUse, ...]
-    tacrolimus_level: LabResult | None  # the latest level, high or not
+    tacrolimus_level: UsableResult | None  # the latest level, high or not
     tacrolimus_high: bool
     egfr_rise: EgfrRise | None
     # Section 7 (revision 2): a missing level is never a factor; kept False for readers of rev. 1.
@@ -148,32 +148,32 @@ class ContributingFactors:
 class MagnesiumHigh:
     """Section 3: Mg above high_above while a supplement is active (card kind mg-high)."""
 
-    latest: LabResult
+    latest: UsableResult
     supplements: tuple[MedicationUse, ...]
     renal: RenalFunction
 
 
 @dataclass(frozen=True)
 class PersistentLow:
-    results: tuple[LabResult, ...]  # oldest first
+    results: tuple[UsableResult, ...]  # oldest first
     supplement: MedicationUse
     severe: bool
-    renal_caution: LabResult | None = None  # eGFR below egfr_caution_below: dose increases with care
+    renal_caution: UsableResult | None = None  # eGFR below egfr_caution_below: dose increases with care
 
 
 @dataclass(frozen=True)
 class FemgFinding:
-    latest: LabResult
+    latest: UsableResult
     value: float | None  # percent; None when the four inputs are not all available
     renal_wasting: bool | None
-    inputs: tuple[LabResult, ...]
+    inputs: tuple[UsableResult, ...]
 
 
 @dataclass(frozen=True)
 class ResultsNotUsed:
     """Newer magnesium results that could not be used, when no other card would say so."""
 
-    latest: LabResult | None  # the result the assessment used, if any
+    latest: UsableResult | None  # the result the assessment used, if any
     unreadable: tuple[LabResult, ...]
     preliminary: tuple[LabResult, ...]
     future: tuple[LabResult, ...] = ()  # dated in the future: never used (section 2)
@@ -190,10 +190,10 @@ class Assessment:
     on_tacrolimus: bool
     findings: tuple[Finding, ...] = ()
     unreadable: tuple[LabResult, ...] = ()  # magnesium results newer than the one used
-    ionized: LabResult | None = None
+    ionized: UsableResult | None = None
     preliminary: tuple[LabResult, ...] = ()  # newer preliminary results: shown, not classified
     unavailable: tuple[str, ...] = ()
     starting_tacrolimus: bool = False  # in scope only through a draft order (section 6)
-    latest: LabResult | None = None  # the serum magnesium result the rules used
+    latest: UsableResult | None = None  # the serum magnesium result the rules used
     tacrolimus: TacrolimusUse | None = None  # taking, on hold, recently stopped or starting
     future: tuple[LabResult, ...] = ()  # results dated in the future: named, never used

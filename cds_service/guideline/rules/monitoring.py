@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..facts import LabResult, PatientFacts, Symptom
+from ..facts import PatientFacts, Symptom, UsableResult
 from ..thresholds import Thresholds
 from .findings import MonitoringInterval
 
@@ -37,7 +37,7 @@ def tacrolimus_start(facts: PatientFacts) -> datetime | None:
     return min(dates) if dates else None
 
 
-def is_older_than(result: LabResult, days: int, now: datetime) -> bool:
+def is_older_than(result: UsableResult, days: int, now: datetime) -> bool:
     return result.when < now - timedelta(days=days)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..facts import LabResult, PatientFacts
+from ..codes import LabKind
+from ..facts import LabResult, PatientFacts, UsableResult, is_usable
 from ..thresholds import Thresholds
 from .findings import ChildDosing, RenalFunction
 from .severity import latest_usable
@@ -12,8 +13,8 @@ from .severity import latest_usable
 ADULT_AGE_YEARS = 18  # section 3: children get weight-based text, never a fixed dose
 
 
-def latest_egfr(facts: PatientFacts) -> LabResult | None:
-    return latest_usable(facts.labs_of("egfr"))
+def latest_egfr(facts: PatientFacts) -> UsableResult | None:
+    return latest_usable(facts.labs_of(LabKind.EGFR))
 
 
 def age_years(facts: PatientFacts, now: datetime) -> int | None:
@@ -39,7 +40,7 @@ def renal_function(facts: PatientFacts, now: datetime, thresholds: Thresholds) -
     unknown."""
     since = now - timedelta(days=thresholds.renal_function_recent_days)
     limit = thresholds.egfr_caution_below
-    egfr = latest_usable(r for r in facts.labs_of("egfr") if r.usable and r.when >= since)
+    egfr = latest_usable(r for r in facts.labs_of(LabKind.EGFR) if is_usable(r) and r.when >= since)
     if egfr is not None:
         if egfr.comparator in (">", ">="):
             impaired = False
@@ -48,8 +49,8 @@ def renal_function(facts: PatientFacts, now: datetime, thresholds: Thresholds) -
         else:
             impaired = egfr.normalised < limit
         return RenalFunction(egfr.normalised, egfr.comparator, egfr, False, impaired)
-    creatinine = latest_usable(r for r in facts.labs_of("creatinine_serum")
-                               if r.usable and r.when >= since and r.comparator is None)
+    creatinine = latest_usable(r for r in facts.labs_of(LabKind.CREATININE_SERUM)
+                               if is_usable(r) and r.when >= since and r.comparator is None)
     age = age_years(facts, now)
     if creatinine is None or age is None or age < ADULT_AGE_YEARS:
         return RenalFunction(None)
@@ -92,6 +93,6 @@ def child_dosing(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> 
     if age is None or age >= ADULT_AGE_YEARS:
         return None
     since = now - timedelta(days=thresholds.body_weight_recent_days)
-    weight = latest_usable(r for r in facts.labs_of("body_weight")
-                           if r.usable and r.when >= since and r.comparator is None)
+    weight = latest_usable(r for r in facts.labs_of(LabKind.BODY_WEIGHT)
+                           if is_usable(r) and r.when >= since and r.comparator is None)
     return ChildDosing(age, weight)

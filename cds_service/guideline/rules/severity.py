@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Iterable
 
-from ..facts import LabResult, MedicationUse, PatientFacts
+from ..facts import LabResult, MedicationUse, PatientFacts, UsableResult, usable_only
 from ..thresholds import COMPARISON_TOLERANCE, Thresholds
 from .findings import Severity, TacrolimusUse
 
@@ -54,7 +54,7 @@ def on_tacrolimus(facts: PatientFacts, now: datetime | None = None,
 _STANDING = {"corrected": 1, "amended": 1, "final": 0}
 
 
-def best_at_same_time(results: Iterable[LabResult]) -> LabResult:
+def best_at_same_time(results: Iterable[UsableResult]) -> UsableResult:
     """Section 2, corrections: at one effective time a corrected/amended result supersedes a
     final one (whatever its id); among equals the later `issued` wins; only true duplicates
     fall back to the lowest value (be conservative)."""
@@ -68,18 +68,17 @@ def best_at_same_time(results: Iterable[LabResult]) -> LabResult:
     return min(group, key=lambda r: r.normalised)
 
 
-def usable_by_time(results: Iterable[LabResult]) -> list[LabResult]:
+def usable_by_time(results: Iterable[LabResult]) -> list[UsableResult]:
     """One usable result per effective time (corrections applied), oldest first."""
-    at: dict[datetime, list[LabResult]] = {}
-    for r in results:
-        if r.usable:
-            at.setdefault(r.when, []).append(r)
+    at: dict[datetime, list[UsableResult]] = {}
+    for r in usable_only(results):
+        at.setdefault(r.when, []).append(r)
     return [best_at_same_time(at[when]) for when in sorted(at)]
 
 
-def latest_usable(results: Iterable[LabResult]) -> LabResult | None:
+def latest_usable(results: Iterable[LabResult]) -> UsableResult | None:
     """The newest usable result (corrections applied at equal times, section 2)."""
-    usable = [r for r in results if r.usable]
+    usable = usable_only(results)
     if not usable:
         return None
     newest = max(r.when for r in usable)
