@@ -379,6 +379,7 @@ def check_section_10(cards: list[dict], case: Case) -> None:
         topic = c["source"]["topic"]["code"]
         assert topic in TOPICS, topic
         assert len(c["summary"]) <= 140, c["summary"]
+        assert not c["summary"].rstrip().endswith(("…", "...")), f"summary cut inside its action: {c['summary']}"
         assert "patient on tacrolimus" not in c["summary"].lower(), f"filler in summary: {c['summary']}"
         uuidlib.UUID(c["uuid"])
         url = c["source"].get("url", "")
@@ -2288,6 +2289,59 @@ def _(cards, mode):
 def _(cards, mode):
     c = the(cards, "mg-persistent", "warning")
     assert "slow-mag" in text(c)
+
+
+# ---- Batch 7: dose escalation meets renal impairment, dialysis and children -----------------
+
+def _no_tid_without_caution(c: dict) -> None:
+    t = text(c)
+    for r in mgo(c):
+        assert per_day(r) <= 1, r["dosageInstruction"][0]["text"]
+    assert "hypermagnesemia" in t or "renal impairment" in t, t
+    assert "three times daily" not in t or "renal" in t[t.index("three times daily") - 200: t.index("three times daily") + 200], t
+
+
+@case("tremor-with-egfr-22-renal-wins",
+      recipient(mg(1.2, "mEq/L", days=1), condition("26079004", "Tremor", onset_days=3, recorded_days=3), renal=False)
+      + [egfr(22)])
+def _(cards, mode):
+    c = the(cards, "mg-severity", "warning")
+    expect_oral_mgo(c, per_day_expected=1)
+    iv = mgso4(c)
+    assert not iv or abs(dose_mg(iv[0]) - 1000) < 1e-6
+
+
+@case("persistent-with-egfr-22",
+      recipient(mgo_order(days=60), mg(1.2, "mEq/L", days=30), mg(1.25, "mEq/L", days=2), renal=False) + [egfr(22)])
+def _(cards, mode):
+    c = the(cards, "mg-persistent", "warning")
+    _no_tid_without_caution(c)
+
+
+@case("already-on-mgo-low-egfr-22",
+      recipient(mgo_order(days=20), mg(1.3, "mEq/L", days=30), mg(1.2, "mEq/L", days=2), renal=False) + [egfr(22)])
+def _(cards, mode):
+    c = the(cards, "mg-severity", "warning")
+    _no_tid_without_caution(c)
+
+
+@case("persistent-on-dialysis",
+      recipient(mgo_order(days=60), mg(1.2, "mEq/L", days=30), mg(1.25, "mEq/L", days=2),
+                procedure("302497006", "Hemodialysis", 2)))
+def _(cards, mode):
+    c = the(cards, "mg-persistent", "warning")
+    assert not med_suggestions(c)
+    assert "nephrology" in text(c)
+    assert not lab_codes(c) & {"19124-7", "2598-1", "2161-8"}, "FEMg work-up on dialysis"
+
+
+@case("persistent-child",
+      [patient("2014-02-01", "female"), prograf(), egfr(90), trough(7), weight(35, days=3),
+       mgo_order(days=60), mg(1.2, "mEq/L", days=30), mg(1.25, "mEq/L", days=2)])
+def _(cards, mode):
+    c = the(cards, "mg-persistent", "warning")
+    assert not med_suggestions(c)
+    assert "paediatric" in text(c) or "pediatric" in text(c)
 
 XFAIL: dict[str, str] = {
 }

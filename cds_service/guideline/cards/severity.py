@@ -359,6 +359,10 @@ def persistent_card(f: PersistentLow, a: Assessment, ctx: CardContext,
                       "magnesium checks.")
     if severity is None or (severity.femg_workup and severity.dialysis is None):
         suggestions.append(_femg_workup(ctx))
-    summary = f"{summary_head}: {action}"
+    # Section 10: the action is never cut; the count of low results goes first, then the word
+    # "magnesium" (a child's "weight-based dose, discuss with paediatric nephrology" is long).
+    summary = first_fitting(f"{summary_head}: {action}",
+                            f"Persistent low magnesium despite supplement: {mg_dated(last)}: {action}",
+                            f"Persistent low Mg despite supplement: {mg_dated(last)}: {action}")
     return _card(ctx, "mg-persistent", "critical" if f.severe else "warning", summary,
                  _detail(evidence, advice, a, "mg-persistent"), tuple(suggestions))
