@@ -1660,6 +1660,7 @@ def _(cards, mode):
     c = the(cards, "mg-severity", "warning")
     none_of(cards, "mg-monitoring")  # one card per finding: the repeat goes on the severity card
     assert "repeat" in text(c) and "if the repeat confirms" in text(c), text(c)
+    assert c["summary"].lower().count("repeat") == 1, c["summary"]  # review observation: said twice
     assert serum_mg_lab(c)
 
 

@@ -139,7 +139,8 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
     short_action = action.split(", recheck")[0].split(", repeat")[0]
     if (f.stale or a.preliminary) and not action.startswith("repeat"):
         brief = "repeat Mg now, treat if confirmed"
-        action = "repeat Mg now; if confirmed, " + action
+        # The repeat is already the first word: "…, repeat now" after the treatment says it twice.
+        action = "repeat Mg now; if confirmed, " + (short_action if action.endswith("repeat now") else action)
         short_action = "repeat Mg now; if confirmed, " + short_action
     summary = first_fitting(f"{head}: {action}", f"{short_head}: {action}",
                             f"{short_head}: {short_action}", f"{short_head}: repeat Mg now"
