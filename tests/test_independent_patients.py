@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a FHIR resource or an EHR text reads best on one line)
 """Independent review patients, built from docs/clinical-rules.md (revision 2).
 
 Each patient is written from the GUIDELINE text and from the shapes real EHRs send (Epic,
@@ -24,7 +25,8 @@ import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -385,7 +387,7 @@ def check_section_10(cards: list[dict], case: Case) -> None:
         url = c["source"].get("url", "")
         assert url and topic in url, f"source.url does not name the rule page: {url}"
         links = c.get("links") or []
-        assert any(l.get("type") == "absolute" and l.get("url") == url for l in links), \
+        assert any(link.get("type") == "absolute" and link.get("url") == url for link in links), \
             f"no absolute link to the rule page on {topic}: {links}"
         suggestions = c.get("suggestions") or []
         if suggestions:

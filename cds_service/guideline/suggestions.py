@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
@@ -116,7 +117,7 @@ def _references(ctx: OrderContext) -> dict:
     return refs
 
 
-def _dump(model) -> dict:
+def _dump(model: MedicationRequest | ServiceRequest) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_none=True)
 
 

@@ -225,7 +225,8 @@ def read_administration(administration: Resource,
         quantity = dosage.get("dose")
         if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)) \
                 and not isinstance(quantity.get("value"), bool):
-            dose = f"{float(quantity['value']):g} {clip(str(quantity.get('unit') or quantity.get('code') or ''), 10)}".strip()
+            unit = clip(str(quantity.get("unit") or quantity.get("code") or ""), 10)
+            dose = f"{float(quantity['value']):g} {unit}".strip()
         route_text = concept_text(dosage.get("route"))
         route = "intravenous" if _IV_WORDS.search(route_text) else ("oral" if _ORAL_WORDS.search(route_text) else "")
     if not route:
