@@ -2346,6 +2346,56 @@ def _(cards, mode):
     assert not med_suggestions(c)
     assert "paediatric" in text(c) or "pediatric" in text(c)
 
+
+# ---- Batch 8: Medication shapes of compounded and referenced products ------------------------
+
+@case("medication-ingredient-only-compounded-suspension",  # review finding 5
+      [patient(), egfr(58), trough(7), mg(0.9, "mEq/L"),
+       {"resourceType": "MedicationRequest", "id": "mr-compound", "status": "active", "intent": "order",
+        "contained": [{"resourceType": "Medication", "id": "cmp",
+                       "form": {"text": "oral suspension"},
+                       "ingredient": [{"itemCodeableConcept": {"coding": [{"system": RXNORM, "code": "42316",
+                                                                            "display": "tacrolimus"}]},
+                                       "isActive": True}]}],
+        "medicationReference": {"reference": "#cmp", "display": "tacrolimus 1 mg/mL oral suspension (compounded)"},
+        "subject": {"reference": f"Patient/{PID}"}, "authoredOn": at(300)}])
+def _(cards, mode):
+    the(cards, "mg-severity", "critical")
+
+
+@case("statement-contained-medication",
+      [patient(), egfr(58), trough(7), mg(0.9, "mEq/L"),
+       {"resourceType": "MedicationStatement", "id": "ms-cont", "status": "active",
+        "contained": [{"resourceType": "Medication", "id": "m", "code": {"text": "Astagraf XL 3 mg capsule"}}],
+        "medicationReference": {"reference": "#m"}, "subject": {"reference": f"Patient/{PID}"},
+        "effectiveDateTime": at(300)}])
+def _(cards, mode):
+    the(cards, "mg-severity", "critical")
+
+
+@case("administration-contained-mgso4",
+      recipient(mg(0.8, "mEq/L", days=0.5),
+                {"resourceType": "MedicationAdministration", "id": "ma-cont", "status": "completed",
+                 "contained": [{"resourceType": "Medication", "id": "m",
+                                "code": {"text": "magnesium sulfate in water 2 gram/50 mL (4 %) IV piggyback"}}],
+                 "medicationReference": {"reference": "#m"}, "subject": {"reference": f"Patient/{PID}"},
+                 "effectiveDateTime": at(0.2)}))
+def _(cards, mode):
+    assert not mgso4(the(cards, "mg-severity", "critical"))
+
+
+@case("medication-ingredient-only-compounded-ointment",
+      [patient(), mg(0.8, "mEq/L"),
+       {"resourceType": "MedicationRequest", "id": "mr-cmp-oint", "status": "active", "intent": "order",
+        "contained": [{"resourceType": "Medication", "id": "c",
+                       "form": {"coding": [{"system": SNOMED, "code": "385101003", "display": "Ointment"}]},
+                       "ingredient": [{"itemCodeableConcept": {"coding": [{"system": RXNORM, "code": "42316",
+                                                                            "display": "tacrolimus"}]}}]}],
+        "medicationReference": {"reference": "#c"}, "subject": {"reference": f"Patient/{PID}"},
+        "authoredOn": at(100)}])
+def _(cards, mode):
+    no_cards(cards)  # compounded, but topical: out of scope
+
 XFAIL: dict[str, str] = {
 }
 

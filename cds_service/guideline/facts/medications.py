@@ -88,11 +88,41 @@ def medication_concept(request: Resource, medications: Mapping[str, Resource]) -
         med_id = reference_id(reference, "Medication")
         if med_id is not None:
             medication = medications.get(med_id)
+    display = reference.get("display")
     if medication is None:
         # An unresolvable reference still often carries a display.
-        display = reference.get("display")
         return ({"text": display} if isinstance(display, str) else None), None
-    return medication.get("code"), medication
+    return _with_ingredients(medication, display), medication
+
+
+def _with_ingredients(medication: Resource, display: Any) -> Any:
+    """Medication.code, completed for a product without an RxNorm code (a compounded
+    suspension, a pharmacy-made mix): its ingredients' codings, and as text the code's own, the
+    reference's display, or the ingredients' names (section 1: tacrolimus by ingredient 42316)."""
+    code = medication.get("code")
+    code = code if isinstance(code, dict) else {}
+    codings = [c for c in code.get("coding") or [] if isinstance(c, dict)]
+    if any(c.get("system") == codes.RXNORM for c in codings):
+        return medication.get("code")
+    names: list[str] = []
+    ingredients = medication.get("ingredient")
+    for ingredient in ingredients if isinstance(ingredients, list) else []:
+        item = ingredient.get("itemCodeableConcept") if isinstance(ingredient, dict) else None
+        if not isinstance(item, dict):
+            continue
+        codings += [c for c in item.get("coding") or [] if isinstance(c, dict)]
+        name = item.get("text") or next((c.get("display") for c in item.get("coding") or []
+                                         if isinstance(c, dict) and isinstance(c.get("display"), str)), None)
+        if isinstance(name, str):
+            names.append(name)
+    if not codings and not names and not isinstance(display, str):
+        return medication.get("code")
+    text = code.get("text") if isinstance(code.get("text"), str) else (
+        display if isinstance(display, str) else " / ".join(names) or None)
+    completed: dict = {**code, "coding": codings}
+    if text:
+        completed["text"] = text
+    return completed
 
 
 _TOPICAL_ROUTE_PATTERN = codes.name_pattern(codes.TOPICAL_ROUTE_WORDS)
