@@ -14,7 +14,7 @@ import pytest
 import responses
 
 from cds_service import create_app
-from cds_service.guideline import facts as facts_module
+from cds_service.guideline.facts import values as facts_module  # where the date parser lives
 from cds_service.guideline.codes import parse_local_codes
 from cds_service.guideline.facts import build_facts, parse_datetime, read_lab, read_medication
 from cds_service.guideline.rules import (MagnesiumHigh, Severity, SeverityFinding, assess,

@@ -1,0 +1,170 @@
+"""Cards beside the severity card: high magnesium on a supplement (section 3), symptoms with a
+normal magnesium (section 5), contributing factors and FEMg (section 7), results not used (section 2).
+"""
+
+from __future__ import annotations
+
+from ...protocol.response import Action, Card, Suggestion
+from .. import codes
+from ..facts import MedicationUse
+from ..rules import (
+    Assessment,
+    ContributingFactors,
+    FemgFinding,
+    MagnesiumHigh,
+    ResultsNotUsed,
+    SymptomsWithNormalMagnesium,
+)
+from .common import (
+    SUMMARY_LIMIT,
+    CardContext,
+    _card,
+    _detail,
+    _drug_names,
+    _repeat_mg,
+    _symptom_names,
+    _tacrolimus_line,
+    clinical_name,
+    first_fitting,
+    listing,
+    mg_dated,
+    mg_text,
+    short_drug,
+)
+from .severity import _neurotoxicity, _serum_creatinine, renal_text
+
+
+def high_card(f: MagnesiumHigh, a: Assessment, ctx: CardContext) -> Card:
+    """Section 3: Mg above high_above on a supplement: hold or reduce, check renal function."""
+    t = ctx.thresholds
+    names = _drug_names(f.supplements)
+    summary = (f"High magnesium on a supplement: {mg_dated(f.latest)}: hold or reduce "
+               f"{short_drug(f.supplements[0].name)}, check renal function")
+    evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}, above {t.high_above:g} mEq/L.",
+                f"Active magnesium supplement: {names}.", _tacrolimus_line(a),
+                f"Renal function: {renal_text(f.renal, t)}."]
+    advice = ["Hold or reduce the magnesium supplement; recheck serum Mg.",
+              "Check renal function (magnesium is cleared by the kidney)."]
+    if f.renal.impaired:
+        advice.append(f"Renal impairment ({renal_text(f.renal, t)}) is the likely cause.")
+    suggestions: list[Suggestion] = []
+    for m in f.supplements:
+        if m.request_id and m.resource_type == "MedicationRequest":
+            suggestions.append(Suggestion(
+                label=f"Stop {clinical_name(m.name)}", isRecommended=False,
+                actions=(Action("delete", f"Stop {clinical_name(m.name)} (magnesium above target)",
+                                resourceId=f"MedicationRequest/{m.request_id}"),)))
+    suggestions.append(_repeat_mg(ctx, 3, "recheck after holding the supplement"))
+    suggestions.append(_serum_creatinine(ctx, "renal function with high magnesium"))
+    return _card(ctx, "mg-high", "warning", summary, _detail(evidence, advice, a, "mg-high"),
+                 tuple(suggestions))
+
+
+def symptoms_card(f: SymptomsWithNormalMagnesium, a: Assessment, ctx: CardContext) -> Card:
+    names = _symptom_names(f.symptoms)
+    summary = (f"Symptoms despite {mg_text(f.latest)} on {f.latest.day} ({names}): serum Mg may "
+               "not reflect body stores; consider ionized Mg or FEMg")
+    evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}.",
+                f"Onset in the last {ctx.thresholds.symptom_window_days} days: {names}.",
+                _tacrolimus_line(a)]
+    advice = ["Serum levels may not reflect total body magnesium: consider ionized Mg, "
+              "FEMg or an empirical trial of supplementation."] + _neurotoxicity(f.symptoms)
+    return _card(ctx, "mg-symptoms", "info", summary, _detail(evidence, advice, a, "mg-symptoms"))
+
+
+def _drug_line(m: MedicationUse, why: str) -> str:
+    started = f", since {m.authored_on.date().isoformat()}" if m.authored_on else ""
+    return f"{clinical_name(m.name)} ({why}{started}, status {m.status})"
+
+
+def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -> Card:
+    t = ctx.thresholds
+    named = [m.ingredient or clinical_name(m.name) for m in f.wasting_drugs + f.raising_drugs]
+    if f.tacrolimus_high:
+        named.append(f"tacrolimus level {f.tacrolimus_level.shown}")
+    if f.egfr_rise is not None:
+        named.append(f"eGFR up {f.egfr_rise.fraction:.0%}")
+    head = f"Factors worsening magnesium loss with {mg_dated(f.latest)}: "
+    listed = listing(named, SUMMARY_LIMIT - len(head) - len(": review them"))
+    summary = f"{head}{listed}: review them"
+    evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}."]
+    evidence += [_drug_line(m, "wastes magnesium") for m in f.wasting_drugs]
+    evidence += [_drug_line(m, "raises tacrolimus levels") for m in f.raising_drugs]
+    suggestions: list[Suggestion] = []
+    if f.tacrolimus_level is not None:
+        level = f.tacrolimus_level
+        line = f"Tacrolimus level {level.shown} on {level.day}"
+        if f.tacrolimus_high:
+            limit = level.reference_high if level.reference_high is not None else t.tacrolimus_high_above
+            line += f": above range (> {limit:g} ng/mL); higher levels waste more magnesium"
+        evidence.append(line + ".")
+    if f.egfr_rise is not None:
+        r = f.egfr_rise
+        evidence.append(f"eGFR rose {r.fraction:.0%} ({r.earlier.shown} on {r.earlier.day} → "
+                        f"{r.latest.shown} on {r.latest.day}): better graft function can "
+                        "increase magnesium excretion.")
+    for m in f.wasting_drugs:
+        if m.request_id and m.resource_type == "MedicationRequest":
+            suggestions.append(Suggestion(
+                label=f"Stop {clinical_name(m.name)}", isRecommended=False,
+                actions=(Action("delete", f"Stop {clinical_name(m.name)} (worsens magnesium loss)",
+                                resourceId=f"MedicationRequest/{m.request_id}"),)))
+    advice = []
+    if f.wasting_drugs:
+        advice.append("Review and, where possible, stop drugs that worsen magnesium loss (the clinician decides).")
+    if any(m.wasting_class == "ppi" for m in f.wasting_drugs):
+        advice.append(f"A PPI can often be replaced by an H2 blocker such as {codes.PPI_ALTERNATIVE}.")
+    if f.tacrolimus_high:
+        advice.append("Review the tacrolimus dose with the transplant team; confirm the level was a true trough.")
+    if f.raising_drugs:
+        advice.append("Drugs that raise tacrolimus levels increase magnesium wasting: keep the trough in range.")
+    if f.egfr_rise is not None:
+        advice.append("Improving graft function raises magnesium excretion: expect higher needs, recheck sooner.")
+    return _card(ctx, "mg-contributing", "warning", summary,
+                 _detail(evidence, advice, a, "mg-contributing"), tuple(suggestions))
+
+
+_LAB_NAMES = {"mg_serum": "serum Mg", "creatinine_serum": "serum creatinine",
+              "mg_urine": "urine Mg", "creatinine_urine": "urine creatinine"}
+
+
+def femg_card(f: FemgFinding, a: Assessment, ctx: CardContext) -> Card:
+    """A computed FEMg (a low Mg without one gets the work-up on its severity card)."""
+    t = ctx.thresholds
+    head = f"FEMg {f.value:.1f}% ({f.latest.day}, {mg_text(f.latest)})"
+    if f.renal_wasting:
+        summary = first_fitting(
+            f"{head}: renal magnesium wasting (expected on tacrolimus): review wasting drugs and the tacrolimus level",
+            f"{head}: renal magnesium wasting: review wasting drugs and the tacrolimus level",
+            f"{head}: renal magnesium wasting: review drugs and tacrolimus level")
+    else:
+        summary = f"{head}: extrarenal loss: look for diarrhoea or poor intake"
+    evidence = ["Inputs: " + "; ".join(f"{_LAB_NAMES[r.kind]} {r.shown} on {r.day}" for r in f.inputs) + "."]
+    evidence.append(f"FEMg = (U_Mg × S_Cr) / (0.7 × S_Mg × U_Cr) × 100 = {f.value:.1f}% "
+                    f"(threshold {t.femg_renal_wasting_above:g}%).")
+    advice = [f"FEMg > {t.femg_renal_wasting_above:g}% in hypomagnesemia: renal wasting; "
+              f"< {t.femg_renal_wasting_above:g}%: look for extrarenal loss.",
+              "FEMg is unreliable while magnesium is being given: interpret it with the last dose in mind."]
+    return _card(ctx, "mg-femg", "info", summary, _detail(evidence, advice, a, "mg-femg"))
+
+
+def not_used_card(f: ResultsNotUsed, a: Assessment, ctx: CardContext) -> Card:
+    candidates = f.unreadable + f.preliminary
+    if candidates:
+        newest = candidates[0]
+        what = "is preliminary" if newest in f.preliminary else "could not be read"
+    else:
+        newest = f.future[0]
+        what = "is dated in the future and was not used"
+    short = {"is preliminary": "preliminary", "could not be read": "unreadable"}.get(what, "dated in the future")
+    summary = f"Mg result of {newest.day} {short} ({newest.shown}), not used"
+    if f.latest is not None:
+        summary = first_fitting(
+            f"Magnesium result of {newest.day} {what} ({newest.shown}); last usable "
+            f"{mg_text(f.latest)} on {f.latest.day}: review it",
+            f"Magnesium result of {newest.day} {what} ({newest.shown}); last usable "
+            f"Mg {f.latest.shown} on {f.latest.day}: review it", summary)
+    evidence = ([f"Last usable serum {mg_text(f.latest)} on {f.latest.day}."] if f.latest
+                else ["No usable serum magnesium result."])
+    advice = ["Check the result with the laboratory (unit, value, status, date); repeat it if it cannot be confirmed."]
+    return _card(ctx, "mg-not-used", "info", summary, _detail(evidence, advice, a, "mg-not-used"))

@@ -1,0 +1,130 @@
+"""Conditions, procedures, the patient and the encounter -> symptoms, dialysis, transplant date,
+age and sex, and whether the patient is in hospital (sections 1, 5 and 7).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from .. import codes
+from .model import Symptom
+from .values import Resource, clip, coding_keys, codings, concept_text, first_code, parse_datetime, status_code
+
+ACTIVE_CONDITION_STATUSES = frozenset({"active", "recurrence", "relapse"})
+EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+
+
+_SYMPTOM_CODES = {c.code: c for c in codes.SYMPTOMS}
+_SYMPTOM_PATTERN = codes.name_pattern(codes.SYMPTOM_WORDS)
+_URGENT_PATTERN = codes.name_pattern(codes.URGENT_SYMPTOM_WORDS)
+_MINOR_PATTERN = codes.name_pattern(codes.MINOR_SYMPTOM_WORDS)
+_MAJOR_WORDS = codes.name_pattern(("seizure", "seizures", "tetany", "arrhythmia", "tachycardia",
+                                   "torsade", "torsades", "fibrillation", "QT"))
+_DIALYSIS_PATTERN = codes.name_pattern(codes.DIALYSIS_WORDS)
+_ESRD_CODES = codes.keys(codes.ESRD_CONDITIONS)
+_DIALYSIS_CODES = codes.keys(codes.DIALYSIS_PROCEDURES)
+_TRANSPLANT_CODES = codes.keys(codes.TRANSPLANT_PROCEDURES)
+_TRANSPLANT_PATTERN = codes.name_pattern(codes.TRANSPLANT_WORDS)
+_ORGAN_PATTERN = codes.name_pattern(codes.TRANSPLANT_ORGAN_WORDS)
+_NOT_A_TRANSPLANT_PATTERN = codes.name_pattern(codes.NOT_A_TRANSPLANT_WORDS)
+
+
+def read_symptom(condition: Resource) -> Symptom | None:
+    """An active, not refuted Condition coded (or named) as a section 5 symptom."""
+    clinical = status_code(condition.get("clinicalStatus"))
+    if clinical is not None and clinical not in ACTIVE_CONDITION_STATUSES:
+        return None
+    if status_code(condition.get("verificationStatus")) in EXCLUDED_VERIFICATION:
+        return None
+    code = condition.get("code")
+    onset_period = condition.get("onsetPeriod")
+    onset = parse_datetime(condition.get("onsetDateTime")) or (
+        parse_datetime(onset_period.get("start")) if isinstance(onset_period, dict) else None)
+    # Section 5: the onset decides; recordedDate only when there is no onset (a chronic atrial
+    # fibrillation re-recorded last week is not a new symptom).
+    when = onset if onset is not None else parse_datetime(condition.get("recordedDate"))
+    for c in codings(code):
+        code_value = c.get("code")
+        if c.get("system") == codes.SNOMED and isinstance(code_value, str) and code_value in _SYMPTOM_CODES:
+            known = _SYMPTOM_CODES[code_value]
+            return Symptom(known.display, known.code, when, known.code in codes.URGENT_SYMPTOMS,
+                           major=known.code not in codes.MINOR_SYMPTOMS)
+    text = concept_text(code)
+    found = _SYMPTOM_PATTERN.search(text)
+    if found is None:
+        return None
+    major = bool(_MAJOR_WORDS.search(text)) or not _MINOR_PATTERN.search(text)
+    return Symptom(clip(text, 60), None, when, bool(_URGENT_PATTERN.search(text)), major=major)
+
+
+def is_esrd(condition: Resource) -> bool:
+    """An active end-stage renal disease (or dialysis-dependence) Condition (section 3)."""
+    clinical = status_code(condition.get("clinicalStatus"))
+    if clinical is not None and clinical not in ACTIVE_CONDITION_STATUSES:
+        return False
+    if status_code(condition.get("verificationStatus")) in EXCLUDED_VERIFICATION:
+        return False
+    code = condition.get("code")
+    if coding_keys(code) & _ESRD_CODES:
+        return True
+    return not any(s == codes.SNOMED for s, _ in coding_keys(code)) and bool(
+        _DIALYSIS_PATTERN.search(concept_text(code)))
+
+
+def read_dialysis_date(procedure: Resource) -> datetime | None:
+    """A dialysis Procedure (completed or in progress) -> when it was performed (section 3)."""
+    if procedure.get("status") not in ("completed", "in-progress"):
+        return None
+    code = procedure.get("code")
+    keys = coding_keys(code)
+    if not keys & _DIALYSIS_CODES:
+        if any(system == codes.SNOMED for system, _ in keys) or not _DIALYSIS_PATTERN.search(concept_text(code)):
+            return None
+    return _performed(procedure)
+
+
+def _performed(procedure: Resource) -> datetime | None:
+    when = parse_datetime(procedure.get("performedDateTime"))
+    period = procedure.get("performedPeriod")
+    if when is None and isinstance(period, dict):
+        when = parse_datetime(period.get("start")) or parse_datetime(period.get("end"))
+    return when
+
+
+def read_patient(patient: Resource) -> tuple[date | None, str | None]:
+    """Patient.birthDate (a partial date counts from its first day) and gender."""
+    born = parse_datetime(patient.get("birthDate"))
+    gender = patient.get("gender")
+    return (born.date() if born else None,
+            gender if gender in ("female", "male") else None)
+
+
+def read_transplant_date(procedure: Resource) -> datetime | None:
+    """A completed solid-organ transplant Procedure -> when it was performed."""
+    if procedure.get("status") != "completed":
+        return None
+    code = procedure.get("code")
+    keys = coding_keys(code)
+    if not keys & _TRANSPLANT_CODES:
+        # Names are the fallback only where no SNOMED coding says what the procedure was
+        # (section 9), and a biopsy or evaluation of a transplant is not a transplant.
+        text = concept_text(code)
+        if (any(system == codes.SNOMED for system, _ in keys)
+                or not (_TRANSPLANT_PATTERN.search(text) and _ORGAN_PATTERN.search(text))
+                or _NOT_A_TRANSPLANT_PATTERN.search(text)):
+            return None
+    return _performed(procedure)
+
+
+def is_hospitalized(encounter: Resource) -> bool:
+    """An in-progress inpatient/acute/emergency encounter (section 4)."""
+    if encounter.get("status") != "in-progress":
+        return False
+    enc_class = encounter.get("class")
+    classes = enc_class if isinstance(enc_class, list) else [enc_class]
+    for item in classes:
+        if isinstance(item, dict):
+            code = item.get("code") or first_code(item)
+            if isinstance(code, str) and code in codes.INPATIENT_CLASSES:
+                return True
+    return False

@@ -1,0 +1,211 @@
+"""Observations -> lab results: the lab kind, the unit, the status and the time (sections 2 and 7)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from .. import codes
+from ..thresholds import MG_UNIT_TO_MEQ_PER_L
+from .model import LabResult
+from .values import Resource, clip, codings, concept_text, parse_datetime
+
+CREATININE_UMOL_PER_MG_DL = 88.42  # creatinine 113.12 g/mol: 1 mg/dL = 88.42 µmol/L
+TACROLIMUS_NMOL_PER_NG = 1.2437  # tacrolimus 804.0 g/mol: 1 ng/mL = 1.2437 nmol/L
+# eGFR is reported in mL/min/1.73 m2 everywhere; some labs send it as text ("<15", ">60").
+_EGFR_TEXT = re.compile(r"^\s*(<=|>=|<|>)?\s*(\d+(?:\.\d+)?)\s*(?:ml/min(?:/1\.73\s*m(?:2|²))?)?\s*$", re.I)
+
+
+def observation_time(obs: Resource) -> tuple[datetime | None, str | None]:
+    """effectiveDateTime, else effectivePeriod start/end, else effectiveInstant, else issued;
+    with the date as written (YYYY-MM-DD), which is what a clinician expects to read."""
+    period = obs.get("effectivePeriod")
+    if not isinstance(period, dict):
+        period = {}
+    for raw in (obs.get("effectiveDateTime"), period.get("start"), period.get("end"),
+                obs.get("effectiveInstant"), obs.get("issued")):
+        when = parse_datetime(raw)
+        if when is not None:
+            return when, raw[:10] if len(raw) >= 10 else None
+    return None, None
+
+
+LabCodes = Mapping[tuple[str, str], str]  # (system, code) -> lab kind
+
+
+def lab_kind(obs: Resource, local_codes: LabCodes | None = None) -> str | None:
+    """Section 2: a LOINC-coded result is what its LOINC code says; hospital-local codes are
+    recognised like LOINC; text decides only for results with no LOINC coding at all."""
+    code = obs.get("code")
+    has_loinc = False
+    for coding in codings(code):  # hot path: one dict look-up per coding
+        system, value = coding.get("system"), coding.get("code")
+        if isinstance(value, str) and isinstance(system, str):
+            kind = codes.LAB_KIND_BY_CODE.get((system, value))
+            if kind is None and local_codes:
+                kind = local_codes.get((system, value))
+            if kind:
+                return kind
+            has_loinc = has_loinc or system == codes.LOINC
+    if has_loinc:
+        return None  # another LOINC test (blood, RBC, ionized...): never read from its text
+    return _lab_kind_from_text(concept_text(code).lower())
+
+
+# Lab systems often name the test only "Mg", "Mg, serum" or "Serum Mg" ("mg" elsewhere is a unit).
+_SHORT_MG_NAME = re.compile(r"^\s*(?:(?:serum|plasma|s|p)[\s-]+)?mg(?:[\s,(-]+(?:serum|plasma|level|total)\)?)?\s*$")
+
+
+def _lab_kind_from_text(text: str) -> str | None:
+    """Section 2: codes first; text is the fallback for records that carry only text."""
+    if not text:
+        return None
+    urine = "urine" in text or "urinary" in text
+    if "magnesium" in text or _SHORT_MG_NAME.match(text):
+        if any(w in text for w in ("rbc", "erythrocyte", "red cell", "red blood")):
+            return None
+        if urine:
+            return "mg_urine"
+        if "ionized" in text or "ionised" in text:
+            return "mg_ionized"
+        return "mg_serum"
+    if "tacrolimus" in text or "fk506" in text:
+        return "tacrolimus_level"
+    if "glomerular filtration" in text or "egfr" in text:
+        return "egfr"
+    if "creatinine" in text and "clearance" not in text and "ratio" not in text:
+        return "creatinine_urine" if urine else "creatinine_serum"
+    return None
+
+
+def _unit_keys(quantity: Mapping[str, Any]) -> list[str]:
+    """UCUM code first, unit text second (section 2), lower-cased without spaces."""
+    keys = []
+    for name in ("code", "unit"):
+        value = quantity.get(name)
+        if isinstance(value, str) and value.strip():
+            keys.append(value.replace(" ", "").lower())
+    return keys
+
+
+def magnesium_meq_per_l(value: float, unit_keys: Iterable[str]) -> float | None:
+    """Convert a magnesium value to mEq/L, or None when no unit is recognised."""
+    for key in unit_keys:
+        factor = MG_UNIT_TO_MEQ_PER_L.get(key)
+        if factor is not None:
+            return value * factor
+    return None
+
+
+def creatinine_mg_per_dl(value: float, unit_keys: Iterable[str]) -> float | None:
+    for key in unit_keys:
+        if key == "mg/dl":
+            return value
+        if key in ("umol/l", "µmol/l", "μmol/l"):
+            return value / CREATININE_UMOL_PER_MG_DL
+    return None
+
+
+_EGFR_UNITS = frozenset({"ml/min/{1.73_m2}", "ml/min/1.73m2", "ml/min/1.73_m2", "ml/min/1.73m^2",
+                         "ml/min", "ml/min/{1.73m2}"})
+_TACROLIMUS_UNITS = frozenset({"ng/ml", "ug/l", "µg/l", "mcg/l"})
+
+
+def _normalise(kind: str, value: float, unit_keys: list[str]) -> float | None:
+    if value <= 0:
+        return None  # no laboratory value of these analytes is zero or negative
+    if kind in ("mg_serum", "mg_ionized", "mg_urine"):
+        return magnesium_meq_per_l(value, unit_keys)
+    if kind in ("creatinine_serum", "creatinine_urine"):
+        return creatinine_mg_per_dl(value, unit_keys)
+    if kind == "body_weight":
+        return _kilograms(value, unit_keys)
+    if kind == "egfr":
+        return value if any(k in _EGFR_UNITS for k in unit_keys) else None
+    if kind == "tacrolimus_level":
+        if any(k in _TACROLIMUS_UNITS for k in unit_keys):
+            return value
+        if "nmol/l" in unit_keys:
+            return value / TACROLIMUS_NMOL_PER_NG
+        return None
+    return None
+
+
+def _kilograms(value: float, unit_keys: list[str]) -> float | None:
+    for key in unit_keys:
+        if key == "kg":
+            return value
+        if key == "g":
+            return value / 1000.0
+        if key in ("[lb_av]", "lb", "lbs"):
+            return value * 0.45359237
+    return None
+
+
+def read_lab(obs: Resource, local_codes: LabCodes | None = None) -> LabResult | None:
+    """An Observation of a kind the guideline reads -> LabResult; anything else -> None."""
+    kind = lab_kind(obs, local_codes)
+    if kind is None:
+        return None
+    quantity = obs.get("valueQuantity")
+    value = comparator = None
+    unit = ""
+    normalised = None
+    if quantity is None and kind == "egfr" and isinstance(obs.get("valueString"), str):
+        quantity = _egfr_from_text(obs["valueString"])
+    if isinstance(quantity, dict) and not obs.get("dataAbsentReason"):
+        raw = quantity.get("value")
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = float(raw)
+        comparator = quantity.get("comparator") if isinstance(quantity.get("comparator"), str) else None
+        unit_keys = _unit_keys(quantity)
+        unit = str(quantity.get("unit") or quantity.get("code") or "")
+        if value is not None:
+            normalised = _normalise(kind, value, unit_keys)
+    when, local_day = observation_time(obs)
+    return LabResult(
+        kind=kind,
+        observation_id=obs.get("id") if isinstance(obs.get("id"), str) else None,
+        when=when,
+        status=clip(str(obs.get("status") or "unknown"), 20),
+        value=value,
+        unit=clip(unit, 20),
+        comparator=comparator if comparator in ("<", "<=", ">", ">=") else None,
+        normalised=normalised,
+        reference_high=_reference_high(obs),
+        local_day=local_day,
+        issued=parse_datetime(obs.get("issued")),
+    )
+
+
+def _egfr_from_text(text: str) -> dict | None:
+    """'<15' -> a quantity with comparator '<' in mL/min/1.73 m2 (the only unit eGFR has)."""
+    found = _EGFR_TEXT.match(text)
+    if found is None:
+        return None
+    quantity = {"value": float(found.group(2)), "unit": "mL/min/1.73m2"}
+    if found.group(1):
+        quantity["comparator"] = found.group(1)
+    return quantity
+
+
+def _reference_high(obs: Resource) -> float | None:
+    ranges = obs.get("referenceRange")
+    if isinstance(ranges, list):
+        for entry in ranges:
+            high = entry.get("high") if isinstance(entry, dict) else None
+            if isinstance(high, dict) and isinstance(high.get("value"), (int, float)):
+                return float(high["value"])
+    return None
+
+
+_PLANNED_ORDER_STATUSES = frozenset({"draft", "active", "on-hold"})
+
+
+def is_magnesium_lab_order(request: Resource, local_codes: LabCodes | None = None) -> bool:
+    """A placed or drafted ServiceRequest for a serum magnesium (the monitoring plan)."""
+    status = request.get("status")
+    if not isinstance(status, str) or status not in _PLANNED_ORDER_STATUSES:
+        return False
+    return lab_kind({"code": request.get("code")}, local_codes) == "mg_serum"

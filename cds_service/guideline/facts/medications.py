@@ -1,0 +1,249 @@
+"""Medication requests, statements and administrations -> medication use (sections 1, 3 and 7).
+
+A drug is classified by its code first, then by its name (the value sets of codes.py).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from .. import codes
+from .model import MagnesiumGiven, MedicationUse
+from .values import Resource, clip, coding_keys, codings, concept_text, parse_datetime, reference_id
+
+# Section 3: magnesium given since the result.
+GIVEN_ADMINISTRATION_STATUSES = frozenset({"completed", "in-progress"})
+
+
+_TACROLIMUS_CODES = codes.keys((codes.TACROLIMUS, *codes.TACROLIMUS_PRODUCTS))
+_TACROLIMUS_PATTERN = codes.name_pattern(codes.TACROLIMUS_NAMES)
+_TOPICAL_PATTERN = codes.name_pattern(codes.TOPICAL_WORDS)
+_SUPPLEMENT_PATTERN = codes.name_pattern(codes.MAGNESIUM_SUPPLEMENT_NAMES)
+_LOCAL_FORM_PATTERN = codes.name_pattern(codes.LOCAL_FORM_WORDS)
+
+
+class _DrugIndex:
+    """Section 8 lists, indexed once: RxNorm ingredient code and whole-word names -> class."""
+
+    def __init__(self, classes: Iterable[codes.DrugClass]):
+        self.by_code: dict[str, tuple[str, str]] = {}
+        names: dict[str, tuple[str, str]] = {}
+        for drug_class in classes:
+            for ingredient, rxcui in drug_class.ingredients.items():
+                if rxcui:
+                    self.by_code[rxcui] = (drug_class.key, ingredient)
+                names[ingredient.lower()] = (drug_class.key, ingredient)
+            for brand, ingredient in drug_class.brands.items():
+                names[brand.lower()] = (drug_class.key, ingredient)
+        self.by_name = names
+        self.pattern = codes.name_pattern(names)
+
+    def match(self, rxnorm_codes: set[str], text: str) -> tuple[str, str] | None:
+        hit = None
+        for rxcui in rxnorm_codes:
+            hit = self.by_code.get(rxcui)
+            if hit:
+                break
+        if hit is None:
+            # Every name in the text: in "nirmatrelvir/ritonavir" the inhibitor is named second.
+            found = [self.by_name[m.group(0).lower()] for m in self.pattern.finditer(text)
+                     if m.group(0).lower() in self.by_name]
+            hit = next((h for h in found if h[1] in codes.BOOSTERS), found[0] if found else None)
+        if hit is not None and hit[1] in codes.INTERACTING_INGREDIENT:
+            return hit[0], codes.INTERACTING_INGREDIENT[hit[1]]
+        return hit
+
+
+WASTING_INDEX = _DrugIndex(codes.MAGNESIUM_WASTING)
+RAISING_INDEX = _DrugIndex(codes.RAISES_TACROLIMUS)
+LOWERING_INDEX = _DrugIndex(codes.LOWERS_TACROLIMUS)
+
+
+def medication_concept(request: Resource, medications: Mapping[str, Resource]) -> tuple[Any, Resource | None]:
+    """The medication's CodeableConcept and the Medication resource it came from, if any.
+
+    Resolves medicationReference to a contained Medication ('#id') or to a Medication found
+    in the patient data ('Medication/id').
+    """
+    concept = request.get("medicationCodeableConcept")
+    if isinstance(concept, dict):
+        return concept, None
+    reference = request.get("medicationReference")
+    if not isinstance(reference, dict):
+        return None, None
+    ref = reference.get("reference")
+    medication: Resource | None = None
+    if isinstance(ref, str) and ref.startswith("#"):
+        contained_resources = request.get("contained")
+        for contained in contained_resources if isinstance(contained_resources, list) else []:
+            if isinstance(contained, dict) and contained.get("id") == ref[1:]:
+                medication = contained
+                break
+    else:
+        med_id = reference_id(reference, "Medication")
+        if med_id is not None:
+            medication = medications.get(med_id)
+    if medication is None:
+        # An unresolvable reference still often carries a display.
+        display = reference.get("display")
+        return ({"text": display} if isinstance(display, str) else None), None
+    return medication.get("code"), medication
+
+
+_TOPICAL_ROUTE_PATTERN = codes.name_pattern(codes.TOPICAL_ROUTE_WORDS)
+_BOWEL_PREP_PATTERN = codes.name_pattern(codes.BOWEL_PREP_WORDS)
+_IV_WORDS = re.compile(r"\b(?:intravenous|IV|infusion|injection|injectable)\b", re.IGNORECASE)
+_ORAL_WORDS = re.compile(r"\b(?:oral|by mouth|PO|tablet|capsule)\b", re.IGNORECASE)
+
+
+def _dosages(request: Resource) -> list[Mapping[str, Any]]:
+    dosages = request.get("dosageInstruction")
+    if dosages is None:
+        dosages = request.get("dosage")
+    return [d for d in dosages if isinstance(d, dict)] if isinstance(dosages, list) else []
+
+
+def _is_topical(request: Resource, name: str, medication: Resource | None) -> bool:
+    """Section 1: topical only from the route, the dose form and the product name; never from
+    dosageInstruction.text or patientInstruction ("use sunscreen cream" is not a route)."""
+    for dosage in _dosages(request):
+        route = dosage.get("route")
+        if (codes.TOPICAL_ROUTE.system, codes.TOPICAL_ROUTE.code) in coding_keys(route):
+            return True
+        if _TOPICAL_ROUTE_PATTERN.search(concept_text(route)):
+            return True
+    form = concept_text(medication.get("form")) if medication is not None else ""
+    return bool(_TOPICAL_PATTERN.search(f"{name} {form}"))
+
+
+def _route(request: Resource, name: str, medication: Resource | None) -> str:
+    """'intravenous', 'oral' or '' from the route, else the dose form and product name."""
+    texts = [concept_text(d.get("route")) for d in _dosages(request)]
+    texts += [concept_text(medication.get("form")) if medication is not None else "", name]
+    for text in texts:
+        if _IV_WORDS.search(text):
+            return "intravenous"
+        if _ORAL_WORDS.search(text):
+            return "oral"
+    return ""
+
+
+def _ended_on(request: Resource) -> datetime | None:
+    """Dosage bounds end, dispense validity end or (statements) the effective period end."""
+    ends = []
+    for dosage in _dosages(request):
+        timing = dosage.get("timing")
+        repeat = timing.get("repeat") if isinstance(timing, dict) else None
+        bounds = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
+        if isinstance(bounds, dict):
+            ends.append(parse_datetime(bounds.get("end")))
+    dispense = request.get("dispenseRequest")
+    validity = dispense.get("validityPeriod") if isinstance(dispense, dict) else None
+    if isinstance(validity, dict):
+        ends.append(parse_datetime(validity.get("end")))
+    period = request.get("effectivePeriod")
+    if isinstance(period, dict):
+        ends.append(parse_datetime(period.get("end")))
+    found = [e for e in ends if e is not None]
+    return max(found) if found else None
+
+
+def is_supplement_name(name: str) -> bool:
+    """A magnesium supplement by name, bowel preparations excluded (section 8)."""
+    if not _SUPPLEMENT_PATTERN.search(name) or _BOWEL_PREP_PATTERN.search(name):
+        return False
+    # Magnesium citrate as a liquid is the laxative / bowel preparation.
+    return not (re.search(r"\bmagnesium citrate\b", name, re.I) and re.search(r"\bsolution\b", name, re.I))
+
+
+def read_medication(request: Resource, medications: Mapping[str, Resource]) -> MedicationUse | None:
+    """A MedicationRequest/MedicationStatement -> MedicationUse, or None when no drug is named."""
+    concept, medication = medication_concept(request, medications)
+    name = concept_text(concept)
+    keys = coding_keys(concept)
+    if not name and not keys:
+        return None
+    rxnorm = {code for system, code in keys if system == codes.RXNORM}
+    is_topical = _is_topical(request, name, medication)
+    is_tacrolimus = bool(keys & _TACROLIMUS_CODES) or bool(_TACROLIMUS_PATTERN.search(name))
+    wasting = WASTING_INDEX.match(rxnorm, name)
+    raising = RAISING_INDEX.match(rxnorm, name)
+    lowering = LOWERING_INDEX.match(rxnorm, name)
+    # A shampoo, vaginal or ear form acts locally like a cream (section 6), for these lists only.
+    local = is_topical or bool(_LOCAL_FORM_PATTERN.search(name))
+    supplement = is_supplement_name(name)
+    status = str(request.get("status") or "unknown")
+    intent = request.get("intent") if isinstance(request.get("intent"), str) else None
+    authored = parse_datetime(request.get("authoredOn")) or _effective_start(request) or parse_datetime(
+        request.get("dateAsserted"))
+    display = name or next((f"RxNorm {code}" for code in sorted(rxnorm)), "unnamed medication")
+    return MedicationUse(
+        resource_type=str(request.get("resourceType")),
+        request_id=request.get("id") if isinstance(request.get("id"), str) else None,
+        name=clip(_short_name(concept, display), 80),
+        status=clip(status, 20),
+        authored_on=authored,
+        is_topical=is_topical,
+        is_tacrolimus=is_tacrolimus,
+        # Topical and ophthalmic forms (e.g. cyclosporine eye drops) do not act systemically.
+        wasting_class=None if (wasting is None or local) else wasting[0],
+        raises_tacrolimus_class=None if (raising is None or local) else raising[0],
+        lowers_tacrolimus_class=None if (lowering is None or local) else lowering[0],
+        is_magnesium_supplement=supplement,
+        ingredient=(wasting or raising or lowering or (None, None))[1],
+        intent=clip(intent, 20) if intent else None,
+        ended_on=_ended_on(request),
+        route=_route(request, name, medication),
+        last_updated=parse_datetime(request["meta"].get("lastUpdated"))
+        if isinstance(request.get("meta"), dict) else None,
+    )
+
+
+def read_administration(administration: Resource,
+                        medications: Mapping[str, Resource]) -> MagnesiumGiven | None:
+    """A completed or in-progress magnesium MedicationAdministration (section 3)."""
+    if administration.get("status") not in GIVEN_ADMINISTRATION_STATUSES:
+        return None
+    concept, medication = medication_concept(administration, medications)
+    name = concept_text(concept)
+    if not is_supplement_name(name):
+        return None
+    period = administration.get("effectivePeriod")
+    when = parse_datetime(administration.get("effectiveDateTime")) or (
+        parse_datetime(period.get("start")) if isinstance(period, dict) else None)
+    if when is None:
+        return None
+    dosage = administration.get("dosage")
+    dose = ""
+    route = ""
+    if isinstance(dosage, dict):
+        quantity = dosage.get("dose")
+        if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)) \
+                and not isinstance(quantity.get("value"), bool):
+            dose = f"{float(quantity['value']):g} {clip(str(quantity.get('unit') or quantity.get('code') or ''), 10)}".strip()
+        route_text = concept_text(dosage.get("route"))
+        route = "intravenous" if _IV_WORDS.search(route_text) else ("oral" if _ORAL_WORDS.search(route_text) else "")
+    if not route:
+        route = _route({}, name, medication)
+    return MagnesiumGiven(clip(_short_name(concept, name), 80), when,
+                          str(administration.get("status")), dose, route)
+
+
+def _short_name(concept: Any, fallback: str) -> str:
+    """The concept's text, else its first display: what a clinician would read."""
+    if isinstance(concept, dict):
+        if isinstance(concept.get("text"), str) and concept["text"]:
+            return concept["text"]
+        for c in codings(concept):
+            if isinstance(c.get("display"), str) and c["display"]:
+                return c["display"]
+    return fallback
+
+
+def _effective_start(statement: Resource) -> datetime | None:
+    period = statement.get("effectivePeriod")
+    if isinstance(period, dict):
+        return parse_datetime(period.get("start"))
+    return parse_datetime(statement.get("effectiveDateTime"))
