@@ -91,3 +91,35 @@ def test_parse_datetime_gives_the_general_paths_answer(source):
 def test_the_reference_can_fail():
     assert reference("2026-11-20T08:15:00+01:00") != reference("2026-11-20T08:15:00Z")
     assert values.parse_datetime("2026-11-20T08:15:00+01:00").hour == 7
+
+
+def _fixture_records():
+    from cds_service.fhir.client import bundle_resources
+
+    for path in sorted(FIXTURES.glob("*.json")):
+        request = json.loads(path.read_text("utf-8"))
+        resources = [r for v in (request.get("prefetch") or {}).values() if isinstance(v, dict)
+                     for r in bundle_resources(v)]
+        context = request.get("context", {})
+        drafts = (context.get("draftOrders") or {}).get("entry", [])
+        yield path.name, resources, context, [e["resource"] for e in drafts if "resource" in e]
+
+
+def test_remembered_drug_classification_changes_no_fact():
+    """Facts of every fixture read with empty caches equal those read with caches warmed by
+    every other fixture (the same concept in another record: a cream, an eye drop, a shampoo)."""
+    from cds_service.guideline.facts import build_facts, medications
+
+    def facts(resources, context, drafts):
+        return build_facts(resources, patient_id=context.get("patientId"),
+                           encounter_id=context.get("encounterId"), draft_orders=drafts)
+
+    records = list(_fixture_records())
+    assert len(records) > 50
+    cold = {}
+    for name, resources, context, drafts in records:
+        medications._DRUG_CACHE.clear()
+        cold[name] = facts(resources, context, drafts)
+    for name, resources, context, drafts in records:  # caches now hold every fixture's concepts
+        assert facts(resources, context, drafts) == cold[name], name
+    assert medications._DRUG_CACHE
