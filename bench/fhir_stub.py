@@ -34,7 +34,7 @@ class FhirStub:
             # would wait for the client's delayed ACK (~40 ms), charged to the service.
             disable_nagle_algorithm = True
 
-            def do_GET(self):  # noqa: N802 (http.server's naming)
+            def do_GET(self):
                 started = time.perf_counter()
                 with stub._lock:
                     stub.requests += 1
@@ -82,7 +82,7 @@ class FhirStub:
         return 200, {"resourceType": "Bundle", "type": "searchset", "total": len(found),
                      "entry": [{"resource": r, "search": {"mode": "match"}} for r in found]}
 
-    def __enter__(self) -> "FhirStub":
+    def __enter__(self) -> FhirStub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

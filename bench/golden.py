@@ -31,13 +31,13 @@ import sys
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from bench import record  # noqa: E402
+from bench import record
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = ROOT / "fhir_fixtures" / "requests"

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, g, request
+from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
@@ -28,7 +29,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; `config` overrides settings read from CDS_* environment variables."""
     settings = Settings.from_env().merged(config)
     app = Flask(__name__)
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):  # the provider Flask installs
+        app.json.sort_keys = False
     app.extensions["cds"] = Runtime(settings)
     logger = logs.configure(settings.log_level)
 
@@ -82,8 +84,9 @@ def _register_error_handlers(app: Flask) -> None:
         g.error = type(error).__name__
         response = json_response(outcome(status, error.description or error.name,
                                          _HTTP_ISSUE_CODES.get(status, "exception")), status)
-        if status == 405 and error.valid_methods:
-            response.headers["Allow"] = ", ".join(error.valid_methods)
+        allowed = getattr(error, "valid_methods", None)  # set on MethodNotAllowed
+        if status == 405 and allowed:
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     @app.errorhandler(Exception)

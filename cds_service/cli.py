@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -317,7 +317,7 @@ def report(since: Any, until: Any, output: str) -> int:
     return _report(since, until, output)
 
 
-def _report(since, until, output: str) -> int:
+def _report(since: date | None, until: date | None, output: str) -> int:
     import sqlalchemy.exc
 
     from .config import Settings

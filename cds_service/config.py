@@ -52,7 +52,8 @@ class Settings:
     fhir_allowed_servers: str = "*"  # comma-separated FHIR base URLs; * allows any http(s) server
     state_db: str = "cds-state.sqlite3"  # SQLite file for state shared by workers (seen jti values)
     # Learning from use: the state store, cards issued, feedback, silent mode, analytics access
-    database_url: str = ""  # SQLAlchemy URL; empty: SQLite file state_db. postgresql+psycopg://... for several instances
+    # SQLAlchemy URL; empty: SQLite file state_db. postgresql+psycopg://... for several instances
+    database_url: str = ""
     record_cards: bool = True  # record every card issued (uuid, service, kind, indicator, time; no patient data)
     feedback_store_comments: bool = False  # keep feedback userComment text (may hold patient data)
     silent_kinds: str = ""  # comma-separated card kinds evaluated and recorded but not returned
@@ -301,11 +302,11 @@ class JsonSetting:
         except ValueError as error:
             raise SettingsError(f"{var} is not valid JSON ({error}); expected "
                                 f"{self.schema.get('description', 'JSON')}") from None
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.schema).iter_errors(value))
-        if error is not None:
-            where = "".join(f"[{json.dumps(p)}]" for p in error.absolute_path)
-            expected = error.schema.get("description") if isinstance(error.schema, dict) else None
-            raise SettingsError(f"{var}{where}: {error.message}"
+        problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.schema).iter_errors(value))
+        if problem is not None:
+            where = "".join(f"[{json.dumps(p)}]" for p in problem.absolute_path)
+            expected = problem.schema.get("description") if isinstance(problem.schema, dict) else None
+            raise SettingsError(f"{var}{where}: {problem.message}"
                                 + (f"; expected {expected}" if expected else ""))
         return value
 

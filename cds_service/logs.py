@@ -37,5 +37,5 @@ def configure(level: str) -> logging.Logger:
     return logger
 
 
-def event(name: str, level: int = logging.INFO, **fields) -> None:
+def event(name: str, level: int = logging.INFO, **fields: object) -> None:
     logging.getLogger(LOGGER_NAME).log(level, name, extra={"fields": fields})

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from . import logs
 from .config import Settings
@@ -23,6 +25,8 @@ from .security.jwt_auth import Client, JwksCache, TokenVerifier, fetch_jwks
 from .security.urlpolicy import UrlPolicy, UrlRefused
 from .store import Store, database_url
 from .store.recorder import CardRecorder
+
+T = TypeVar("T")
 
 
 _SHARED: dict[str, tuple[Store, CardRecorder]] = {}
@@ -42,7 +46,7 @@ def _shared_store(url: str) -> tuple[Store, CardRecorder]:
 class Runtime:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: SheddingExecutor | None = None
         self._lock = threading.Lock()
         self.issuers = parse_trusted_issuers(settings.trusted_issuers)
         # Hospital-local lab codes: a typo must stop the start, not silently drop results.
@@ -80,7 +84,7 @@ class Runtime:
                              "in CDS_FHIR_ALLOWED_SERVERS (or fhir_servers for every issuer)")
 
     @property
-    def executor(self) -> "SheddingExecutor":
+    def executor(self) -> SheddingExecutor:
         if self._executor is None:
             with self._lock:
                 if self._executor is None:
@@ -127,9 +131,9 @@ class SheddingExecutor(Executor):
         self._waiting: dict[object, deque] = {}
         self._lock = threading.Lock()
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[no-untyped-def, override]
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         server = getattr(getattr(fn, "__self__", None), "origin", None)  # a FhirClient's server
-        future: Future = Future()
+        future: Future[T] = Future()
         task = (server, fn, args, kwargs, future)
         with self._lock:
             if server is not None and self._by_server.get(server, 0) >= self._per_server:
@@ -161,7 +165,7 @@ class SheddingExecutor(Executor):
             if future.set_running_or_notify_cancel():  # False: cancelled while it waited
                 try:
                     future.set_result(fn(*args, **kwargs))
-                except BaseException as error:  # noqa: BLE001 - handed to the caller's future
+                except BaseException as error:
                     future.set_exception(error)
         finally:
             self._finished(server)

@@ -8,7 +8,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .config import Settings
 from .fhir.client import FhirClient
@@ -81,6 +81,8 @@ PATIENT = "{{context.patientId}}"
 @lru_cache(maxsize=8)
 def patient_data(local: frozenset = frozenset()) -> tuple[PrefetchKey, ...]:
     """The patient's data every hook reads; `local`: CDS_LOCAL_CODES added to the lab searches."""
+    kidney_codes = _token_list(codes.CREATININE_SERUM, codes.CREATININE_URINE, codes.MG_URINE, codes.EGFR,
+                               local=local, kinds=("creatinine_serum", "creatinine_urine", "mg_urine", "egfr"))
     return (
         PrefetchKey("patient", f"Patient/{PATIENT}", "patient record"),
         # All statuses, newest first: the tacrolimus start date needs stopped orders too (section 4).
@@ -104,7 +106,7 @@ def patient_data(local: frozenset = frozenset()) -> tuple[PrefetchKey, ...]:
         # eGFR results must not crowd the monthly tacrolimus levels out of a bounded page.
         PrefetchKey("labs",
                     f"Observation?patient={PATIENT}&code="
-                    f"{_token_list(codes.CREATININE_SERUM, codes.CREATININE_URINE, codes.MG_URINE, codes.EGFR, local=local, kinds=('creatinine_serum', 'creatinine_urine', 'mg_urine', 'egfr'))}"
+                    f"{kidney_codes}"
                     "&_sort=-date&_count=100",
                     "kidney function and urine results"),
         PrefetchKey("tacrolimusLevels",

@@ -20,6 +20,12 @@ module; the app factory stays free of process-wide settings.
 from __future__ import annotations
 
 import gc
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # gunicorn's types, for the hooks' signatures only
+    from gunicorn.http import Request
+    from gunicorn.http.wsgi import Response
+    from gunicorn.workers.base import Worker
 
 GEN0_THRESHOLD = 50_000  # young objects before a collection (CPython default: 700)
 
@@ -31,13 +37,13 @@ def _freeze() -> None:
     gc.freeze()
 
 
-def post_worker_init(worker) -> None:  # gunicorn server hook: the app is loaded in this worker
+def post_worker_init(worker: Worker) -> None:  # gunicorn server hook: the app is loaded in this worker
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
     _freeze()
 
 
-def post_request(worker, req, environ, resp) -> None:  # gunicorn server hook
+def post_request(worker: Worker, req: Request, environ: dict[str, Any], resp: Response) -> None:  # gunicorn server hook
     global _frozen_after_first_hook
     if not _frozen_after_first_hook and req.method == "POST":
         _frozen_after_first_hook = True

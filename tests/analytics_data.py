@@ -39,8 +39,9 @@ def populate(store: Store, weeks: int = 8, seed: int = 7) -> int:
                 elif draw < accepted + overridden:
                     code, display = rng.choice(REASONS[:3] if kind != "mg-monitoring" else REASONS)
                     items.append({"card": uuid, "outcome": "overridden", "outcome_at": answer,
-                                  "overrideReason": {"reason": {"code": code, "display": display,
-                                                                "system": "urn:tacrolimus-magnesium-cds:override-reason"}}})
+                                  "overrideReason": {"reason": {
+                                      "code": code, "display": display,
+                                      "system": "urn:tacrolimus-magnesium-cds:override-reason"}}})
     store.add_cards(cards)
     store.add_feedback("tacrolimus-magnesium-patient-view", items, store_comments=False, now=f.NOW)
     return len(cards)

@@ -67,7 +67,7 @@ class HostileServer:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 server.authorizations.append(self.headers.get("Authorization"))
                 server.cookies.append(self.headers.get("Cookie"))
                 server.paths.append(self.path)
@@ -144,7 +144,7 @@ class HostileServer:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def __enter__(self) -> "HostileServer":
+    def __enter__(self) -> HostileServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

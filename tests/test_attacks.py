@@ -215,7 +215,8 @@ def test_finding_4_a_failing_jwks_is_not_fetched_for_every_token():
             body = f.hook_request(record())
             with ThreadPoolExecutor(10) as pool:
                 statuses = list(pool.map(
-                    lambda n: hook(base, body, headers={"Authorization": f"Bearer {signed(base, f'kid-{n}')}"}).status_code,
+                    lambda n: hook(base, body,
+                                   headers={"Authorization": f"Bearer {signed(base, f'kid-{n}')}"}).status_code,
                     range(50)))
             checks = {e.get("check") for e in events(log_path) if e.get("event") == "auth_failed"}
     assert statuses == [401] * 50

@@ -280,7 +280,8 @@ def test_contained_reference_needs_the_matching_id():
     f.medication("tacrolimus 0.1% ointment"),
     f.medication("Protopic 0.03%"),
     f.medication("tacrolimus 0.1 %", route="Topical"),
-    f.medication("tacrolimus 0.1 %", dosageInstruction=[{"route": {"coding": [{"system": f.SNOMED, "code": "6064005"}]}}]),
+    f.medication("tacrolimus 0.1 %",
+                 dosageInstruction=[{"route": {"coding": [{"system": f.SNOMED, "code": "6064005"}]}}]),
     f.medication("tacrolimus 0.1 %", route="cutaneous"),
     f.medication_with_contained("tacrolimus 0.1 %", form="Ointment"),
 ], ids=["ointment", "Protopic", "route-text", "route-snomed-6064005", "route-cutaneous", "contained-form"])

@@ -95,7 +95,8 @@ def test_starting_tacrolimus_with_low_magnesium(order_hook):
     assert [topic(c) for c in cards][0] == "mg-severity"
     assert "mg-contributing" not in by_topic(cards)  # no "missing level" before tacrolimus starts
     start = by_topic(cards)["mg-order-tacrolimus"]
-    assert start["indicator"] == "warning" and "Starting tacrolimus with low Mg 1.2 mEq/L (2026-11-22)" in start["summary"]
+    assert start["indicator"] == "warning"
+    assert "Starting tacrolimus with low Mg 1.2 mEq/L (2026-11-22)" in start["summary"]
     assert resources(start, "ServiceRequest") == []  # the severity card carries the Mg order
     severity = by_topic(cards)["mg-severity"]
     assert "—" not in severity["summary"]  # section 10: no "— starting tacrolimus" filler
@@ -146,7 +147,8 @@ def test_oral_ppi_offers_coded_famotidine_created_before_the_draft_is_deleted(or
     card = by_topic(order_hook(history, [ppi]))["mg-order-wasting"]
     # At target: an info card (a PPI's effect on Mg is a long-term one), no recheck order.
     assert card["indicator"] == "info"
-    assert card["summary"].startswith("Omeprazole ordered, Mg 1.6 mEq/L (2026-11-20) at target: consider famotidine instead; keep routine Mg checks")
+    assert card["summary"].startswith("Omeprazole ordered, Mg 1.6 mEq/L (2026-11-20) at target: "
+                                      "consider famotidine instead; keep routine Mg checks")
     assert "omeprazole 20 mg delayed-release oral capsule" in card["detail"]  # as a clinician writes it
     assert "7.5 ng/mL" in card["detail"] and resources(card, "ServiceRequest") == []
     replace = next(s for s in card["suggestions"] if "famotidine" in s["label"])

@@ -156,7 +156,8 @@ def test_amended_supersedes_final_even_when_final_was_issued_later():
 
 def test_between_equals_the_later_issued_wins_and_true_duplicates_fall_back_to_the_lowest():
     when = f.days_ago(1)
-    early, late = f.magnesium(0.9, when=when, issued=f.days_ago(0.9)), f.magnesium(1.3, when=when, issued=f.days_ago(0.5))
+    early = f.magnesium(0.9, when=when, issued=f.days_ago(0.9))
+    late = f.magnesium(1.3, when=when, issued=f.days_ago(0.5))
     assert finding(assess_of(*recipient(early, late))).latest.value == 1.3
     duplicates = f.magnesium(0.9, when=when), f.magnesium(1.3, when=when)
     assert finding(assess_of(*recipient(*duplicates))).latest.value == 0.9
@@ -652,7 +653,8 @@ def test_hospital_severe_threshold_appears_in_the_iv_dosage_text(monkeypatch):
     monkeypatch.setattr(hooks, "utc_now", lambda: NOW)
     monkeypatch.setenv("CDS_GUIDELINE_SEVERE_BELOW", "1.2")
     app = create_app({"log_level": "WARNING"})
-    cards = app.test_client().post(PATIENT_VIEW, json=f.hook_request(recipient(f.magnesium(1.1, days=1)))).get_json()["cards"]
+    request = f.hook_request(recipient(f.magnesium(1.1, days=1)))
+    cards = app.test_client().post(PATIENT_VIEW, json=request).get_json()["cards"]
     severity = next(c for c in cards if c["source"]["topic"]["code"] == "mg-severity")
     text = json.dumps(severity)
     assert "below 1.2 mEq/L" in text and "below 1.0 mEq/L" not in text and "below 1 mEq/L" not in text

@@ -528,7 +528,8 @@ def test_sqlite_side_files_are_git_ignored():
     from fnmatch import fnmatch
     from pathlib import Path
 
-    patterns = [line.strip() for line in (Path(__file__).resolve().parent.parent / ".gitignore").read_text().splitlines()
+    gitignore = Path(__file__).resolve().parent.parent / ".gitignore"
+    patterns = [line.strip() for line in gitignore.read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
     for name in ("cds-state.sqlite3", "cds-state.sqlite3-wal", "cds-state.sqlite3-shm"):
         assert any(fnmatch(name, pattern) for pattern in patterns), name

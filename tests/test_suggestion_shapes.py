@@ -73,7 +73,7 @@ def contexts():
 
 def grid() -> list[dict]:
     out = []
-    eGFRs = (None, egfr(None), egfr(FAMOTIDINE_REDUCED_DOSE_EGFR - 5), egfr(FAMOTIDINE_FULL_DOSE_EGFR - 5),
+    egfrs = (None, egfr(None), egfr(FAMOTIDINE_REDUCED_DOSE_EGFR - 5), egfr(FAMOTIDINE_FULL_DOSE_EGFR - 5),
              egfr(FAMOTIDINE_FULL_DOSE_EGFR + 30), egfr(90, ">"), egfr(15, "<"))
     labs = tuple(codes.LAB_ORDER_KEYS.values()) + codes.MG_SERUM
     for ctx in contexts():
@@ -82,7 +82,7 @@ def grid() -> list[dict]:
                 out.append(oral_magnesium(ctx, caution, per_day=per_day))
             for severe in (None, 0.8, 1.0):
                 out.append(intravenous_magnesium(ctx, caution, severe))
-        for value in eGFRs:
+        for value in egfrs:
             out.append(famotidine_instead(ctx, value))
         for test, reason, start in itertools.product(labs, (True, False), (0, 3)):
             out.append(lab_order(ctx, test, within_days=start + 7, note="why", reason_low_mg=reason,
@@ -136,5 +136,5 @@ def test_the_check_fails_on_a_spoilt_resource(grid_resources, spoil):
         resource = {"status": resource.pop("status"), **resource}
     else:
         resource["medicationCodeableConcept"]["coding"] = "198741"
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - a validation error or the canonical-bytes assertion
         assert_valid_and_canonical(resource)

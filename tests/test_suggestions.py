@@ -96,10 +96,13 @@ def test_the_orderable_map_is_applied_to_every_suggestion(monkeypatch, default_a
 
 
 def test_the_standard_code_follows_the_hospital_code(monkeypatch):
-    answers = replay(monkeypatch, {"orderables": json.dumps({"famotidine_20_tablet": ORDERABLES["famotidine_20_tablet"]})})
+    orderables = {"famotidine_20_tablet": ORDERABLES["famotidine_20_tablet"]}
+    answers = replay(monkeypatch, {"orderables": json.dumps(orderables)})
     famotidine = next(r for _, c in all_cards(answers) for r in creates(c)
-                      if r["resourceType"] == "MedicationRequest" and "famotidine" in r["medicationCodeableConcept"]["text"])
-    assert [c["code"] for c in famotidine["medicationCodeableConcept"]["coding"]] == ["LOCAL-FAMOTIDINE_20_TABLET", "310273"]
+                      if r["resourceType"] == "MedicationRequest"
+                      and "famotidine" in r["medicationCodeableConcept"]["text"])
+    coding = famotidine["medicationCodeableConcept"]["coding"]
+    assert [c["code"] for c in coding] == ["LOCAL-FAMOTIDINE_20_TABLET", "310273"]
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -191,7 +194,8 @@ def test_every_suggestion_taken_in_the_sandbox_leaves_an_order(monkeypatch, conf
                         assert action["resourceId"] in drafts_named(scenario), (name, action)
                 medications = [a["resource"] for a in suggestion["actions"] if a["type"] == "create"
                                and a["resource"]["resourceType"] == "MedicationRequest"]
-                coded = [m for m in medications if (m["medicationCodeableConcept"].get("coding") or [{}])[0].get("code")]
+                coded = [m for m in medications
+                         if (m["medicationCodeableConcept"].get("coding") or [{}])[0].get("code")]
                 if coded:  # a coded drug suggestion ends as that drug
                     assert result == {"name": coded[0]["medicationCodeableConcept"]["text"],
                                       "code": coded[0]["medicationCodeableConcept"]["coding"][0]["code"]}
@@ -202,7 +206,8 @@ def test_every_suggestion_taken_in_the_sandbox_leaves_an_order(monkeypatch, conf
 
 
 def test_replacing_omeprazole_ends_with_a_famotidine_order(default_answers):
-    card = next(c for c in default_answers["order-ppi-on-tacrolimus"] if c["source"]["topic"]["code"] == "mg-order-wasting")
+    card = next(c for c in default_answers["order-ppi-on-tacrolimus"]
+                if c["source"]["topic"]["code"] == "mg-order-wasting")
     swap = next(s for s in card["suggestions"] if s["label"] == "Replace omeprazole with famotidine")
     start = draft_in_the_sandbox(load_request(next(s for s in SCENARIOS if s["name"] == "order-ppi-on-tacrolimus")))
     assert start["code"] == "7646"

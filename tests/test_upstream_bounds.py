@@ -44,7 +44,8 @@ def test_a_small_gzip_body_is_read():
         assert client().get_json(f"{BASE}/Patient/p", time.monotonic() + 5)["id"] == "p"
 
 
-@pytest.mark.parametrize("body", [b"\xff\xfe{\x00}\x00", "{\"resourceType\": \"Patient\", \"name\": \"\xe9\"}".encode("latin-1")])
+@pytest.mark.parametrize("body", [b"\xff\xfe{\x00}\x00",
+                                  "{\"resourceType\": \"Patient\", \"name\": \"\xe9\"}".encode("latin-1")])
 def test_json_is_parsed_from_bytes_as_utf8_only(body):
     with responses.RequestsMock() as mock:
         mock.add(responses.GET, f"{BASE}/Patient/p", body=body, content_type="application/fhir+json")

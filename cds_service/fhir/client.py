@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
+from collections.abc import Iterator, Mapping
 
 from .. import logs
 from ..security.outbound import FetchFailure, bounded_get, parse_json
@@ -121,7 +122,7 @@ class FhirClient:
             self._entries += len(kept)
         return kept, len(kept) < len(resources)
 
-    def resources(self, relative: str, deadline: float) -> "Fetched":
+    def resources(self, relative: str, deadline: float) -> Fetched:
         """A read (one resource) or a search (all entries, following next pages)."""
         first = self.get_json(self.url_for(relative), deadline)
         kept, dropped = self._take(list(bundle_resources(first)))
@@ -130,7 +131,7 @@ class FhirClient:
         rest = self.following_pages(first, deadline)
         return Fetched(kept + rest.resources, rest.incomplete)
 
-    def following_pages(self, first: Mapping[str, Any], deadline: float) -> "Fetched":
+    def following_pages(self, first: Mapping[str, Any], deadline: float) -> Fetched:
         """The resources of the pages after `first`, up to the page bound, on this server only.
 
         A page that cannot be read ends the walk: what was read is kept and `incomplete` says why.

@@ -70,7 +70,8 @@ MG_SERUM_MASS = Code(LOINC, "19123-9", "Magnesium [Mass/volume] in Serum or Plas
 MG_SERUM_MOLES = Code(LOINC, "2601-3", "Magnesium [Moles/volume] in Serum or Plasma")
 MG_SERUM = (MG_SERUM_MASS, MG_SERUM_MOLES)
 # Ionized magnesium is shown, never classified (section 2); also recognised by its name.
-MG_IONIZED = (Code(LOINC, "73573-8", "Magnesium.ionized [Moles/volume] adjusted to pH 7.4 in Blood by Ion-selective membrane electrode (ISE)"),)
+MG_IONIZED = (Code(LOINC, "73573-8", "Magnesium.ionized [Moles/volume] adjusted to pH 7.4 in Blood by Ion-selective "
+                                     "membrane electrode (ISE)"),)
 # Spot urine (mass and moles per volume) feed FEMg; the 24 h urine Mg is recognised but not used
 # for FEMg (section 7). Source: docs/clinical-rules.md section 9; LOINC (loinc.org) part pages; ARUP/Mayo
 # catalogues for the 24 h test.
@@ -92,19 +93,32 @@ CREATININE_URINE_24H = (Code(LOINC, "2162-6", "Creatinine [Mass/time] in 24 hour
 # The VSAC "Estimated Glomerular Filtration Rate" value set as listed in docs/clinical-rules.md section 9
 # (VSAC eCQM expansions mirrored in canvas-medical/canvas-plugins; LOINC part pages).
 EGFR = (
-    Code(LOINC, "98979-8", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI 2021)"),
-    Code(LOINC, "98980-6", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine and Cystatin C-based formula (CKD-EPI 2021)"),
-    Code(LOINC, "62238-1", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI)"),
-    Code(LOINC, "33914-3", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum or Plasma by Creatinine-based formula (MDRD)"),
-    Code(LOINC, "48642-3", "Glomerular filtration rate/1.73 sq M.predicted among non-blacks [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (MDRD)"),
-    Code(LOINC, "48643-1", "Glomerular filtration rate/1.73 sq M.predicted among blacks [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (MDRD)"),
-    Code(LOINC, "69405-9", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood"),
-    Code(LOINC, "50044-7", "Glomerular filtration rate/1.73 sq M.predicted among females [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (MDRD)"),
-    Code(LOINC, "50210-4", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood by Cystatin C-based formula"),
-    Code(LOINC, "77147-7", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (MDRD)"),
-    Code(LOINC, "88293-6", "Glomerular filtration rate/1.73 sq M.predicted among blacks [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI)"),
-    Code(LOINC, "88294-4", "Glomerular filtration rate/1.73 sq M.predicted among non-blacks [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI)"),
-    Code(LOINC, "94677-2", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (Schwartz)"),
+    Code(LOINC, "98979-8", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or "
+                           "Blood by Creatinine-based formula (CKD-EPI 2021)"),
+    Code(LOINC, "98980-6", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or "
+                           "Blood by Creatinine and Cystatin C-based formula (CKD-EPI 2021)"),
+    Code(LOINC, "62238-1", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or "
+                           "Blood by Creatinine-based formula (CKD-EPI)"),
+    Code(LOINC, "33914-3", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum or Plasma by "
+                           "Creatinine-based formula (MDRD)"),
+    Code(LOINC, "48642-3", "Glomerular filtration rate/1.73 sq M.predicted among non-blacks [Volume Rate/Area] in "
+                           "Serum, Plasma or Blood by Creatinine-based formula (MDRD)"),
+    Code(LOINC, "48643-1", "Glomerular filtration rate/1.73 sq M.predicted among blacks [Volume Rate/Area] in Serum, "
+                           "Plasma or Blood by Creatinine-based formula (MDRD)"),
+    Code(LOINC, "69405-9", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or "
+                           "Blood"),
+    Code(LOINC, "50044-7", "Glomerular filtration rate/1.73 sq M.predicted among females [Volume Rate/Area] in Serum, "
+                           "Plasma or Blood by Creatinine-based formula (MDRD)"),
+    Code(LOINC, "50210-4", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or "
+                           "Blood by Cystatin C-based formula"),
+    Code(LOINC, "77147-7", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or "
+                           "Blood by Creatinine-based formula (MDRD)"),
+    Code(LOINC, "88293-6", "Glomerular filtration rate/1.73 sq M.predicted among blacks [Volume Rate/Area] in Serum, "
+                           "Plasma or Blood by Creatinine-based formula (CKD-EPI)"),
+    Code(LOINC, "88294-4", "Glomerular filtration rate/1.73 sq M.predicted among non-blacks [Volume Rate/Area] in "
+                           "Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI)"),
+    Code(LOINC, "94677-2", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or "
+                           "Blood by Creatinine-based formula (Schwartz)"),
 )
 # Source: docs/clinical-rules.md section 9 (LOINC; ARUP and Mayo tacrolimus test catalogues for 77348-1).
 TACROLIMUS_LEVEL = (

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from . import codes
 from .codes import LabKind
-from .facts import LabResult, MedicationUse, PatientFacts
+from .facts import LabResult, MedicationUse, PatientFacts, UsableResult
 from .rules import (
     Assessment,
     Finding,
@@ -51,7 +51,7 @@ class InteractionStrength(enum.Enum):
 @dataclass(frozen=True)
 class TacrolimusStart:
     draft: MedicationUse
-    latest: LabResult | None  # the latest usable serum Mg
+    latest: UsableResult | None  # the latest usable serum Mg
     concern: str | None  # why this is a warning: "low" or "not measured in 30 days"; None: info
     suggest_baseline: bool  # False when another card already asks for a serum Mg
     due_now: bool  # the level is due now (concern, or the early-phase interval has passed)
@@ -60,7 +60,7 @@ class TacrolimusStart:
 @dataclass(frozen=True)
 class WastingDrugOrdered:
     drafts: tuple[MedicationUse, ...]
-    latest: LabResult | None
+    latest: UsableResult | None
     tacrolimus_level: LabResult | None
     egfr: LabResult | None  # doses the famotidine offered in place of a PPI
     concern: str | None  # "low", "below target", "not measured": warning; None (at target): info
@@ -70,7 +70,7 @@ class WastingDrugOrdered:
 class InteractingDrugOrdered:
     raising: tuple[MedicationUse, ...]
     lowering: tuple[MedicationUse, ...]
-    latest: LabResult | None
+    latest: UsableResult | None
     tacrolimus_level: LabResult | None
     strength: InteractionStrength = InteractionStrength.OTHER
     interacting: tuple[str, ...] = ()  # the ingredients that decide the strength, strongest first
@@ -155,7 +155,7 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
     return tuple(findings)
 
 
-def _wasting_concern(latest: LabResult | None, now: datetime, thresholds: Thresholds) -> str | None:
+def _wasting_concern(latest: UsableResult | None, now: datetime, thresholds: Thresholds) -> str | None:
     """Section 6: warning when Mg is low or unmeasured within the routine interval; info when
     the latest Mg is at target (a wasting drug's effect on Mg is a long-term one). A result
     between the low and target thresholds is not at target: warning."""
@@ -169,7 +169,7 @@ def _wasting_concern(latest: LabResult | None, now: datetime, thresholds: Thresh
     return None if severity is Severity.AT_TARGET else "below target"
 
 
-def _tacrolimus_start(facts: PatientFacts, draft: MedicationUse, latest: LabResult | None,
+def _tacrolimus_start(facts: PatientFacts, draft: MedicationUse, latest: UsableResult | None,
                       now: datetime, thresholds: Thresholds, severity_card: bool,
                       due: bool) -> TacrolimusStart | None:
     recent = latest is not None and not is_older_than(latest, thresholds.order_recent_mg_days, now)

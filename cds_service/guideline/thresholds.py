@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,10 @@ class Thresholds:
     femg_window_hours: int = 24
     femg_renal_wasting_above: float = 2.0
 
-    def with_overrides(self, overrides: Mapping[str, str]) -> "Thresholds":
+    def with_overrides(self, overrides: Mapping[str, str]) -> Thresholds:
         """A copy with values parsed from strings (configuration); unknown names raise KeyError."""
         types = {f.name: f.type for f in fields(self)}
-        changes = {}
+        changes: dict[str, Any] = {}
         for name, raw in overrides.items():
             if name not in types:
                 raise KeyError(name)

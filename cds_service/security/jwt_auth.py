@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable, Mapping
 
 import jwt
 import requests
@@ -202,16 +203,19 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthFailure("no kid")
-        jku = header.get("jku")
-        if jku is not None:
-            if not isinstance(jku, str) or jku not in issuer.jku_allowed:
-                raise AuthFailure("jku not allowed for issuer")
-            jwks_url = jku
-        elif issuer.jwks_url:
-            jwks_url = issuer.jwks_url
-        else:
-            raise AuthFailure("no jwks for issuer")
-        key = signing_key(self._jwks.key(jwks_url, kid), alg)
+        key = signing_key(self._jwks.key(_jwks_url(header, issuer), kid), alg)
+        claims = self._decode(token, key, alg, audience, issuer)
+        now = self._clock()
+        if claims["iat"] > now + self._leeway:
+            raise AuthFailure("issued in the future")
+        if claims["exp"] - claims["iat"] > self._max_lifetime:
+            raise AuthFailure("lifetime too long")  # a long-lived token is a stolen token's friend
+        if not self._replay.first_use(issuer.iss, str(claims["jti"]), float(claims["exp"]) + self._leeway, now):
+            raise AuthFailure("replayed jti")
+        return Client(issuer.iss, claims.get("sub"), issuer)
+
+    def _decode(self, token: str, key: Any, alg: str, audience: str, issuer: TrustedIssuer) -> dict[str, Any]:
+        """The claims of a token whose signature, audience, issuer and times check out."""
         try:
             claims = jwt.decode(
                 token, key, algorithms=[alg], audience=[audience, audience.rstrip("/") + "/"],
@@ -233,11 +237,16 @@ class TokenVerifier:
             value = claims.get(claim)
             if claim in claims and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise AuthFailure(f"{claim} is not a number")  # PyJWT accepts "123"; RFC 7519 does not
-        now = self._clock()
-        if claims["iat"] > now + self._leeway:
-            raise AuthFailure("issued in the future")
-        if claims["exp"] - claims["iat"] > self._max_lifetime:
-            raise AuthFailure("lifetime too long")  # a long-lived token is a stolen token's friend
-        if not self._replay.first_use(issuer.iss, str(claims["jti"]), float(claims["exp"]) + self._leeway, now):
-            raise AuthFailure("replayed jti")
-        return Client(issuer.iss, claims.get("sub"), issuer)
+        return claims
+
+
+def _jwks_url(header: dict[str, Any], issuer: TrustedIssuer) -> str:
+    """The token's jku when the issuer allows it, else the issuer's jwks_url."""
+    jku = header.get("jku")
+    if jku is not None:
+        if not isinstance(jku, str) or jku not in issuer.jku_allowed:
+            raise AuthFailure("jku not allowed for issuer")
+        return jku
+    if issuer.jwks_url:
+        return issuer.jwks_url
+    raise AuthFailure("no jwks for issuer")

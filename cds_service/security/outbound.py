@@ -19,8 +19,10 @@ import socket
 import threading
 import time
 import zlib
-from http.cookiejar import CookiePolicy
-from typing import Mapping
+from http.cookiejar import Cookie, CookiePolicy
+from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from urllib.request import Request
 
 import orjson
 import requests
@@ -28,6 +30,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.response import HTTPResponse
 
 from .urlpolicy import normalise_address, open_address_allowed
 
@@ -58,16 +61,16 @@ class _RejectAllCookies(CookiePolicy):
     rfc2965 = False
     hide_cookie2 = True
 
-    def set_ok(self, cookie, request):  # noqa: D102 - CookiePolicy interface
+    def set_ok(self, cookie: Cookie, request: Request) -> bool:
         return False
 
-    def return_ok(self, cookie, request):  # noqa: D102
+    def return_ok(self, cookie: Cookie, request: Request) -> bool:
         return False
 
-    def domain_return_ok(self, domain, request):  # noqa: D102
+    def domain_return_ok(self, domain: str, request: Request) -> bool:
         return False
 
-    def path_return_ok(self, path, request):  # noqa: D102
+    def path_return_ok(self, path: str, request: Request) -> bool:
         return False
 
 
@@ -126,7 +129,7 @@ class _DeadlineTimer:
     (a few seconds at most: the hook's deadline) and are then dropped without firing.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._heap: list[tuple[float, int, _Watchdog]] = []
         self._condition = threading.Condition()
         self._count = 0
@@ -175,7 +178,7 @@ def _connect_checked(conn: HTTPConnection) -> socket.socket:
     timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else None
     refused, last_error = False, None
     for family, kind, proto, _, sockaddr in infos:
-        if not open_address_allowed(normalise_address(sockaddr[0])):
+        if not open_address_allowed(normalise_address(str(sockaddr[0]))):
             refused = True
             continue
         sock = socket.socket(family, kind, proto)
@@ -189,7 +192,7 @@ def _connect_checked(conn: HTTPConnection) -> socket.socket:
                 refused = True
                 continue
             return sock
-        except socket.timeout as error:
+        except TimeoutError as error:
             sock.close()
             raise ConnectTimeoutError(conn, "connection timed out") from error
         except OSError as error:
@@ -200,17 +203,24 @@ def _connect_checked(conn: HTTPConnection) -> socket.socket:
     raise NewConnectionError(conn, f"failed to connect: {type(last_error).__name__}")
 
 
-class _Checked:
+if TYPE_CHECKING:  # a mixin of urllib3's connections (see _pool_classes): checked as one
+    _Connection = HTTPConnection
+else:
+    _Connection = object
+
+
+class _Checked(_Connection):
     check_addresses = False
 
-    def _new_conn(self):  # type: ignore[no-untyped-def]
-        sock = _connect_checked(self) if self.check_addresses else super()._new_conn()  # type: ignore[misc]
+    def _new_conn(self) -> socket.socket:
+        sock = _connect_checked(self) if self.check_addresses else super()._new_conn()
         _watch(sock)
         return sock
 
-    def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    # urllib3 overrides http.client's getresponse with its own response type the same way.
+    def getresponse(self, *args: Any, **kwargs: Any) -> HTTPResponse:  # type: ignore[override]
         _watch(self.sock)  # a kept-alive connection, reused for this fetch
-        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        return super().getresponse(*args, **kwargs)
 
 
 def _pool_classes(check: bool) -> dict[str, type]:
@@ -230,7 +240,7 @@ class PolicyAdapter(HTTPAdapter):
         self._check = check
         super().__init__(pool_connections=4, pool_maxsize=4, max_retries=0)
 
-    def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = dict(_POOLS[self._check])
 
@@ -259,7 +269,8 @@ def session(check_addresses: bool) -> requests.Session:
 
 
 def _caused_by(error: BaseException, kind: type) -> bool:
-    seen, todo = set(), [error]
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
     while todo:
         current = todo.pop()
         if current is None or id(current) in seen:
@@ -339,6 +350,17 @@ def parse_json(raw: bytes, max_values: int = MAX_JSON_VALUES) -> object:
         raise FetchFailure("invalid", "response was not JSON") from None
 
 
+def _next_chunk(response: requests.Response, watchdog: _Watchdog) -> bytes:
+    """The next raw (still compressed) chunk of the body; b"" at its end."""
+    try:
+        chunk: bytes = response.raw.read(CHUNK_BYTES, decode_content=False)
+    except Exception:
+        if watchdog.fired:
+            raise FetchFailure("timeout", "timed out") from None
+        raise FetchFailure("unreachable", "connection broken") from None
+    return chunk
+
+
 def _read_capped(response: requests.Response, deadline: float, max_bytes: int,
                  watchdog: _Watchdog) -> bytes:
     declared = response.headers.get("Content-Length", "")
@@ -350,12 +372,7 @@ def _read_capped(response: requests.Response, deadline: float, max_bytes: int,
     while True:
         if time.monotonic() >= deadline:
             raise FetchFailure("timeout", "timed out")
-        try:
-            chunk = response.raw.read(CHUNK_BYTES, decode_content=False)
-        except Exception:  # noqa: BLE001 - any break of the stream (incl. the watchdog's)
-            if watchdog.fired:
-                raise FetchFailure("timeout", "timed out") from None
-            raise FetchFailure("unreachable", "connection broken") from None
+        chunk = _next_chunk(response, watchdog)
         if not chunk:
             break
         received += len(chunk)

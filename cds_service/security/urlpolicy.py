@@ -21,9 +21,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Iterable, Union
+from collections.abc import Iterable
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URL_LENGTH = 4096
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -70,7 +70,7 @@ class ParsedUrl:
         """The canonical URL: what is checked is exactly what is connected to."""
         return f"{self.scheme}://{self.netloc}{self.path}" + (f"?{self.query}" if self.query else "")
 
-    def under(self, base: "ParsedUrl") -> bool:
+    def under(self, base: ParsedUrl) -> bool:
         """Same origin, and a path under `base`'s path by whole segments."""
         return (self.origin == base.origin
                 and (self.path.rstrip("/") + "/").startswith(base.path.rstrip("/") + "/"))

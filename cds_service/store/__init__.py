@@ -195,7 +195,8 @@ class Store:
                 cards_issued.c.card_uuid.in_({item["card"] for item in items}))).scalars())
             for item in items:
                 reason = item.get("overrideReason") or {}
-                coding = reason.get("reason") if isinstance(reason.get("reason"), dict) else {}
+                given_reason = reason.get("reason")
+                coding = given_reason if isinstance(given_reason, dict) else {}
                 comment = reason.get("userComment")
                 comment_given = isinstance(comment, str) and comment.strip() != ""
                 card_known = item["card"] in known

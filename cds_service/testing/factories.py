@@ -124,7 +124,7 @@ def condition(text: str | None = None, *, snomed: str | None = None, days: float
     return resource
 
 
-def transplant(days: float, *, snomed: str = "70536003", text: str | None = None,
+def transplant(days: float, *, snomed: str | None = "70536003", text: str | None = None,
                status: str = "completed") -> dict:
     code: dict = {"coding": [{"system": SNOMED, "code": snomed}]} if snomed else {}
     if text:

@@ -28,7 +28,7 @@ class FhirStub:
             # the stub that would be charged to the service in the benchmark.
             disable_nagle_algorithm = True
 
-            def do_GET(self):
+            def do_GET(self) -> None:
                 stub.authorizations.append(self.headers.get("Authorization"))
                 stub.paths.append(self.path)
                 if stub.delay:
@@ -41,7 +41,7 @@ class FhirStub:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, *args):
+            def log_message(self, *args: object) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -71,6 +71,6 @@ class FhirStub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from ...protocol.response import INDICATOR_ORDER, Card, Suggestion
-from ..orders import InteractingDrugOrdered, TacrolimusStart, WastingDrugOrdered
+from ..orders import InteractingDrugOrdered, OrderFinding, TacrolimusStart, WastingDrugOrdered
 from ..rules import (
     Assessment,
     ContributingFactors,
     FemgFinding,
+    Finding,
     MagnesiumHigh,
     MonitoringDue,
     PersistentLow,
@@ -39,7 +40,8 @@ _BUILDERS: dict[type, Callable] = {
 }
 
 
-def build_cards(assessment: Assessment, ctx: CardContext, findings=None,
+def build_cards(assessment: Assessment, ctx: CardContext,
+                findings: Iterable[Finding | OrderFinding] | None = None,
                 keep: Callable[[Card], bool] | None = None,
                 deletable: frozenset[str] | None = None) -> list[Card]:
     """One card per finding (the rules emit at most one finding per kind); `findings` defaults

@@ -146,10 +146,14 @@ def _bullets(lines: list[str]) -> str:
     return "\n".join(f"- {line}" for line in lines if line)
 
 
+def _rule_page(ctx: CardContext, topic: str) -> str:
+    return f"{ctx.docs_base_url}/{topic}"
+
+
 def _source(ctx: CardContext, topic: str) -> Source:
     rule = RULES[topic]
     return Source(label=f"{GUIDELINE_LABEL}, section {rule.section}",
-                  url=f"{ctx.docs_base_url}/{topic}",
+                  url=_rule_page(ctx, topic),
                   topic=Coding(TOPIC_SYSTEM, topic, rule.title))
 
 
@@ -161,7 +165,8 @@ def _reference(topic: str) -> str:
 
 
 def _not_read(assessment: Assessment) -> list[str]:
-    lines = [f"Could not read a magnesium result of {r.day} ({r.shown}): {r.unreadable_reason or 'a lower bound cannot be classified'}; it was not used."
+    lines = [f"Could not read a magnesium result of {r.day} ({r.shown}): "
+             f"{r.unreadable_reason or 'a lower bound cannot be classified'}; it was not used."
              for r in assessment.unreadable]
     lines += [f"Preliminary magnesium result of {r.day}: {mg_text(r)}; not used until final."
               for r in assessment.preliminary]
@@ -227,7 +232,7 @@ def _card(ctx: CardContext, topic: str, indicator: str, summary: str, detail: st
                 detail=detail, suggestions=suggestions,
                 selectionBehavior="any" if suggestions else None,
                 overrideReasons=override_reasons(topic, suggestions),
-                links=(Link(LINK_LABEL, source.url, "absolute"),))
+                links=(Link(LINK_LABEL, _rule_page(ctx, topic), "absolute"),))
 
 
 def _create(label: str, description: str, *resources: dict, recommended: bool | None = None) -> Suggestion:

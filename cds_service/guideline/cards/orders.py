@@ -39,9 +39,9 @@ def _level_line(level: LabResult | None) -> str:
             else "No tacrolimus level on record.")
 
 
-def _mg_dated(latest: LabResult) -> str:
+def _mg_dated(latest: LabResult | None) -> str:
     """'Mg 1.6 mEq/L (2026-11-20)': the number and date of a summary (section 10)."""
-    return f"{mg_text(latest)} ({latest.day})"
+    return f"{mg_text(latest)} ({latest.day})" if latest else "Mg never measured"
 
 
 def _every(days: int, word: str | None = None) -> str:
@@ -224,7 +224,8 @@ def interaction_order_card(f: InteractingDrugOrdered, a: Assessment, ctx: CardCo
     if f.strength is not InteractionStrength.OTHER:
         advice.append("Higher tacrolimus levels also waste more magnesium: serum Mg within a week.")
     note = {InteractionStrength.BOOSTER: "trough on day 2–3 of the interacting drug, before the morning dose",
-            InteractionStrength.STRONG: "trough within 2–3 days of starting the interacting drug, before the morning dose",
+            InteractionStrength.STRONG: "trough within 2–3 days of starting the interacting drug, "
+                                        "before the morning dose",
             InteractionStrength.OTHER: "trough before the morning dose; interacting drug started"}[f.strength]
     label = {InteractionStrength.BOOSTER: "Order tacrolimus trough for day 2–3",
              InteractionStrength.STRONG: "Order tacrolimus trough within 2–3 days",

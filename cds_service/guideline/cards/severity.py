@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from ...protocol.response import Card, Suggestion
 from .. import codes
-from ..facts import LabResult, Symptom
-from ..rules import Assessment, PersistentLow, RenalFunction, Severity, SeverityFinding
+from ..facts import Symptom, UsableResult
+from ..rules import Assessment, GivenSince, PersistentLow, RenalFunction, Severity, SeverityFinding
 from ..suggestions import intravenous_magnesium, lab_order, oral_magnesium
 from ..thresholds import MG_UNIT_TO_MEQ_PER_L, Thresholds
 from .common import (
@@ -35,7 +35,7 @@ _SEVERITY_TITLES = {
 }
 
 
-def _days_old(result: LabResult, ctx: CardContext) -> int:
+def _days_old(result: UsableResult, ctx: CardContext) -> int:
     return (ctx.orders.now - result.when).days
 
 
@@ -48,13 +48,14 @@ def _target_text(t: Thresholds) -> str:
 
 def renal_text(renal: RenalFunction, t: Thresholds) -> str:
     """'eGFR 24 mL/min/1.73 m² on DATE' or 'estimated eGFR 9 ... from creatinine ... on DATE'."""
-    if renal.unknown:
+    result = renal.result  # set whenever the eGFR is known
+    if renal.unknown or result is None:
         return f"unknown (no eGFR or serum creatinine in the last {t.renal_function_recent_days} days)"
     if not renal.estimated:
-        return f"eGFR {renal.result.shown} on {renal.result.day}"
+        return f"eGFR {result.shown} on {result.day}"
     sex = " (sex unknown: the lower of the female and male estimates)" if renal.sex_unknown else ""
     return (f"estimated eGFR {renal.egfr:.0f} mL/min/1.73 m² (CKD-EPI 2021{sex}) from serum "
-            f"creatinine {renal.result.shown} on {renal.result.day}")
+            f"creatinine {result.shown} on {result.day}")
 
 
 def _caution(renal: RenalFunction, t: Thresholds) -> str | None:
@@ -65,11 +66,42 @@ def _caution(renal: RenalFunction, t: Thresholds) -> str | None:
             "hypermagnesemia)")
 
 
-def _given_text(g) -> str:
+def _given_text(g: GivenSince) -> str:
     """'magnesium sulfate 2 g/50 mL: 2 g IV (completed) on 2026-11-25 00:00 UTC'."""
     route = {"intravenous": " IV", "oral": " by mouth"}.get(g.route, "")
     given = f": {g.dose}{route}" if g.dose else ""
     return f"{clinical_name(g.name)}{given} ({g.status}) on {g.when.strftime('%Y-%m-%d %H:%M')} UTC"
+
+
+def _severity_evidence(f: SeverityFinding, a: Assessment, ctx: CardContext) -> list[str]:
+    """What the severity card is based on: the result, tacrolimus, symptoms, kidneys, age."""
+    t = ctx.thresholds
+    latest = f.latest
+    low = f.severity.is_low
+    evidence = [f"Latest serum {mg_text(latest)} on {latest.day} (status {latest.status}).",
+                _tacrolimus_line(a)]
+    if f.symptoms:
+        evidence.append(f"Symptoms with onset in the last {t.symptom_window_days} days: "
+                        f"{_symptom_names(f.symptoms)}.")
+    if f.supplements:
+        evidence.append(f"On {_drug_names(f.supplements)}.")
+    if low:
+        evidence.append(f"Renal function: {renal_text(f.renal, t)}.")
+    if f.dialysis:
+        evidence.append(f"Dialysis / end-stage kidney disease: {f.dialysis}.")
+    if f.child is not None:
+        weight = (f"; body weight {f.child.weight.shown} on {f.child.weight.day}" if f.child.weight
+                  else f"; no body weight in the last {t.body_weight_recent_days} days")
+        evidence.append(f"Child: {f.child.age_years} years old{weight}.")
+    if a.ionized is not None:
+        evidence.append(f"Ionized magnesium {a.ionized.shown} on {a.ionized.day} "
+                        "(shown only; not classified with serum thresholds).")
+    if latest.comparator in ("<", "<="):
+        evidence.append(f"Reported as an upper bound ({latest.shown}): the true value may be lower.")
+    if f.trough_missing_days is not None:
+        evidence.append(f"No tacrolimus level in the last {f.trough_missing_days} days: a trough "
+                        "is suggested (higher levels waste more magnesium).")
+    return evidence
 
 
 def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
@@ -90,28 +122,7 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
               if a.preliminary else "")
     head = f"{title}: {dated[:-1]}{target}){stale}{prelim}"
     short_head = f"{title}: {dated}{stale}{prelim}"  # without the target when space is short
-    evidence = [f"Latest serum {mg_text(latest)} on {latest.day} (status {latest.status}).",
-                _tacrolimus_line(a)]
-    if f.symptoms:
-        evidence.append(f"Symptoms with onset in the last {t.symptom_window_days} days: "
-                        f"{_symptom_names(f.symptoms)}.")
-    if f.supplements:
-        evidence.append(f"On {_drug_names(f.supplements)}.")
-    if low:
-        evidence.append(f"Renal function: {renal_text(f.renal, t)}.")
-    if f.dialysis:
-        evidence.append(f"Dialysis / end-stage kidney disease: {f.dialysis}.")
-    if f.child is not None:
-        weight = (f"; body weight {f.child.weight.shown} on {f.child.weight.day}" if f.child.weight
-                  else f"; no body weight in the last {t.body_weight_recent_days} days")
-        evidence.append(f"Child: {f.child.age_years} years old{weight}.")
-    if a.ionized is not None:
-        evidence.append(f"Ionized magnesium {a.ionized.shown} on {a.ionized.day} (shown only; not classified with serum thresholds).")
-    if latest.comparator in ("<", "<="):
-        evidence.append(f"Reported as an upper bound ({latest.shown}): the true value may be lower.")
-    if f.trough_missing_days is not None:
-        evidence.append(f"No tacrolimus level in the last {f.trough_missing_days} days: a trough "
-                        "is suggested (higher levels waste more magnesium).")
+    evidence = _severity_evidence(f, a, ctx)
     advice: list[str] = []
     if a.preliminary:
         advice.append(f"Confirm the preliminary result of {a.preliminary[0].day} "
@@ -138,7 +149,6 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
         suggestions.append(_femg_workup(ctx))
     short_action = action.split(", recheck")[0].split(", repeat")[0]
     if (f.stale or a.preliminary) and not action.startswith("repeat"):
-        brief = "repeat Mg now, treat if confirmed"
         action = "repeat Mg now; if confirmed, " + action
         short_action = "repeat Mg now; if confirmed, " + short_action
     summary = first_fitting(f"{head}: {action}", f"{short_head}: {action}",
@@ -228,7 +238,8 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
         shown = "; ".join(_given_text(g) for g in f.given[:3])
         first = f.given[0]
         return urgent + [f"Magnesium already given or ordered since this result: {shown}. "
-                         "No new dose: replacement is under way.", recheck_line] + renal_lines,             labs, f"Mg given {first.when.date().isoformat()}: no new dose, {short_recheck}"
+                         "No new dose: replacement is under way.", recheck_line] + renal_lines, \
+            labs, f"Mg given {first.when.date().isoformat()}: no new dose, {short_recheck}"
     if f.supplement_drafts:
         check = " (for a severe level, make sure it is IV)" if acute else ""
         return urgent + [f"Magnesium already being ordered: {_drug_names(f.supplement_drafts)}{check}.",
@@ -271,7 +282,8 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
                 "(e.g. magnesium oxide 400 mg up to three times daily as tolerated; split doses "
                 "limit diarrhoea)." if not caution else
                 f"Already on {_drug_names(f.supplements)}: check adherence; with renal impairment "
-                "increase only with close magnesium checks.", recheck_line] + renal_lines, labs,             f"increase {short_drug(f.supplements[0].name)}, {short_recheck}"
+                "increase only with close magnesium checks.", recheck_line] + renal_lines, labs, \
+            f"increase {short_drug(f.supplements[0].name)}, {short_recheck}"
     per_day = 1 if caution else (3 if minor else 2)
     frequency = {1: "once", 2: "twice", 3: "three times"}[per_day]
     if caution:

@@ -81,7 +81,7 @@ def _drug_line(m: MedicationUse, why: str) -> str:
 def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -> Card:
     t = ctx.thresholds
     named = [m.ingredient or clinical_name(m.name) for m in f.wasting_drugs + f.raising_drugs]
-    if f.tacrolimus_high:
+    if f.tacrolimus_high and f.tacrolimus_level is not None:
         named.append(f"tacrolimus level {f.tacrolimus_level.shown}")
     if f.egfr_rise is not None:
         named.append(f"eGFR up {f.egfr_rise.fraction:.0%}")

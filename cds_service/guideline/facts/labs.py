@@ -29,7 +29,7 @@ def observation_time(obs: Resource) -> tuple[datetime | None, str | None]:
                 obs.get("effectiveInstant"), obs.get("issued")):
         when = parse_datetime(raw)
         if when is not None:
-            return when, raw[:10] if len(raw) >= 10 else None
+            return when, raw[:10] if isinstance(raw, str) and len(raw) >= 10 else None
     return None, None
 
 

@@ -43,7 +43,7 @@ class _DrugIndex:
         self.by_name = names
         self.pattern = codes.name_pattern(names)
 
-    def match(self, rxnorm_codes: set[str], text: str) -> tuple[str, str] | None:
+    def match(self, rxnorm_codes: Iterable[str], text: str) -> tuple[str, str] | None:
         hit = None
         for rxcui in rxnorm_codes:
             hit = self.by_code.get(rxcui)
@@ -207,11 +207,11 @@ def _drug(concept: Any) -> _Drug | None:
         key = orjson.dumps(concept)
     except TypeError:  # not JSON data (cannot come from a request): classify without caching
         return _classify(concept)
-    found = _DRUG_CACHE.get(key, _DRUG_CACHE)
-    if found is _DRUG_CACHE:
-        if len(_DRUG_CACHE) >= _DRUG_CACHE_SIZE:
-            _DRUG_CACHE.clear()
-        found = _DRUG_CACHE[key] = _classify(concept)
+    if key in _DRUG_CACHE:
+        return _DRUG_CACHE[key]
+    if len(_DRUG_CACHE) >= _DRUG_CACHE_SIZE:
+        _DRUG_CACHE.clear()
+    found = _DRUG_CACHE[key] = _classify(concept)
     return found
 
 
@@ -272,7 +272,8 @@ def read_administration(administration: Resource,
         quantity = dosage.get("dose")
         if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)) \
                 and not isinstance(quantity.get("value"), bool):
-            dose = f"{float(quantity['value']):g} {clip(str(quantity.get('unit') or quantity.get('code') or ''), 10)}".strip()
+            unit = clip(str(quantity.get("unit") or quantity.get("code") or ""), 10)
+            dose = f"{float(quantity['value']):g} {unit}".strip()
         route_text = concept_text(dosage.get("route"))
         route = "intravenous" if _IV_WORDS.search(route_text) else ("oral" if _ORAL_WORDS.search(route_text) else "")
     if not route:

@@ -18,8 +18,12 @@ The public names of each module are re-exported here: ``from cds_service.guideli
 from __future__ import annotations
 
 from .assessment import (
+    MagnesiumResults,
     assess,
+    findings_for,
     magnesium_high,
+    magnesium_results,
+    severity_findings,
 )
 from .contributing import (
     FIRST_YEAR_DAYS,
@@ -92,6 +96,7 @@ __all__ = [
     "Finding",
     "GivenSince",
     "MagnesiumHigh",
+    "MagnesiumResults",
     "MonitoringDue",
     "MonitoringInterval",
     "NOT_GIVEN_ORDER_STATUSES",
@@ -112,12 +117,14 @@ __all__ = [
     "dialysis_reason",
     "egfr_rise",
     "femg",
+    "findings_for",
     "given_since",
     "is_future",
     "is_older_than",
     "latest_egfr",
     "latest_usable",
     "magnesium_high",
+    "magnesium_results",
     "monitoring_interval",
     "on_tacrolimus",
     "persistent_low",
@@ -125,6 +132,7 @@ __all__ = [
     "renal_caution",
     "renal_function",
     "set_aside_future",
+    "severity_findings",
     "supplement_start",
     "symptom_class",
     "tacrolimus_start",

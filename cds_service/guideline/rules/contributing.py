@@ -134,7 +134,8 @@ def femg(facts: PatientFacts, latest: UsableResult, thresholds: Thresholds) -> F
                  and abs(r.when - latest.when) <= window]
         return min(close, key=lambda r: abs(r.when - latest.when)) if close else None
 
-    urine_mg, serum_cr, urine_cr = near(LabKind.MG_URINE), near(LabKind.CREATININE_SERUM), near(LabKind.CREATININE_URINE)
+    urine_mg, serum_cr = near(LabKind.MG_URINE), near(LabKind.CREATININE_SERUM)
+    urine_cr = near(LabKind.CREATININE_URINE)
     if latest.comparator is not None or urine_mg is None or serum_cr is None or urine_cr is None:
         return FemgFinding(latest, None, None, ())
     times = [r.when for r in (latest, urine_mg, serum_cr, urine_cr)]

@@ -101,7 +101,7 @@ class SeverityFinding:
     supplement_drafts: tuple[MedicationUse, ...] = ()
     egfr: UsableResult | None = None  # the latest eGFR (None: renal function unknown)
     femg_missing: bool = False  # low Mg without an FEMg: the work-up may be suggested (section 7)
-    persistent: "PersistentLow | None" = None  # persistence replaces this card (section 7)
+    persistent: PersistentLow | None = None  # persistence replaces this card (section 7)
     renal: RenalFunction = RenalFunction(None)
     given: tuple[GivenSince, ...] = ()  # magnesium given since this result: no new dose
     child: ChildDosing | None = None
