@@ -3,6 +3,7 @@
     python -m bench.run                      # everything: about 5 minutes
     python -m bench.run --only load --connections 4 --rounds 5
     python -m bench.run --only tail,curve,memory,fallback
+    python -m bench.run --only store --rounds 5          # hook with and without the state store
     python -m bench.run --workers 3 --threads 2          # WEB_CONCURRENCY / GUNICORN_THREADS
     python -m bench.run --gunicorn-args "--worker-class sync"
 
@@ -22,6 +23,11 @@ alternating rounds, because absolute figures on a shared machine move by 2-3× b
 - memory: RSS of each worker every 1000 hooks over `--rss-hooks` (10k).
 - fallback: (a) one hook with no prefetch against a loopback FHIR stub answering after 100 ms,
   vs. the slowest single query; (b) 8 concurrent such hooks with wrk: req/s and p99.
+- store: the cost of recording every card issued (issue 12): the hook on the service and on a
+  second service with CDS_RECORD_CARDS=false, side by side, alternating; p50 and CPU ratios.
+
+Each service gets its own SQLite state store in the run's temporary directory (unless
+`--env CDS_DATABASE_URL=...` names one), never the checkout's.
 
 Needs `wrk` on PATH (Debian: apt-get install wrk). Loopback only; stops the servers at the end.
 Self-contained: imports nothing from tests/ nor from the service.
@@ -57,7 +63,7 @@ SERVICE_APP = "'cds_service:create_app()'"
 FLOOR_APP = "'bench.floor_app:create_app()'"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-SECTIONS = ("load", "curve", "memory", "fallback")
+SECTIONS = ("load", "curve", "memory", "fallback", "store")
 
 # Issue 13's targets (ratios measured in the same run; issue 5's start-up target kept).
 TARGETS = {"hook_cpu_over_floor_cpu": 1.5, "hook84_p50_over_discovery_p50": 4.0,
@@ -334,6 +340,35 @@ def measure_memory(server: Server, body_file: Path, *, hooks: int, step: int, co
     return {"samples": samples, "errors": errors}
 
 
+def measure_store_cost(with_store: Server, without_store: Server, body_file: Path, *,
+                       connections: int, threads: int, seconds: float, warmup: float,
+                       rounds: int, workdir: Path) -> dict:
+    """The hook on two servers side by side, one recording every card issued (CDS_RECORD_CARDS
+    on, the default) and one not, alternating `rounds` times (issue 12)."""
+    per_round: list[dict] = []
+    for _ in range(rounds):
+        one = {}
+        for name, server in (("with_store", with_store), ("without_store", without_store)):
+            url = f"http://127.0.0.1:{server.port}{HOOK_PATH}"
+            if warmup > 0:
+                wrk(url, connections=connections, threads=threads, seconds=warmup,
+                    body_file=body_file, workdir=workdir)
+            one[name] = wrk(url, connections=connections, threads=threads, seconds=seconds,
+                            body_file=body_file, workdir=workdir, server=server)
+        one["ratio_p50"] = one["with_store"]["p50_us"] / one["without_store"]["p50_us"]
+        one["ratio_cpu"] = (one["with_store"]["cpu_ms_per_request"]
+                            / max(1e-9, one["without_store"]["cpu_ms_per_request"]))
+        per_round.append(one)
+    results: dict = {"rounds": per_round, "connections": connections}
+    for name in ("with_store", "without_store"):
+        results[name] = {k: statistics.median(r[name][k] for r in per_round)
+                         for k in ("p50_us", "p90_us", "p99_us", "rps", "cpu_ms_per_request")}
+        results[name]["errors"] = sum(r[name]["errors"] + r[name]["non_2xx"] for r in per_round)
+    for k in ("ratio_p50", "ratio_cpu"):
+        results[k] = statistics.median(r[k] for r in per_round)
+    return results
+
+
 # ------------------------------------------------------------------------------ fallback
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
@@ -522,11 +557,20 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
     body_file.write_bytes(body)
     plain_file = workdir / "hook-body-plain.json"
     plain_file.write_bytes(plain_body)
+    # Each service's state store in the run's directory, never the checkout's.
+    service_env.setdefault("CDS_DATABASE_URL", f"sqlite:///{workdir / 'state.sqlite3'}")
     server = Server("service", command, free_port(), service_env, workdir / "server.log")
+    without_store = None
+    if "store" in sections:
+        without_store = Server("service without store", command, free_port(),
+                               {**service_env, "CDS_RECORD_CARDS": "false",
+                                "CDS_DATABASE_URL": f"sqlite:///{workdir / 'state-off.sqlite3'}"},
+                               workdir / "server-without-store.log")
     floor = Server("floor", floor_command(command), free_port(), env_extra, workdir / "floor.log")
     baseline = None
     if args.baseline_dir or args.baseline_command:
-        baseline = Server("baseline", args.baseline_command or command, free_port(), env_extra,
+        baseline = Server("baseline", args.baseline_command or command, free_port(),
+                          {**env_extra, "CDS_DATABASE_URL": f"sqlite:///{workdir / 'state-base.sqlite3'}"},
                           workdir / "baseline.log", cwd=(args.baseline_dir or ROOT).resolve())
         if "base" not in endpoint_names:
             endpoint_names.append("base")
@@ -588,6 +632,29 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
                 summary["hook84_p50_over_discovery_p50"] = r["ratio_p50_hook84_discovery"]
             if conns == 1 and "ratio_p99_p50_hook" in r:
                 summary["p99_over_p50_one_connection"] = r["ratio_p99_p50_hook"]
+
+        if without_store is not None:
+            without_store.start()
+            conns = max(connection_counts)
+            sc = measure_store_cost(server, without_store, body_file, connections=conns,
+                                    threads=args.wrk_threads, seconds=args.duration,
+                                    warmup=args.warmup, rounds=args.rounds, workdir=workdir)
+            without_store.stop()
+            results["store_cost"] = sc
+            print(f"\ncost of recording cards issued (issue 12): hook 267 KiB with and without the "
+                  f"state store (CDS_RECORD_CARDS=false), {conns} connections, {args.rounds} rounds "
+                  "alternating; medians:")
+            for name in ("with_store", "without_store"):
+                x = sc[name]
+                print(f"  {name:<14} p50 {fmt_ms(x['p50_us']):>10}  p99 {fmt_ms(x['p99_us']):>10}  "
+                      f"{x['rps']:>6.0f} req/s  CPU {x['cpu_ms_per_request']:.2f} ms/req  errors {x['errors']}")
+            print(f"  p50 with ÷ without: ×{sc['ratio_p50']:.3f} (per round: "
+                  + ", ".join(f"{r['ratio_p50']:.3f}" for r in sc["rounds"]) + ")")
+            print(f"  CPU with ÷ without: ×{sc['ratio_cpu']:.3f} (per round: "
+                  + ", ".join(f"{r['ratio_cpu']:.3f}" for r in sc["rounds"]) + ")")
+            summary["store_p50_with_over_without"] = sc["ratio_p50"]
+            summary["store_cpu_with_over_without"] = sc["ratio_cpu"]
+            failed |= any(sc[n]["errors"] for n in ("with_store", "without_store"))
 
         if "curve" in sections:
             sizes = [int(x) for x in args.curve_sizes.split(",") if x.strip()]
@@ -673,13 +740,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
                 value, target = summary[key], TARGETS[key]
                 ok = value <= target if op == "≤" else value >= target
                 print(f"  {label:<44} {prefix}{value:8.2f}  target {op} {target:g}: {verdict(ok)}")
-        for key, label in (("marginal_cost_largest_over_300", "marginal cost per resource, 5000 ÷ 300"),
+        for key, label in (("store_p50_with_over_without", "hook p50 with ÷ without the state store"),
+                           ("store_cpu_with_over_without", "hook CPU with ÷ without the state store"),
+                           ("marginal_cost_largest_over_300", "marginal cost per resource, 5000 ÷ 300"),
                            ("rss_growth_after_first_step", "worker RSS growth over the memory run")):
             if key in summary:
                 print(f"  {label:<44} ×{summary[key]:8.3f}  (flat = ×1)")
     finally:
         server.stop()
         floor.stop()
+        if without_store is not None:
+            without_store.stop()
         if baseline is not None:
             baseline.stop()
         if args.json:

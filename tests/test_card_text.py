@@ -214,3 +214,12 @@ def test_one_style_for_ranges(answers):
         texts = [card["summary"], card.get("detail", "")] + [s["label"] for s in card.get("suggestions", [])]
         for text in texts:
             assert not re.search(r"\b\d+-\d+ (days|weeks|hours)\b|day \d+-\d+\b", text), (name, text)
+
+
+def test_magnesium_values_keep_their_decimal(answers):
+    """A magnesium in mEq/L is written as a clinician writes it, "1.0 mEq/L", never "1 mEq/L"
+    (the detail and the dosage text of one card once disagreed)."""
+    whole = re.compile(r"(?<![\d.])\d+ mEq/L")
+    found = [(name, hit.group(0)) for name, card in all_cards(answers) for text in card_texts(card)
+             for hit in whole.finditer(text)]
+    assert not found, found[:5]

@@ -1,7 +1,13 @@
 """FHIR R4 resources the cards suggest (docs/clinical-rules.md sections 3, 4, 6, 7 and 9).
 
-Built as ``fhir.resources.R4B`` models, so a resource that is not valid FHIR fails here, in the
-service, rather than in the EHR that would accept it; serialised once to plain JSON.
+Built as plain JSON data, with keys in the order of the FHIR R4 element definitions (the order
+``fhir.resources`` serialises them in). Validation happens in the tests, not on every call:
+tests/test_suggestion_shapes.py builds every shape these functions can emit (all fixtures, the
+hospital-orderables map, and a grid of every argument: renal caution, doses per day, eGFR bands,
+no encounter, each lab) and checks each one with ``fhir.resources.R4B`` AND that the model
+serialises it to exactly the same bytes. Validating with the models at run time cost ~0.7 ms per
+hook call for two suggestions, 18 % of the service's CPU (bench/README.md, issue 13). A new
+field or shape here needs its case in that test.
 
 Every suggested drug and lab carries its text, and its code where one is known: the hospital's
 own orderable (``CDS_ORDERABLES``) first, then the verified standard code of section 9. A client
@@ -15,10 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
-
-from fhir.resources.R4B.medicationrequest import MedicationRequest
-from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from . import codes
 from .facts import LabResult, number
@@ -91,10 +93,9 @@ def _concept(ctx: OrderContext, key: str, text: str, standard: codes.Code | None
     """Text always; the hospital's orderable first, then the standard code."""
     found = [c for c in (ctx.orderables.get(key), standard) if c is not None]
     unique = list({(c.system, c.code): c for c in found}.values())
-    concept: dict = {"text": text}
-    if unique:
-        concept["coding"] = [_coding(c) for c in unique]
-    return concept
+    if unique:  # coding before text: FHIR's element order
+        return {"coding": [_coding(c) for c in unique], "text": text}
+    return {"text": text}
 
 
 def _lab_key(ctx: OrderContext, test: codes.Code) -> str:
@@ -117,10 +118,6 @@ def _references(ctx: OrderContext) -> dict:
     return refs
 
 
-def _dump(model: MedicationRequest | ServiceRequest) -> dict[str, Any]:
-    return model.model_dump(mode="json", exclude_none=True)
-
-
 def _reason() -> list[dict]:
     return [{"coding": [codes.HYPOMAGNESEMIA.coding()], "text": "Hypomagnesemia on tacrolimus"}]
 
@@ -141,11 +138,11 @@ def lab_order(ctx: OrderContext, test: codes.Code, *, within_days: float, note: 
         **_references(ctx),
         "occurrencePeriod": {"start": start.isoformat(), "end": end.isoformat()},
         "authoredOn": ctx.now.date().isoformat(),
-        "note": [{"text": note}],
     }
     if reason_low_mg:
         resource["reasonCode"] = _reason()
-    return _dump(ServiceRequest.model_validate(resource))
+    resource["note"] = [{"text": note}]  # after reasonCode: FHIR's element order
+    return resource
 
 
 def _medication_request(ctx: OrderContext, product: codes.Product, text: str, dose_mg: float,
@@ -160,17 +157,17 @@ def _medication_request(ctx: OrderContext, product: codes.Product, text: str, do
         **_references(ctx),
         "authoredOn": ctx.now.date().isoformat(),
         "reasonCode": reason or _reason(),
-        "dosageInstruction": [{
-            "text": instruction,
-            "route": {"coding": [route.coding()], "text": route.display},
-            "timing": timing,
-            "doseAndRate": [{"doseQuantity": {"value": dose_mg, "unit": "mg",
-                                              "system": codes.UCUM, "code": "mg"}}],
-        }],
     }
     if caution:
-        resource["note"] = [{"text": caution}]
-    return _dump(MedicationRequest.model_validate(resource))
+        resource["note"] = [{"text": caution}]  # before dosageInstruction: FHIR's element order
+    resource["dosageInstruction"] = [{
+        "text": instruction,
+        "timing": timing,
+        "route": {"coding": [route.coding()], "text": route.display},
+        "doseAndRate": [{"doseQuantity": {"value": dose_mg, "unit": "mg",
+                                          "system": codes.UCUM, "code": "mg"}}],
+    }]
+    return resource
 
 
 SPACING = ("take at least 2 hours apart from mycophenolate, quinolones, tetracyclines, "

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import heapq
+import os
 import socket
 import threading
 import time
@@ -85,16 +87,14 @@ def _shut(sock: socket.socket) -> None:
 
 
 class _Watchdog:
-    """Shuts down the sockets of one fetch when its deadline passes."""
+    """Shuts down the sockets of one fetch when its deadline passes (one shared timer thread)."""
 
     def __init__(self, deadline: float):
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._active = True
         self.fired = False
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        _TIMER.schedule(deadline, self)
 
     def watch(self, sock: socket.socket | None) -> None:
         if sock is None:
@@ -119,7 +119,45 @@ class _Watchdog:
         with self._lock:
             self._active = False
             self._sockets.clear()
-        self._timer.cancel()
+
+
+class _DeadlineTimer:
+    """One daemon thread per process firing the watchdogs whose deadline has passed.
+
+    A `threading.Timer` per fetch started (and ended) a thread for each of a hook's ~11 fetches:
+    ~90 µs of CPU each (issue 13). Disarmed watchdogs stay in the heap until their deadline
+    (a few seconds at most: the hook's deadline) and are then dropped without firing.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._condition = threading.Condition()
+        self._count = 0
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def schedule(self, deadline: float, watchdog: _Watchdog) -> None:
+        with self._condition:
+            if self._thread is None or self._pid != os.getpid():  # none yet, or forked since
+                self._heap.clear()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="fetch-deadline", daemon=True)
+                self._thread.start()
+            self._count += 1
+            heapq.heappush(self._heap, (deadline, self._count, watchdog))
+            if self._heap[0][2] is watchdog:
+                self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._condition.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _, _, due = heapq.heappop(self._heap)
+            due._fire()
+
+
+_TIMER = _DeadlineTimer()
 
 
 def _watch(sock: socket.socket | None) -> None:
@@ -256,6 +294,9 @@ def _decoder(encoding: str):  # type: ignore[no-untyped-def]
     raise FetchFailure("invalid", "unsupported content encoding")
 
 
+_DEFAULT_HEADERS = {**requests.utils.default_headers(), "Accept-Encoding": "gzip, deflate"}
+
+
 def bounded_get(url: str, *, check_addresses: bool, headers: Mapping[str, str], deadline: float,
                 connect_timeout: float, read_timeout: float, max_bytes: int) -> bytes:
     """The decoded body of a 200 answer to GET `url`, within `deadline` and `max_bytes`, or
@@ -269,10 +310,14 @@ def bounded_get(url: str, *, check_addresses: bool, headers: Mapping[str, str], 
     complete = False
     try:
         try:
-            response = session(check_addresses).get(
-                url, headers={"Accept-Encoding": "gzip, deflate", **headers}, stream=True,
-                timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
-                allow_redirects=False)
+            # Prepared directly and sent: Session.get would merge the session's environment,
+            # cookies and hooks into every request (none apply: trust_env off, cookies refused),
+            # ~65 µs a fetch. The headers sent are the same (requests' defaults first).
+            prepared = requests.PreparedRequest()
+            prepared.prepare(method="GET", url=url, headers={**_DEFAULT_HEADERS, **headers})
+            response = session(check_addresses).send(
+                prepared, stream=True, allow_redirects=False,
+                timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)))
         except requests.RequestException as error:
             if _caused_by(error, AddressRefused):
                 raise FetchFailure("policy", "address refused by the URL policy") from None

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from ...protocol.response import Card, Suggestion
 from .. import codes
-from ..facts import Symptom, UsableResult
+from ..facts import number, Symptom, UsableResult
 from ..rules import Assessment, GivenSince, PersistentLow, RenalFunction, Severity, SeverityFinding
 from ..suggestions import intravenous_magnesium, lab_order, oral_magnesium
 from ..thresholds import MG_UNIT_TO_MEQ_PER_L, Thresholds
@@ -42,7 +42,7 @@ def _days_old(result: UsableResult, ctx: CardContext) -> int:
 def _target_text(t: Thresholds) -> str:
     """The target in the three units labs report (section 2's factors)."""
     target = t.target_above
-    return (f"≥ {target:g} mEq/L ({target / MG_UNIT_TO_MEQ_PER_L['mg/dl']:.2f} mg/dL, "
+    return (f"≥ {number(target)} mEq/L ({target / MG_UNIT_TO_MEQ_PER_L['mg/dl']:.2f} mg/dL, "
             f"{target / MG_UNIT_TO_MEQ_PER_L['mmol/l']:.2f} mmol/L)")
 
 
@@ -114,9 +114,9 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
     if f.symptoms and low:
         title += f" with {_symptom_names(f.symptoms)}"
     stale = f" ({_days_old(latest, ctx)} days ago)" if f.stale else ""
-    target = (f"; target > {t.low_at_or_below:g} mEq/L" if f.severity in (
+    target = (f"; target > {number(t.low_at_or_below)} mEq/L" if f.severity in (
         Severity.MILD_MODERATE, Severity.SYMPTOMATIC_MINOR) else
-        f"; target ≥ {t.target_above:g} mEq/L" if f.severity is Severity.BELOW_TARGET else "")
+        f"; target ≥ {number(t.target_above)} mEq/L" if f.severity is Severity.BELOW_TARGET else "")
     dated = mg_dated(latest)
     prelim = (f"; preliminary {mg_text(a.preliminary[0])} on {a.preliminary[0].day}"
               if a.preliminary else "")
@@ -266,7 +266,7 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
     if acute:
         dose = "1 g (halved for renal impairment)" if caution else "2 g"
         more = "" if caution else (f" (up to 4 g over 4 hours if Mg stays below "
-                                   f"{t.severe_below:g} mEq/L or symptoms persist)")
+                                   f"{number(t.severe_below)} mEq/L or symptoms persist)")
         after = (f"then increase the current {current} (never start a second regimen)" if current
                  else "then oral replacement, e.g. magnesium oxide 400 mg "
                       f"{'once' if caution else 'twice'} daily")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...protocol.response import Action, Card, Suggestion
 from .. import codes
 from ..codes import LabKind
-from ..facts import MedicationUse
+from ..facts import MedicationUse, number
 from ..rules import (
     Assessment,
     ContributingFactors,
@@ -41,7 +41,7 @@ def high_card(f: MagnesiumHigh, a: Assessment, ctx: CardContext) -> Card:
     names = _drug_names(f.supplements)
     summary = (f"High magnesium on a supplement: {mg_dated(f.latest)}: hold or reduce "
                f"{short_drug(f.supplements[0].name)}, check renal function")
-    evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}, above {t.high_above:g} mEq/L.",
+    evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}, above {number(t.high_above)} mEq/L.",
                 f"Active magnesium supplement: {names}.", _tacrolimus_line(a),
                 f"Renal function: {renal_text(f.renal, t)}."]
     advice = ["Hold or reduce the magnesium supplement; recheck serum Mg.",
