@@ -58,9 +58,20 @@ def keys(codes: Iterable[Code]) -> frozenset[tuple[str, str]]:
     return frozenset((c.system, c.code) for c in codes)
 
 
+# Apostrophes as EHR text really carries them: typed (') or typographic (’ ‘ ʼ, pasted from
+# documents and patient-entered home-medication lists) or left out: "St John’s wort" and
+# "St Johns wort" are St John's wort.
+_APOSTROPHES = "['\u2019\u2018\u02bc]?"
+
+
+def name_key(name: str) -> str:
+    """The form a matched name is looked up by: lower case, apostrophes of any form left out."""
+    return re.sub(_APOSTROPHES.rstrip("?"), "", name).lower()
+
+
 def name_pattern(names: Iterable[str]) -> re.Pattern[str]:
-    """A case-insensitive whole-word pattern matching any of the names."""
-    alternatives = sorted({re.escape(n) for n in names}, key=len, reverse=True)
+    """A case-insensitive whole-word pattern matching any of the names (any apostrophe form)."""
+    alternatives = sorted({re.escape(n).replace("'", _APOSTROPHES) for n in names}, key=len, reverse=True)
     return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
 
 
@@ -220,8 +231,9 @@ MAGNESIUM_WASTING = (
     DrugClass("thiazide", "thiazide diuretic",
               {"hydrochlorothiazide": "5487", "chlorthalidone": "2409", "indapamide": "",
                "metolazone": ""},
+              # HCTZ: not a brand, but how clinicians and home-medication lists write it.
               {"Microzide": "hydrochlorothiazide", "Thalitone": "chlorthalidone",
-               "Zaroxolyn": "metolazone"}),
+               "Zaroxolyn": "metolazone", "HCTZ": "hydrochlorothiazide"}),
     DrugClass("ppi", "proton pump inhibitor",
               {"omeprazole": "7646", "esomeprazole": "283742", "lansoprazole": "17128",
                "dexlansoprazole": "816346", "pantoprazole": "40790", "rabeprazole": "114979"},

@@ -64,6 +64,8 @@ class WastingDrugOrdered:
     tacrolimus_level: LabResult | None
     egfr: LabResult | None  # doses the famotidine offered in place of a PPI
     concern: str | None  # "low", "below target", "not measured": warning; None (at target): info
+    # A serum Mg is already ordered (placed or being signed): the card says so, orders no second.
+    mg_ordered: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class InteractingDrugOrdered:
     # Section 1: "on-hold" or "stopped" tacrolimus never gets a trough suggestion.
     tacrolimus_state: str = "taking"
     tacrolimus_stopped_on: datetime | None = None
+    mg_ordered: bool = False  # as WastingDrugOrdered.mg_ordered
 
 
 OrderFinding = TacrolimusStart | WastingDrugOrdered | InteractingDrugOrdered
@@ -140,7 +143,8 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
     wasting = tuple(d for d in drafts if d.wasting_class and not d.is_systemic_tacrolimus)
     if wasting:
         findings.append(WastingDrugOrdered(wasting, latest, level, latest_egfr(facts),
-                                           _wasting_concern(latest, now, thresholds)))
+                                           _wasting_concern(latest, now, thresholds),
+                                           mg_ordered=facts.magnesium_lab_orders > 0))
     raising = tuple(d for d in drafts if d.raises_tacrolimus_class)
     lowering = tuple(d for d in drafts if d.lowers_tacrolimus_class)
     if raising or lowering:
@@ -151,7 +155,8 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
         use = base.tacrolimus
         findings.append(InteractingDrugOrdered(raising, lowering, latest, level, strength,
                                                interacting, use.state if use else "taking",
-                                               use.stopped_on if use else None))
+                                               use.stopped_on if use else None,
+                                               mg_ordered=facts.magnesium_lab_orders > 0))
     return tuple(findings)
 
 

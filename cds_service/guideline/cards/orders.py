@@ -105,6 +105,10 @@ def _summary(finding: str, action: str, items: list[str], template: str = "{item
     return f"{finding.replace('{list}', template.format(items=listed))}: {action}"
 
 
+_MG_ALREADY_ORDERED = ("A serum magnesium is already ordered for this patient: no second order is "
+                       "suggested; make sure it is drawn.")
+
+
 def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -> Card:
     t = ctx.thresholds
     names = _ingredients(f.drafts)
@@ -114,7 +118,7 @@ def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -
         finding = "{list} ordered, " + (f"no Mg in {t.routine_interval_days} days (last "
                                         f"{mg_text(f.latest)} on {f.latest.day})" if f.latest
                                         else "Mg never measured")
-        action = "check serum Mg now"
+        action = "serum Mg already ordered" if f.mg_ordered else "check serum Mg now"
     else:
         state = {"low": "low", "below target": "below target", None: "at target"}[f.concern]
         finding = "{list} ordered, " + f"{_mg_dated(f.latest)} {state}"
@@ -154,7 +158,10 @@ def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -
         suggestions.append(Suggestion(label=f"Replace {ppi} with famotidine" if len(actions) > 1
                                       else f"Add famotidine (then cancel {ppi})",
                                       isRecommended=False, actions=tuple(actions)))
-    if f.concern is not None:
+    if f.mg_ordered:
+        # Section 4: never two orders for the same test; the one placed is the recheck.
+        advice.append(_MG_ALREADY_ORDERED)
+    elif f.concern is not None:
         suggestions.append(_repeat_mg(ctx, 1 if f.concern == "not measured" else 14,
                                       "now: on a magnesium-wasting drug" if f.concern == "not measured"
                                       else "recheck in 1–2 weeks on a magnesium-wasting drug"))
@@ -234,7 +241,9 @@ def interaction_order_card(f: InteractingDrugOrdered, a: Assessment, ctx: CardCo
                      lab_order(ctx.orders, codes.TACROLIMUS_TROUGH_ORDER, within_days=closes, note=note,
                                reason_low_mg=False, starting_in_days=opens), recommended=True)
     suggestions = ((trough,) if not paused else ()) + (
-        _repeat_mg(ctx, 7, "within a week of an interacting drug"),)
+        () if f.mg_ordered else (_repeat_mg(ctx, 7, "within a week of an interacting drug"),))
+    if f.mg_ordered:
+        advice.append(_MG_ALREADY_ORDERED)
     if paused:
         advice = [f"{capitalised(level)}: no tacrolimus trough is suggested now. If tacrolimus is "
                   "restarted while this drug is taken, agree the dose with the transplant team and "

@@ -149,7 +149,8 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
         suggestions.append(_femg_workup(ctx))
     short_action = action.split(", recheck")[0].split(", repeat")[0]
     if (f.stale or a.preliminary) and not action.startswith("repeat"):
-        action = "repeat Mg now; if confirmed, " + action
+        # The repeat is already the first word: "…, repeat now" after the treatment says it twice.
+        action = "repeat Mg now; if confirmed, " + (short_action if action.endswith("repeat now") else action)
         short_action = "repeat Mg now; if confirmed, " + short_action
     summary = first_fitting(f"{head}: {action}", f"{short_head}: {action}",
                             f"{short_head}: {short_action}", f"{short_head}: repeat Mg now"
@@ -371,6 +372,10 @@ def persistent_card(f: PersistentLow, a: Assessment, ctx: CardContext,
                       "magnesium checks.")
     if severity is None or (severity.femg_workup and severity.dialysis is None):
         suggestions.append(_femg_workup(ctx))
-    summary = f"{summary_head}: {action}"
+    # Section 10: the action is never cut; the count of low results goes first, then the word
+    # "magnesium" (a child's "weight-based dose, discuss with paediatric nephrology" is long).
+    summary = first_fitting(f"{summary_head}: {action}",
+                            f"Persistent low magnesium despite supplement: {mg_dated(last)}: {action}",
+                            f"Persistent low Mg despite supplement: {mg_dated(last)}: {action}")
     return _card(ctx, "mg-persistent", "critical" if f.severe else "warning", summary,
                  _detail(evidence, advice, a, "mg-persistent"), tuple(suggestions))

@@ -31,17 +31,19 @@ class _DrugIndex:
     """Section 8 lists, indexed once: RxNorm ingredient code and whole-word names -> class."""
 
     def __init__(self, classes: Iterable[codes.DrugClass]):
+        classes = tuple(classes)
         self.by_code: dict[str, tuple[str, str]] = {}
         names: dict[str, tuple[str, str]] = {}
         for drug_class in classes:
             for ingredient, rxcui in drug_class.ingredients.items():
                 if rxcui:
                     self.by_code[rxcui] = (drug_class.key, ingredient)
-                names[ingredient.lower()] = (drug_class.key, ingredient)
+                names[codes.name_key(ingredient)] = (drug_class.key, ingredient)
             for brand, ingredient in drug_class.brands.items():
-                names[brand.lower()] = (drug_class.key, ingredient)
+                names[codes.name_key(brand)] = (drug_class.key, ingredient)
         self.by_name = names
-        self.pattern = codes.name_pattern(names)
+        self.pattern = codes.name_pattern(
+            [n for c in classes for n in (*c.ingredients, *c.brands)])
 
     def match(self, rxnorm_codes: Iterable[str], text: str) -> tuple[str, str] | None:
         hit = None
@@ -51,8 +53,8 @@ class _DrugIndex:
                 break
         if hit is None:
             # Every name in the text: in "nirmatrelvir/ritonavir" the inhibitor is named second.
-            found = [self.by_name[m.group(0).lower()] for m in self.pattern.finditer(text)
-                     if m.group(0).lower() in self.by_name]
+            found = [self.by_name[codes.name_key(m.group(0))] for m in self.pattern.finditer(text)
+                     if codes.name_key(m.group(0)) in self.by_name]
             hit = next((h for h in found if h[1] in codes.BOOSTERS), found[0] if found else None)
         if hit is not None and hit[1] in codes.INTERACTING_INGREDIENT:
             return hit[0], codes.INTERACTING_INGREDIENT[hit[1]]
@@ -88,11 +90,41 @@ def medication_concept(request: Resource, medications: Mapping[str, Resource]) -
         med_id = reference_id(reference, "Medication")
         if med_id is not None:
             medication = medications.get(med_id)
+    display = reference.get("display")
     if medication is None:
         # An unresolvable reference still often carries a display.
-        display = reference.get("display")
         return ({"text": display} if isinstance(display, str) else None), None
-    return medication.get("code"), medication
+    return _with_ingredients(medication, display), medication
+
+
+def _with_ingredients(medication: Resource, display: Any) -> Any:
+    """Medication.code, completed for a product without an RxNorm code (a compounded
+    suspension, a pharmacy-made mix): its ingredients' codings, and as text the code's own, the
+    reference's display, or the ingredients' names (section 1: tacrolimus by ingredient 42316)."""
+    code = medication.get("code")
+    code = code if isinstance(code, dict) else {}
+    codings = [c for c in code.get("coding") or [] if isinstance(c, dict)]
+    if any(c.get("system") == codes.RXNORM for c in codings):
+        return medication.get("code")
+    names: list[str] = []
+    ingredients = medication.get("ingredient")
+    for ingredient in ingredients if isinstance(ingredients, list) else []:
+        item = ingredient.get("itemCodeableConcept") if isinstance(ingredient, dict) else None
+        if not isinstance(item, dict):
+            continue
+        codings += [c for c in item.get("coding") or [] if isinstance(c, dict)]
+        name = item.get("text") or next((c.get("display") for c in item.get("coding") or []
+                                         if isinstance(c, dict) and isinstance(c.get("display"), str)), None)
+        if isinstance(name, str):
+            names.append(name)
+    if not codings and not names and not isinstance(display, str):
+        return medication.get("code")
+    text = code.get("text") if isinstance(code.get("text"), str) else (
+        display if isinstance(display, str) else " / ".join(names) or None)
+    completed: dict = {**code, "coding": codings}
+    if text:
+        completed["text"] = text
+    return completed
 
 
 _TOPICAL_ROUTE_PATTERN = codes.name_pattern(codes.TOPICAL_ROUTE_WORDS)
