@@ -30,7 +30,8 @@ Each service gets its own SQLite state store in the run's temporary directory (u
 `--env CDS_DATABASE_URL=...` names one), never the checkout's.
 
 Needs `wrk` on PATH (Debian: apt-get install wrk). Loopback only; stops the servers at the end.
-Self-contained: imports nothing from tests/ nor from the service.
+Self-contained: imports nothing from tests/ (the FHIR stub and the record routing come from
+cds_service.testing); the service itself is reached only over HTTP.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ if __package__ in (None, ""):  # run as a file: python bench/run.py
     __package__ = "bench"
 
 from bench import record
-from bench.fhir_stub import FhirStub
+from cds_service.testing.fhir_stub import FhirStub
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK_PATH = "/cds-services/tacrolimus-magnesium-patient-view"
@@ -406,7 +407,7 @@ def measure_fallback(server: Server, resources: list[dict], delay: float, rounds
     status, raw = request("GET", server.port, DISCOVERY_PATH)
     service = next(s for s in json.loads(raw)["services"] if HOOK_PATH.endswith(s["id"]))
     body = record.hook_request()
-    with FhirStub(resources, delay=delay) as stub:
+    with FhirStub(resources, delay=delay, cache=True) as stub:
         queries = {key: render(t, body["context"]) for key, t in service["prefetch"].items()}
         queries = {k: q for k, q in queries.items() if q is not None}
         single: dict[str, float] = {}

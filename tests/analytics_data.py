@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from cds_service.store import IssuedCard, Store
 
-from . import factories as f
+from cds_service.testing import factories as f
 
 REASONS = [("already-addressed", "Already addressed"), ("patient-declined", "Patient declined"),
            ("not-relevant", "Not clinically relevant"), ("lab-elsewhere", "Lab ordered elsewhere")]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from cds_service import create_app
 from cds_service.web import hooks
 
-from . import factories
+from cds_service.testing import factories
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fhir_fixtures"
 SCENARIOS = json.loads((FIXTURES / "scenarios.json").read_text("utf-8"))

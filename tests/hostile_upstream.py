@@ -21,7 +21,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .fhir_stub import FhirStub
+from cds_service.testing.fhir_stub import FhirStub
 
 
 def gzip_bomb(size: int) -> bytes:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cds_service import cli, create_app
 from cds_service.web import hooks
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .analytics_data import populate
 from .conftest import PATIENT_VIEW
 from .test_store import FEEDBACK, feedback_item, severe_with_ppi
@@ -201,7 +201,7 @@ def test_metrics_count_hooks_cards_feedback_and_auth_failures(sqlite_url):
 
 
 def test_metrics_count_fhir_fetches(sqlite_url):
-    from .fhir_stub import FhirStub
+    from cds_service.testing.fhir_stub import FhirStub
 
     app = make_app(sqlite_url, fhir_deadline=20.0, fhir_read_timeout=10.0, fhir_connect_timeout=5.0)  # a loaded machine
     before = samples(app)

@@ -19,7 +19,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .hostile_upstream import HostileServer
 from .test_integration import ROOT, SERVICES, free_port, record
 

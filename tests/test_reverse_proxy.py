@@ -22,7 +22,7 @@ import requests
 
 from cds_service.config import Settings
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .test_attacks import gunicorn
 from .test_integration import ROOT, SERVICES, free_port, record
 

@@ -22,7 +22,7 @@ from cds_service.guideline.rules import (MagnesiumHigh, Severity, SeverityFindin
 from cds_service.guideline.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from cds_service.web import hooks
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .conftest import PATIENT_VIEW
 
 NOW = f.NOW

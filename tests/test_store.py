@@ -14,7 +14,7 @@ from cds_service import create_app
 from cds_service.store import Store, _migrated
 from cds_service.web import hooks
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .conftest import PATIENT_VIEW
 from .test_security import jwks, secure_config, token  # noqa: F401 (jwks: a fixture used by name)
 

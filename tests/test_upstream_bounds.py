@@ -15,7 +15,7 @@ from cds_service import create_app
 from cds_service.fhir.client import FetchError, FhirClient
 from cds_service.runtime import SheddingExecutor
 
-from . import factories as f
+from cds_service.testing import factories as f
 from .conftest import PATIENT_VIEW
 from .fake_fhir import BASE
 from .hostile_upstream import HostileServer

@@ -14,7 +14,7 @@ from cds_service.fhir.client import FhirClient, FetchError
 from cds_service.security.urlpolicy import UrlPolicy, UrlRefused, open_address_allowed, parse_url
 
 from .hostile_upstream import HostileServer
-from . import factories as f
+from cds_service.testing import factories as f
 
 A = "http://a.example/ok/fhir"
 
