@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
@@ -128,9 +128,9 @@ def migrate(engine: Engine) -> None:
         _migrated.add(key)
 
 
-@dataclass(frozen=True)
-class IssuedCard:
-    """A card evaluated for a hook call: what analytics needs, never what the card says."""
+class IssuedCard(NamedTuple):
+    """A card evaluated for a hook call: what analytics needs, never what the card says. (A named
+    tuple: built several times per hook call, ~3x cheaper than a frozen dataclass.)"""
 
     card_uuid: str
     service: str
