@@ -10,7 +10,7 @@ import requests
 import responses
 
 from cds_service import create_app
-from cds_service.fhir.templates import render, token_values
+from cds_service.fhir.templates import fillable, render, token_values
 
 from cds_service.testing import factories as f
 from .conftest import PATIENT_VIEW
@@ -34,6 +34,19 @@ def test_templates_are_filled_from_context():
     assert render("Patient/{{context.patientId}}", values) == "Patient/a%20b%2Fc"
     assert render("x?performer={{userPractitionerId}}", values) == "x?performer=9"
     assert render("Encounter/{{context.encounterId}}", {"context.patientId": "p"}) is None
+
+
+@pytest.mark.parametrize("template", [
+    "Patient/{{context.patientId}}", "Encounter/{{context.encounterId}}",
+    "Observation?patient={{context.patientId}}&encounter={{ context.encounterId }}",
+    "x?performer={{userPractitionerId}}", "x?who={{userPatientId}}", "Medication?_count=5"])
+@pytest.mark.parametrize("context", [
+    {"patientId": "p"}, {"patientId": "p", "encounterId": "e"}, {"userId": "Practitioner/9"},
+    {"userId": "Patient/p", "patientId": "p"}, {}])
+def test_fillable_agrees_with_render(template, context):
+    """gather skips a template the context cannot fill without building its query."""
+    values = token_values(context)
+    assert fillable(template, values) == (render(template, values) is not None)
 
 
 def test_everything_fetched_with_the_bearer_token(fhir, call_hook):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from .. import logs
 from ..security.outbound import FetchFailure, bounded_get, parse_json
@@ -125,7 +125,7 @@ class FhirClient:
     def resources(self, relative: str, deadline: float) -> Fetched:
         """A read (one resource) or a search (all entries, following next pages)."""
         first = self.get_json(self.url_for(relative), deadline)
-        kept, dropped = self._take(list(bundle_resources(first)))
+        kept, dropped = self._take(bundle_resources(first))
         if dropped:
             return Fetched(kept, f"more than {self._max_entries} entries")
         rest = self.following_pages(first, deadline)
@@ -147,7 +147,7 @@ class FhirClient:
                 page = self.get_json(next_url, deadline)
             except FetchError as error:
                 return Fetched(found, f"a further page: {error}")
-            kept, dropped = self._take(list(bundle_resources(page)))
+            kept, dropped = self._take(bundle_resources(page))
             found.extend(kept)
             if dropped:
                 return Fetched(found, f"more than {self._max_entries} entries")
@@ -171,22 +171,27 @@ class Fetched:
     incomplete: str | None  # why some pages are missing, or None
 
 
-def bundle_resources(value: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    """A Bundle's entry resources (outcome entries of a search skipped), or the resource itself."""
+def bundle_resources(value: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A Bundle's entry resources (outcome entries of a search skipped), or the resource itself.
+    (One plain loop into a list: it runs over every entry of every prefetched Bundle.)"""
     if value.get("resourceType") != "Bundle":
-        yield value
-        return
+        return [value]
     entries = value.get("entry")
-    for entry in entries if isinstance(entries, list) else []:
+    if not isinstance(entries, list):
+        return []
+    resources: list[Mapping[str, Any]] = []
+    append = resources.append
+    for entry in entries:
         if not isinstance(entry, dict):
             continue
         resource = entry.get("resource")
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             continue  # one malformed entry does not spoil the bundle
         search = entry.get("search")
-        if isinstance(search, dict) and search.get("mode") == "outcome":
+        if search is not None and isinstance(search, dict) and search.get("mode") == "outcome":
             continue
-        yield resource
+        append(resource)
+    return resources
 
 
 def next_link(bundle: Mapping[str, Any]) -> str | None:

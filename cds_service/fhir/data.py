@@ -13,14 +13,14 @@ import time
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from ..metrics import FHIR_FETCHES
 from ..protocol.errors import DataUnobtainable
 from ..protocol.request import HookRequest
 from .client import Fetched, FetchError, FhirClient, bundle_resources, next_link
-from .templates import render, token_values
+from .templates import fillable, render, token_values
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class PatientData:
 # which no prefetch template in the recommended query subset can include: those are read
 # afterwards, within the same deadline, up to this many.
 MAX_MEDICATION_READS = 20
+# A tuple, not a set: a malformed resourceType may be unhashable.
+_ORDER_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 
 
 def gather(request: HookRequest, keys: Iterable[PrefetchKey], *, client: FhirClient | None,
@@ -57,8 +59,7 @@ def gather(request: HookRequest, keys: Iterable[PrefetchKey], *, client: FhirCli
     pending: dict[Future, PrefetchKey] = {}
 
     for spec in keys:
-        query = render(spec.query, values)
-        if query is None:
+        if not fillable(spec.query, values):
             continue  # the context cannot fill this template (e.g. no encounterId): not applicable
         if spec.key in prefetch:
             sent = prefetch[spec.key]
@@ -74,7 +75,8 @@ def gather(request: HookRequest, keys: Iterable[PrefetchKey], *, client: FhirCli
                 continue
         if client is None:
             failed.append(spec)
-        else:
+        else:  # the query is built only when it is sent (fillable: render gives a str)
+            query = cast(str, render(spec.query, values))
             pending[executor.submit(client.resources, query, deadline)] = spec
 
     if pending:
@@ -111,18 +113,25 @@ def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str,
                                  client: FhirClient | None, executor: Executor,
                                  deadline: float) -> None:
     """Read the Medication resources that medication orders reference but nobody sent."""
-    known = {r.get("id") for r in data.resources if r.get("resourceType") == "Medication"}
-    wanted: list[str] = []
-    for resource in list(data.resources) + list(extra):
-        if resource.get("resourceType") not in ("MedicationRequest", "MedicationStatement",
-                                                "MedicationAdministration"):
-            continue
-        reference = resource.get("medicationReference")
-        ref = reference.get("reference") if isinstance(reference, dict) else None
-        if isinstance(ref, str) and ref.startswith("Medication/"):
-            med_id = ref.split("/", 2)[1]
-            if med_id and med_id not in known and med_id not in wanted:
-                wanted.append(med_id)
+    # One walk over the resources: the Medications sent, and the ones orders reference.
+    known: set[Any] = set()
+    referenced: dict[str, None] = {}  # in order of first reference
+    for resources, sent in ((data.resources, True), (extra, False)):
+        for resource in resources:
+            kind = resource.get("resourceType")
+            if kind == "Medication":
+                if sent:
+                    known.add(resource.get("id"))
+                continue
+            if kind not in _ORDER_TYPES:
+                continue
+            reference = resource.get("medicationReference")
+            ref = reference.get("reference") if isinstance(reference, dict) else None
+            if isinstance(ref, str) and ref.startswith("Medication/"):
+                med_id = ref.split("/", 2)[1]
+                if med_id:
+                    referenced[med_id] = None
+    wanted = [med_id for med_id in referenced if med_id not in known]
     if not wanted:
         return
     if client is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,16 @@ def token_values(context: Mapping[str, Any]) -> dict[str, str]:
             if kind == resource_type:
                 values[token] = ident
     return values
+
+
+@lru_cache(maxsize=256)
+def _tokens(template: str) -> tuple[str, ...]:
+    return tuple(match.group(1) for match in _TOKEN.finditer(template))
+
+
+def fillable(template: str, values: Mapping[str, str]) -> bool:
+    """Whether `render` would fill every token (without building the query)."""
+    return all(token in values and values[token] is not None for token in _tokens(template))
 
 
 def render(template: str, values: Mapping[str, str]) -> str | None:

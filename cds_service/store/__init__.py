@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
@@ -128,9 +128,9 @@ def migrate(engine: Engine) -> None:
         _migrated.add(key)
 
 
-@dataclass(frozen=True)
-class IssuedCard:
-    """A card evaluated for a hook call: what analytics needs, never what the card says."""
+class IssuedCard(NamedTuple):
+    """A card evaluated for a hook call: what analytics needs, never what the card says. (A named
+    tuple: built several times per hook call, ~3x cheaper than a frozen dataclass.)"""
 
     card_uuid: str
     service: str
@@ -154,6 +154,8 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        self._card_insert = _prepared_insert(self.engine, self._insert(cards_issued).on_conflict_do_nothing(),
+                                             IssuedCard._fields)
 
     def migrate(self) -> None:
         try:
@@ -179,11 +181,13 @@ class Store:
     def add_cards(self, cards: Sequence[IssuedCard]) -> None:
         if not cards:
             return
-        rows = [{"card_uuid": c.card_uuid, "service": c.service, "kind": c.kind,
-                 "indicator": c.indicator, "issued_at": utc_naive(c.issued_at), "silent": c.silent}
-                for c in cards]
+        sql, to_params = self._card_insert
+        rows = [to_params(c._replace(issued_at=utc_naive(c.issued_at))) for c in cards]
         with self.engine.begin() as db:
-            db.execute(self._insert(cards_issued).on_conflict_do_nothing(), rows)
+            # The driver's executemany on SQL compiled once: no statement compile or per-row
+            # SQLAlchemy parameter handling per batch (the values go through the same type
+            # conversions, taken from SQLAlchemy, so the rows are the same).
+            db.exec_driver_sql(sql, rows)
 
     def add_feedback(self, service: str, items: Sequence[dict], *, store_comments: bool,
                      now: datetime) -> FeedbackResult:
@@ -220,6 +224,29 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _prepared_insert(engine: Engine, statement: Any, fields: Sequence[str]) -> tuple[str, Any]:
+    """The dialect's SQL text for an insert of the columns named `fields`, and a function from a
+    tuple of values in that order to the driver's parameters (positional or named), converted by
+    each column type's bind processor, as SQLAlchemy itself would."""
+    dialect = engine.dialect
+    table = statement.table
+    order = list(fields)
+    compiled = statement.compile(dialect=dialect, column_keys=order)
+    processors = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in order]
+    if compiled.positional:
+        index = [order.index(key) for key in compiled.positiontup or ()]
+
+        def positional(values: tuple) -> tuple:
+            return tuple(values[i] if processors[i] is None else processors[i](values[i])
+                         for i in index)
+        return str(compiled), positional
+
+    def named(values: tuple) -> dict:
+        return {key: value if processor is None else processor(value)
+                for key, value, processor in zip(order, values, processors, strict=True)}
+    return str(compiled), named
 
 
 def _text(value: Any, limit: int) -> str | None:
