@@ -36,6 +36,9 @@ def server():
                    if line.startswith("web:"))
     port = free_port()
     env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", "CDS_MAX_BODY_BYTES": "200000",
+           # Correctness in both data modes, not the deadline (tested on its own): a loaded CI
+           # machine must not turn a slow stub answer into a degraded card set.
+           "CDS_FHIR_DEADLINE": "6", "CDS_FHIR_READ_TIMEOUT": "5", "CDS_FHIR_CONNECT_TIMEOUT": "2",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
