@@ -223,3 +223,13 @@ def test_magnesium_values_keep_their_decimal(answers):
     found = [(name, hit.group(0)) for name, card in all_cards(answers) for text in card_texts(card)
              for hit in whole.finditer(text)]
     assert not found, found[:5]
+
+
+@pytest.mark.parametrize("scenario, action", [
+    ("contributing-ppi-and-loop-diuretic", ": review them"),  # drugs: review (stop suggestions)
+    ("contributing-high-tacrolimus-level", ": review the tacrolimus dose"),
+    ("contributing-egfr-rise", ": recheck Mg sooner"),  # better graft function: watch, not stop
+])
+def test_factor_card_ends_with_the_action_for_its_factors(answers, scenario, action):
+    card = next(c for c in answers[scenario] if c["source"]["topic"]["code"] == "mg-contributing")
+    assert card["summary"].endswith(action), card["summary"]

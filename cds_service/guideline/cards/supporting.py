@@ -78,6 +78,18 @@ def _drug_line(m: MedicationUse, why: str) -> str:
     return f"{clinical_name(m.name)} ({why}{started}, status {m.status})"
 
 
+def _contributing_action(f: ContributingFactors) -> str:
+    """What to do about the factors listed (section 10: the summary ends with the action)."""
+    if f.wasting_drugs or f.raising_drugs:
+        return ": review them"
+    if f.tacrolimus_high and f.egfr_rise is None:
+        return ": review the tacrolimus dose"
+    if f.egfr_rise is not None and not f.tacrolimus_high:
+        # Better graft function can increase magnesium excretion (section 7): watch, not stop.
+        return ": recheck Mg sooner"
+    return ": review them"
+
+
 def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -> Card:
     t = ctx.thresholds
     named = [m.ingredient or clinical_name(m.name) for m in f.wasting_drugs + f.raising_drugs]
@@ -86,8 +98,9 @@ def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -
     if f.egfr_rise is not None:
         named.append(f"eGFR up {f.egfr_rise.fraction:.0%}")
     head = f"Factors worsening magnesium loss with {mg_dated(f.latest)}: "
-    listed = listing(named, SUMMARY_LIMIT - len(head) - len(": review them"))
-    summary = f"{head}{listed}: review them"
+    action = _contributing_action(f)
+    listed = listing(named, SUMMARY_LIMIT - len(head) - len(action))
+    summary = f"{head}{listed}{action}"
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}."]
     evidence += [_drug_line(m, "wastes magnesium") for m in f.wasting_drugs]
     evidence += [_drug_line(m, "raises tacrolimus levels") for m in f.raising_drugs]
