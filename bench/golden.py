@@ -22,12 +22,15 @@ OperationOutcome answers the request parsing must keep.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import hashlib
 import json
 import os
 import random
+import shutil
 import sys
+import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -126,8 +129,13 @@ def responses() -> Iterator[tuple[dict, int, bytes]]:
     """(case, status, response bytes) for every golden case, from one app."""
     from cds_service import create_app
 
+    # The state store goes to a temporary directory, never the checkout's default file, and the
+    # cards answered here are not recorded (they are not real use).
+    state_dir = tempfile.mkdtemp(prefix="cds-golden-state-")
+    atexit.register(shutil.rmtree, state_dir, True)
     with _no_cds_environment():
-        app = create_app({"log_level": "WARNING"})
+        app = create_app({"log_level": "WARNING", "record_cards": False,
+                          "state_db": os.path.join(state_dir, "state.sqlite3")})
     client = app.test_client()
     services = {s["hook"]: s["id"] for s in client.get("/cds-services").get_json()["services"]}
     for case in _cases():

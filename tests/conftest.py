@@ -24,6 +24,18 @@ if not os.environ.get("CDS_DATABASE_URL") and not os.environ.get("CDS_STATE_DB")
     _atexit.register(_shutil.rmtree, _state_dir, True)
     os.environ["CDS_STATE_DB"] = os.path.join(_state_dir, "state.sqlite3")
 
+_CHECKOUT_STATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cds-state.sqlite3")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _the_suite_leaves_no_state_in_the_checkout():
+    """No test writes the default state database into the checkout (a fresh clone stays clean)."""
+    existed = os.path.exists(_CHECKOUT_STATE)
+    yield
+    assert existed or not os.path.exists(_CHECKOUT_STATE), \
+        "a test created cds-state.sqlite3 in the checkout: give its app a temporary state_db"
+
+
 PATIENT_VIEW = "/cds-services/tacrolimus-magnesium-patient-view"
 ORDER_SELECT = "/cds-services/tacrolimus-magnesium-order-select"
 
