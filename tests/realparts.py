@@ -10,13 +10,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
+
+from .procfile import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -28,12 +29,6 @@ def missing(what: str) -> None:
     if os.environ.get("CDS_REQUIRE_REAL_PARTS") == "1":
         pytest.fail(f"{what}, and CDS_REQUIRE_REAL_PARTS=1 requires it", pytrace=False)
     pytest.skip(what)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresCluster:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -21,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cds_service.testing import factories as f
 from .hostile_upstream import HostileServer
-from .test_integration import ROOT, SERVICES, free_port, record
+from .procfile import free_port, procfile_server
+from .test_integration import SERVICES, record
 
 PV = SERVICES["patient-view"]
 
@@ -29,37 +28,10 @@ PV = SERVICES["patient-view"]
 @contextmanager
 def gunicorn(port: int | None = None, **env_overrides: str):
     """The Procfile's web: command on a (free) loopback port; yields (base URL, master pid, log)."""
-    command = next(line.split(":", 1)[1].strip() for line in (ROOT / "Procfile").read_text().splitlines()
-                   if line.startswith("web:"))
-    port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="cds-attack-")
-    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2",
-           "CDS_STATE_DB": str(Path(workdir) / "state.sqlite3"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **env_overrides}
-    log_path = Path(workdir) / "stderr.log"
-    log = open(log_path, "wb")
-    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("gunicorn did not start: " + log_path.read_text()[-2000:])
-            time.sleep(0.1)
+    env = {"CDS_STATE_DB": str(Path(workdir) / "state.sqlite3"), **env_overrides}
+    with procfile_server(env, port=port) as (base, process, log_path):
         yield base, process.pid, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def worker_pids(master: int) -> list[int]:

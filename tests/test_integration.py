@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,49 +11,22 @@ from jsonschema import Draft202012Validator
 from cds_service.testing import factories as f
 from cds_service.testing.fhir_stub import FhirStub
 
-ROOT = Path(__file__).resolve().parent.parent
+from .procfile import ROOT, procfile_server
+
 SERVICES = {"patient-view": "tacrolimus-magnesium-patient-view",
             "order-select": "tacrolimus-magnesium-order-select",
             "order-sign": "tacrolimus-magnesium-order-sign"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
     """gunicorn started with the Procfile's web: command, on a free loopback port."""
-    command = next(line.split(":", 1)[1].strip() for line in (ROOT / "Procfile").read_text().splitlines()
-                   if line.startswith("web:"))
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", "CDS_MAX_BODY_BYTES": "200000",
+    env = {"CDS_MAX_BODY_BYTES": "200000",
            # Correctness in both data modes, not the deadline (tested on its own): a loaded CI
            # machine must not turn a slow stub answer into a degraded card set.
-           "CDS_FHIR_DEADLINE": "6", "CDS_FHIR_READ_TIMEOUT": "5", "CDS_FHIR_CONNECT_TIMEOUT": "2",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60  # a fresh checkout compiles its bytecode on first start
-    while True:
-        try:
-            if requests.get(f"{base}/cds-services", timeout=5).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
-        time.sleep(0.1)
-    yield base
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+           "CDS_FHIR_DEADLINE": "6", "CDS_FHIR_READ_TIMEOUT": "5", "CDS_FHIR_CONNECT_TIMEOUT": "2"}
+    with procfile_server(env) as (base, _, _log):
+        yield base
 
 
 @pytest.fixture(scope="module")

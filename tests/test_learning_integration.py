@@ -15,7 +15,8 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from .test_integration import ROOT, SERVICES, free_port
+from .procfile import ROOT, free_port, procfile_server
+from .test_integration import SERVICES
 from .test_store import severe_with_ppi, unmonitored
 
 ADMIN = {"Authorization": "Bearer admin-token-for-the-integration-test"}
@@ -23,37 +24,12 @@ HOOK = SERVICES["patient-view"]
 
 
 @contextmanager
-def procfile_server(env: dict):
-    command = next(line.split(":", 1)[1].strip() for line in (ROOT / "Procfile").read_text().splitlines()
-                   if line.startswith("web:"))
-    port = free_port()
-    full_env = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
-                "PORT": str(port), "WEB_CONCURRENCY": "2", **env,
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=full_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{base}/cds-services", timeout=5).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("gunicorn did not start: " + process.stderr.read().decode()[-3000:])
-        time.sleep(0.1)
-    try:
+def learning_server(env: dict):
+    """The Procfile's server with its own metrics directory; no worker may end in a traceback."""
+    with procfile_server(env, inherit_metrics_dir=False) as (base, _, log_path):
         yield base
-    finally:
-        process.terminate()  # graceful: workers write the cards still queued before they exit
-        try:
-            _, stderr = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        assert b"Traceback" not in stderr, stderr.decode()[-3000:]
+    log = log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
 
 
 def analytics(base: str) -> dict:
@@ -89,7 +65,7 @@ def test_the_loop_survives_a_restart(database_url, tmp_path):
            "CDS_ADMIN_TOKEN": ADMIN["Authorization"].split()[1],
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     calls = 6
-    with procfile_server(env) as base:
+    with learning_server(env) as base:
         for _ in range(calls):  # spread over both workers
             response = requests.post(f"{base}/cds-services/{HOOK}", json=severe_with_ppi(), timeout=10)
             assert response.status_code == 200
@@ -112,7 +88,7 @@ def test_the_loop_survives_a_restart(database_url, tmp_path):
         assert requests.get(f"{base}/metrics", timeout=10).status_code == 401
         before = by_kind(wait_for_issued(base, "mg-severity", "issued", calls))
 
-    with procfile_server(env) as base:
+    with learning_server(env) as base:
         after = by_kind(analytics(base))
         assert after == before
         assert after["mg-severity"]["issued"] == calls and after["mg-severity"]["accepted"] == 1

@@ -24,7 +24,8 @@ from cds_service.config import Settings
 
 from cds_service.testing import factories as f
 from .test_attacks import gunicorn
-from .test_integration import ROOT, SERVICES, free_port, record
+from .procfile import ROOT, free_port
+from .test_integration import SERVICES, record
 
 CONFIG = ROOT / "deploy" / "nginx.conf"
 PV = SERVICES["patient-view"]
