@@ -240,6 +240,15 @@ def _create(label: str, description: str, *resources: dict, recommended: bool | 
                       actions=tuple(Action("create", description, resource=r) for r in resources))
 
 
+def stop_active_orders(medications: tuple[MedicationUse, ...], why: str) -> list[Suggestion]:
+    """A not-recommended `delete` of each active MedicationRequest (the clinician decides):
+    statements and administrations are records, not orders, and get none."""
+    return [Suggestion(label=f"Stop {clinical_name(m.name)}", isRecommended=False,
+                       actions=(Action("delete", f"Stop {clinical_name(m.name)} ({why})",
+                                       resourceId=f"MedicationRequest/{m.request_id}"),))
+            for m in medications if m.request_id and m.resource_type == "MedicationRequest"]
+
+
 def _symptom_names(symptoms: tuple[Symptom, ...]) -> str:
     return ", ".join(sorted({s.name.lower() for s in symptoms}))
 

@@ -4,7 +4,7 @@ normal magnesium (section 5), contributing factors and FEMg (section 7), results
 
 from __future__ import annotations
 
-from ...protocol.response import Action, Card, Suggestion
+from ...protocol.response import Card, Suggestion
 from .. import codes
 from ..codes import LabKind
 from ..facts import MedicationUse, number
@@ -31,6 +31,7 @@ from .common import (
     mg_dated,
     mg_text,
     short_drug,
+    stop_active_orders,
 )
 from .severity import _neurotoxicity, _serum_creatinine, renal_text
 
@@ -48,13 +49,7 @@ def high_card(f: MagnesiumHigh, a: Assessment, ctx: CardContext) -> Card:
               "Check renal function (magnesium is cleared by the kidney)."]
     if f.renal.impaired:
         advice.append(f"Renal impairment ({renal_text(f.renal, t)}) is the likely cause.")
-    suggestions: list[Suggestion] = []
-    for m in f.supplements:
-        if m.request_id and m.resource_type == "MedicationRequest":
-            suggestions.append(Suggestion(
-                label=f"Stop {clinical_name(m.name)}", isRecommended=False,
-                actions=(Action("delete", f"Stop {clinical_name(m.name)} (magnesium above target)",
-                                resourceId=f"MedicationRequest/{m.request_id}"),)))
+    suggestions = stop_active_orders(f.supplements, "magnesium above target")
     suggestions.append(_repeat_mg(ctx, 3, "recheck after holding the supplement"))
     suggestions.append(_serum_creatinine(ctx, "renal function with high magnesium"))
     return _card(ctx, "mg-high", "warning", summary, _detail(evidence, advice, a, "mg-high"),
@@ -117,12 +112,7 @@ def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -
         evidence.append(f"eGFR rose {r.fraction:.0%} ({r.earlier.shown} on {r.earlier.day} → "
                         f"{r.latest.shown} on {r.latest.day}): better graft function can "
                         "increase magnesium excretion.")
-    for m in f.wasting_drugs:
-        if m.request_id and m.resource_type == "MedicationRequest":
-            suggestions.append(Suggestion(
-                label=f"Stop {clinical_name(m.name)}", isRecommended=False,
-                actions=(Action("delete", f"Stop {clinical_name(m.name)} (worsens magnesium loss)",
-                                resourceId=f"MedicationRequest/{m.request_id}"),)))
+    suggestions += stop_active_orders(f.wasting_drugs, "worsens magnesium loss")
     advice = []
     if f.wasting_drugs:
         advice.append("Review and, where possible, stop drugs that worsen magnesium loss (the clinician decides).")
