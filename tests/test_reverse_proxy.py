@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,26 @@ http {{
             time.sleep(0.05)
 
 
+@contextmanager
+def proxied_service() -> Iterator[int]:
+    """The Procfile's gunicorn with Debian's nginx of deploy/nginx.conf in front; yields the
+    proxy's port and stops both."""
+    binary = nginx_binary()
+    proxy_port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="cds-nginx-"))
+    with gunicorn() as (upstream, _, _log):
+        nginx = start_nginx(binary, proxy_port, int(upstream.rsplit(":", 1)[1]), workdir)
+        try:
+            yield proxy_port
+        finally:
+            nginx.terminate()
+            try:
+                nginx.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                nginx.kill()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 class SlowClient(threading.Thread):
     """Sends a hook request one byte at a time (headers, or a body announced as 100 kB)."""
 
@@ -115,12 +137,8 @@ class SlowClient(threading.Thread):
 
 
 def test_twenty_slow_clients_do_not_block_a_normal_hook_call_through_the_proxy():
-    binary = nginx_binary()
-    proxy_port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="cds-nginx-"))
     stop = threading.Event()
-    with gunicorn() as (upstream, _, _log):
-        nginx = start_nginx(binary, proxy_port, int(upstream.rsplit(":", 1)[1]), workdir)
+    with proxied_service() as proxy_port:
         try:
             slow = [SlowClient(proxy_port, in_headers=n % 2 == 0, stop=stop) for n in range(20)]
             for client in slow:
@@ -136,33 +154,15 @@ def test_twenty_slow_clients_do_not_block_a_normal_hook_call_through_the_proxy()
             assert sum(client.is_alive() for client in slow) == 20  # they were still trickling
         finally:
             stop.set()
-            nginx.terminate()
-            try:
-                nginx.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_an_oversized_body_through_the_proxy_is_a_json_413():
-    binary = nginx_binary()
-    proxy_port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="cds-nginx-"))
-    with gunicorn() as (upstream, _, _log):
-        nginx = start_nginx(binary, proxy_port, int(upstream.rsplit(":", 1)[1]), workdir)
-        try:
-            response = requests.post(f"http://127.0.0.1:{proxy_port}/cds-services/{PV}",
-                                     data=b"{" + b" " * Settings().max_body_bytes + b"}",
-                                     headers={"Content-Type": "application/json"}, timeout=60)
-            assert response.status_code == 413
-            assert response.json()["resourceType"] == "OperationOutcome"
-        finally:
-            nginx.terminate()
-            try:
-                nginx.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-            shutil.rmtree(workdir, ignore_errors=True)
+    with proxied_service() as proxy_port:
+        response = requests.post(f"http://127.0.0.1:{proxy_port}/cds-services/{PV}",
+                                 data=b"{" + b" " * Settings().max_body_bytes + b"}",
+                                 headers={"Content-Type": "application/json"}, timeout=60)
+        assert response.status_code == 413
+        assert response.json()["resourceType"] == "OperationOutcome"
 
 
 def test_gunicorn_reads_its_config_and_bounds_request_headers():
