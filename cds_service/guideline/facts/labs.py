@@ -11,7 +11,7 @@ from .. import codes
 from ..codes import LabKind
 from ..thresholds import MG_UNIT_TO_MEQ_PER_L
 from .model import LabResult
-from .values import Resource, clip, codings, concept_text, parse_datetime
+from .values import Resource, clip, concept_text, parse_datetime
 
 CREATININE_UMOL_PER_MG_DL = 88.42  # creatinine 113.12 g/mol: 1 mg/dL = 88.42 µmol/L
 TACROLIMUS_NMOL_PER_NG = 1.2437  # tacrolimus 804.0 g/mol: 1 ng/mL = 1.2437 nmol/L
@@ -22,15 +22,19 @@ _EGFR_TEXT = re.compile(r"^\s*(<=|>=|<|>)?\s*(\d+(?:\.\d+)?)\s*(?:ml/min(?:/1\.7
 def observation_time(obs: Resource) -> tuple[datetime | None, str | None]:
     """effectiveDateTime, else effectivePeriod start/end, else effectiveInstant, else issued;
     with the date as written (YYYY-MM-DD), which is what a clinician expects to read."""
-    period = obs.get("effectivePeriod")
-    if not isinstance(period, dict):
-        period = {}
-    for raw in (obs.get("effectiveDateTime"), period.get("start"), period.get("end"),
-                obs.get("effectiveInstant"), obs.get("issued")):
-        when = parse_datetime(raw)
-        if when is not None:
-            return when, raw[:10] if isinstance(raw, str) and len(raw) >= 10 else None
-    return None, None
+    raw = obs.get("effectiveDateTime")
+    when = parse_datetime(raw)  # the common case first: a lab result has one
+    if when is None:
+        period = obs.get("effectivePeriod")
+        if not isinstance(period, dict):
+            period = {}
+        for raw in (period.get("start"), period.get("end"), obs.get("effectiveInstant"), obs.get("issued")):
+            when = parse_datetime(raw)
+            if when is not None:
+                break
+        else:
+            return None, None
+    return when, raw[:10] if isinstance(raw, str) and len(raw) >= 10 else None
 
 
 LabCodes = Mapping[tuple[str, str], LabKind]  # (system, code) -> lab kind
@@ -41,7 +45,10 @@ def lab_kind(obs: Resource, local_codes: LabCodes | None = None) -> LabKind | No
     recognised like LOINC; text decides only for results with no LOINC coding at all."""
     code = obs.get("code")
     has_loinc = False
-    for coding in codings(code):  # hot path: one dict look-up per coding
+    found = code.get("coding") if isinstance(code, dict) else None
+    for coding in found if isinstance(found, list) else ():  # hot path: one dict look-up per coding
+        if not isinstance(coding, dict):
+            continue
         system, value = coding.get("system"), coding.get("code")
         if isinstance(value, str) and isinstance(system, str):
             kind = codes.LAB_KIND_BY_CODE.get((system, value))
@@ -83,12 +90,9 @@ def _lab_kind_from_text(text: str) -> LabKind | None:
 
 def _unit_keys(quantity: Mapping[str, Any]) -> list[str]:
     """UCUM code first, unit text second (section 2), lower-cased without spaces."""
-    keys = []
-    for name in ("code", "unit"):
-        value = quantity.get(name)
-        if isinstance(value, str) and value.strip():
-            keys.append(value.replace(" ", "").lower())
-    return keys
+    code, unit = quantity.get("code"), quantity.get("unit")
+    return [value.replace(" ", "").lower() for value in (code, unit)
+            if isinstance(value, str) and value.strip()]
 
 
 def magnesium_meq_per_l(value: float, unit_keys: Iterable[str]) -> float | None:
@@ -150,35 +154,41 @@ def read_lab(obs: Resource, local_codes: LabCodes | None = None) -> LabResult | 
     kind = lab_kind(obs, local_codes)
     if kind is None:
         return None
-    quantity = obs.get("valueQuantity")
-    value = comparator = None
+    get = obs.get  # hot path: ~200 Observations per hook
+    quantity = get("valueQuantity")
+    value = comparator = normalised = None
     unit = ""
-    normalised = None
-    if quantity is None and kind == LabKind.EGFR and isinstance(obs.get("valueString"), str):
-        quantity = _egfr_from_text(obs["valueString"])
-    if isinstance(quantity, dict) and not obs.get("dataAbsentReason"):
+    text = get("valueString")
+    if quantity is None and kind == LabKind.EGFR and isinstance(text, str):
+        quantity = _egfr_from_text(text)
+    if isinstance(quantity, dict) and not get("dataAbsentReason"):
         raw = quantity.get("value")
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
             value = float(raw)
-        comparator = quantity.get("comparator") if isinstance(quantity.get("comparator"), str) else None
-        unit_keys = _unit_keys(quantity)
+        found = quantity.get("comparator")
+        if isinstance(found, str) and found in _COMPARATORS:
+            comparator = found
         unit = str(quantity.get("unit") or quantity.get("code") or "")
         if value is not None:
-            normalised = _normalise(kind, value, unit_keys)
+            normalised = _normalise(kind, value, _unit_keys(quantity))
     when, local_day = observation_time(obs)
+    observation_id, issued = get("id"), get("issued")
     return LabResult(
         kind=kind,
-        observation_id=obs.get("id") if isinstance(obs.get("id"), str) else None,
+        observation_id=observation_id if isinstance(observation_id, str) else None,
         when=when,
-        status=clip(str(obs.get("status") or "unknown"), 20),
+        status=clip(str(get("status") or "unknown"), 20),
         value=value,
         unit=clip(unit, 20),
-        comparator=comparator if comparator in ("<", "<=", ">", ">=") else None,
+        comparator=comparator,
         normalised=normalised,
-        reference_high=_reference_high(obs),
+        reference_high=_reference_high(get("referenceRange")),
         local_day=local_day,
-        issued=parse_datetime(obs.get("issued")),
+        issued_text=issued if isinstance(issued, str) else None,
     )
+
+
+_COMPARATORS = frozenset({"<", "<=", ">", ">="})
 
 
 def _egfr_from_text(text: str) -> dict | None:
@@ -192,8 +202,8 @@ def _egfr_from_text(text: str) -> dict | None:
     return quantity
 
 
-def _reference_high(obs: Resource) -> float | None:
-    ranges = obs.get("referenceRange")
+def _reference_high(ranges: Any) -> float | None:
+    """The first reference range's high value (an Observation's referenceRange)."""
     if isinstance(ranges, list):
         for entry in ranges:
             high = entry.get("high") if isinstance(entry, dict) else None

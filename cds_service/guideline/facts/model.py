@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, TypeGuard
 
 from ..codes import LabKind
-from .values import number
+from .values import number, parse_datetime
 
 USABLE_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected"})
 SHOWN_OBSERVATION_STATUSES = USABLE_OBSERVATION_STATUSES | {"preliminary"}
@@ -35,7 +35,13 @@ class LabResult:
     normalised: float | None  # mEq/L for magnesium, mg/dL for creatinine, as reported otherwise
     reference_high: float | None = None
     local_day: str | None = None  # the date as the lab wrote it (its own time zone)
-    issued: datetime | None = None  # when the lab released this version (corrections, section 2)
+    # `issued` as sent: read only when results share a time (section 2), so parsed on demand.
+    issued_text: str | None = None
+
+    @property
+    def issued(self) -> datetime | None:
+        """When the lab released this version (corrections, section 2)."""
+        return parse_datetime(self.issued_text)
 
     @property
     def usable(self) -> bool:

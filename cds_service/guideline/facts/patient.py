@@ -49,8 +49,13 @@ class PatientRecord:
         return [r for rtype in rtypes for r in self.of_type(rtype) if self._is_about_patient(r)]
 
     def _is_about_patient(self, resource: Resource) -> bool:
-        found = reference_id(resource.get("subject") or resource.get("patient"), "Patient")
-        return self.patient_id is None or found is None or found == self.patient_id
+        if self.patient_id is None:
+            return True
+        reference = resource.get("subject") or resource.get("patient")
+        if isinstance(reference, dict) and reference.get("reference") == f"Patient/{self.patient_id}":
+            return True  # the common form, without splitting the reference
+        found = reference_id(reference, "Patient")
+        return found is None or found == self.patient_id
 
 
 def _each(read: Callable[[Resource], T | None], resources: Iterable[Resource]) -> tuple[T, ...]:

@@ -59,6 +59,8 @@ def best_at_same_time(results: Iterable[UsableResult]) -> UsableResult:
     final one (whatever its id); among equals the later `issued` wins; only true duplicates
     fall back to the lowest value (be conservative)."""
     group = list(results)
+    if len(group) == 1:
+        return group[0]  # the usual case: one result at a time
     top = max(_STANDING.get(r.status, 0) for r in group)
     group = [r for r in group if _STANDING.get(r.status, 0) == top]
     issued = [r.issued for r in group if r.issued is not None]
@@ -94,7 +96,8 @@ def is_future(result: LabResult, now: datetime, thresholds: Thresholds) -> bool:
 def set_aside_future(facts: PatientFacts, now: datetime,
                      thresholds: Thresholds) -> tuple[PatientFacts, tuple[LabResult, ...]]:
     """The facts without future-dated results (never used for anything), and those results."""
-    future = tuple(r for r in facts.labs if is_future(r, now, thresholds))
+    latest = now + timedelta(minutes=thresholds.future_tolerance_minutes)  # is_future, once per call
+    future = tuple(r for r in facts.labs if r.when is not None and r.when > latest)
     if not future:
         return facts, ()
     return replace(facts, labs=tuple(r for r in facts.labs if r not in future)), future
