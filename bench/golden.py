@@ -125,8 +125,10 @@ def _cases() -> list[dict]:
     return cases
 
 
-def responses() -> Iterator[tuple[dict, int, bytes]]:
-    """(case, status, response bytes) for every golden case, from one app."""
+def responses(settings: dict | None = None, calls: int = 1) -> Iterator[tuple[dict, int, bytes]]:
+    """(case, status, response bytes) for every golden case, from one app (with `settings`
+    overridden); with `calls` > 1 each request is sent that many times and the last answer
+    counts (the later calls find every prefetched resource in the resource memo)."""
     from cds_service import create_app
 
     # The state store goes to a temporary directory, never the checkout's default file, and the
@@ -135,13 +137,14 @@ def responses() -> Iterator[tuple[dict, int, bytes]]:
     atexit.register(shutil.rmtree, state_dir, True)
     with _no_cds_environment():
         app = create_app({"log_level": "WARNING", "record_cards": False,
-                          "state_db": os.path.join(state_dir, "state.sqlite3")})
+                          "state_db": os.path.join(state_dir, "state.sqlite3"), **(settings or {})})
     client = app.test_client()
     services = {s["hook"]: s["id"] for s in client.get("/cds-services").get_json()["services"]}
     for case in _cases():
-        with pinned(_when(case["now"])):
-            answer = client.post(f"/cds-services/{services[case['hook']]}", data=case["body"],
-                                 content_type="application/json")
+        for _ in range(calls):
+            with pinned(_when(case["now"])):
+                answer = client.post(f"/cds-services/{services[case['hook']]}", data=case["body"],
+                                     content_type="application/json")
         yield case, answer.status_code, answer.get_data()
 
 

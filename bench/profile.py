@@ -103,9 +103,29 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one measurement 
         serving.post_worker_init(worker=None)
         print(f"GC as in a gunicorn worker (cds_service.serving): threshold {__import__('gc').get_threshold()}, "
               f"{__import__('gc').get_freeze_count()} objects frozen\n")
+    # The resource memo (protocol/body.py): the same record again (the default case here), a
+    # record never seen (the memo emptied before each call) and the memo turned off.
+    app_without_memo = create_app({"resource_memo_size": 0})
+    memo = app.extensions["cds"].resource_memo
+    memo_off_client = app_without_memo.test_client()
+
+    def hook_new_record():
+        memo._current.clear()
+        memo._previous.clear()
+        hook()
+
+    def hook_without_memo():
+        r = memo_off_client.post(HOOK_PATH, data=raw, content_type="application/json")
+        assert r.status_code == 200, r.status_code
+
+    hook_without_memo()
     whole = per_call_ms(hook, args.calls)
+    new_record = per_call_ms(hook_new_record, args.calls)
+    whole_without_memo = per_call_ms(hook_without_memo, args.calls)
     floor = per_call_ms(discovery, args.calls)
-    print(f"{'whole hook request (Flask test client)':<52} {whole:7.3f} ms")
+    print(f"{'whole hook request (Flask test client)':<52} {whole:7.3f} ms   (the same record again)")
+    print(f"{'  every resource new to the memo':<52} {new_record:7.3f} ms")
+    print(f"{'  resource memo off (CDS_RESOURCE_MEMO_SIZE=0)':<52} {whole_without_memo:7.3f} ms")
     print(f"{'discovery request (Flask test client)':<52} {floor:7.3f} ms\n")
 
     # The cost of recording cards issued: the same hook with and without the state store,
@@ -184,6 +204,18 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one measurement 
         cards = build_cards(assessment, ctx)
         out = cards_response(cards)
 
+        from cds_service.protocol.body import ResourceMemo, parse_body
+
+        warm_memo = ResourceMemo(settings.resource_memo_size or 5000, 600)
+        parse_body(raw, warm_memo)
+
+        def parse_new():
+            parse_body(raw, ResourceMemo(settings.resource_memo_size or 5000, 600))
+
+        print(f"{'parse_body, the same record again (memo)':<52} "
+              f"{per_call_ms(lambda: parse_body(raw, warm_memo), args.calls):7.3f} ms")
+        print(f"{'parse_body, every resource new (memo)':<52} {per_call_ms(parse_new, args.calls):7.3f} ms")
+        print("stages below: the path without the memo (every resource parsed and read)")
         stages = [
             ("orjson.loads of the body (as the service)", per_call_ms(lambda: orjson.loads(raw), args.calls)),
             ("schema validation + HookRequest (request.py)",
@@ -219,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one measurement 
         for name, ms in stages:
             print(f"{name:<52} {ms:7.3f} {100 * ms / total:11.1f}%")
         print(f"{'sum of stages':<52} {total:7.3f}")
-        print(f"{'Flask/werkzeug/logging overhead (whole − stages)':<52} {whole - total:7.3f}\n")
+        print(f"{'Flask/werkzeug/logging overhead (memo off − stages)':<52} {whole_without_memo - total:7.3f}\n")
 
     if not args.no_tree:
         try:

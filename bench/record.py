@@ -29,6 +29,8 @@ cost-per-resource curve. The module imports nothing from tests/ or the service.
 
 from __future__ import annotations
 
+import json
+
 import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -394,6 +396,21 @@ def prefetch_for(resources: list[dict], *, decorated: bool = True) -> dict:
     if "encounter" in single:
         prefetch["encounter"] = single["encounter"]
     return prefetch
+
+
+def variants(prefetch: dict, n: int) -> list[dict]:
+    """`n` copies of a prefetch in which every Bundle entry's resource has other bytes (a
+    `meta.source` naming the copy) and the same clinical content: a record the service has not
+    seen, for measuring calls that find no resource in its memo (protocol/body.py)."""
+    out = []
+    for k in range(n):
+        copy = json.loads(json.dumps(prefetch))
+        for value in copy.values():
+            for entry in (value or {}).get("entry", []) if (value or {}).get("resourceType") == "Bundle" else []:
+                resource = entry["resource"]
+                resource["meta"] = {**resource.get("meta", {}), "source": f"#bench-copy-{k}"}
+        out.append(copy)
+    return out
 
 
 def hook_request(*, prefetch: dict | None = None, fhir_server: str | None = None,

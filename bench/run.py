@@ -68,9 +68,14 @@ SECTIONS = ("load", "curve", "memory", "fallback", "store")
 
 # Issue 13's targets (ratios measured in the same run; issue 5's start-up target kept).
 TARGETS = {"hook_cpu_over_floor_cpu": 1.5, "hook84_p50_over_discovery_p50": 4.0,
+           "hooknew_cpu_over_floor_cpu": 1.5, "hook84new_p50_over_discovery_p50": 4.0,
            "p99_over_p50_one_connection": 3.0, "fallback_concurrent_rps": 50.0,
            "fallback_concurrent_p99_ms": 300.0, "fallback_over_slowest_query": 1.2,
            "startup_s": 2.0}
+
+# Copies of the record sent in turn by the 'new' endpoints: more records than the service's
+# resource memo holds (CDS_RESOURCE_MEMO_SIZE 5000 resources; the record has 227 in Bundles).
+NEW_RECORDS = 40
 
 LUA_DONE = r"""
 done = function(summary, latency, requests)
@@ -207,11 +212,19 @@ def request(method: str, port: int, path: str, body: bytes | None = None,
 # ------------------------------------------------------------------------------ wrk
 
 
-def wrk(url: str, *, connections: int, threads: int, seconds: float, body_file: Path | None,
+def wrk(url: str, *, connections: int, threads: int, seconds: float, body_file: Path | list[Path] | None,
         workdir: Path, server: Server | None = None) -> dict:
-    """One wrk run; with `server`, its CPU seconds per completed request too."""
+    """One wrk run; with `server`, its CPU seconds per completed request too. With a list of
+    body files, each request sends the next one in turn."""
     script = workdir / f"wrk-{'post' if body_file else 'get'}-{os.getpid()}.lua"
-    if body_file is not None:
+    if isinstance(body_file, list):
+        lua = ("local bodies = {}\n"
+               + "".join(f'do local f = assert(io.open("{b}", "rb")); bodies[#bodies + 1] = f:read("*a"); '
+                         "f:close() end\n" for b in body_file)
+               + 'local i = 0\nwrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+               "request = function()\n  i = i % #bodies + 1\n"
+               "  return wrk.format(nil, nil, nil, bodies[i])\nend\n")
+    elif body_file is not None:
         lua = (f'local f = assert(io.open("{body_file}", "rb"))\n'
                'wrk.body = f:read("*a")\nf:close()\n'
                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
@@ -239,7 +252,7 @@ def wrk(url: str, *, connections: int, threads: int, seconds: float, body_file: 
 # ------------------------------------------------------------------------------ load
 
 
-def measure_load(endpoints: list[tuple[str, Server, str, Path | None]], *, connections: int,
+def measure_load(endpoints: list[tuple[str, Server, str, Path | list[Path] | None]], *, connections: int,
                  threads: int, seconds: float, warmup: float, rounds: int, workdir: Path) -> dict:
     """Each endpoint in turn, `rounds` times alternating (the machine's noise hits all of
     them); each figure is the median over rounds, errors are summed."""
@@ -275,16 +288,18 @@ def load_ratios(one: dict) -> dict:
         out["ratio_cpu_hook_base"] = one["hook"]["cpu_ms_per_request"] / max(1e-9, one["base"]["cpu_ms_per_request"])
         out["ratio_p50_hook_base"] = one["hook"]["p50_us"] / one["base"]["p50_us"]
         out["ratio_p99_hook_base"] = one["hook"]["p99_us"] / one["base"]["p99_us"]
-    if "hook" in one and "floor" in one:
-        out["ratio_cpu_hook_floor"] = one["hook"]["cpu_ms_per_request"] / max(1e-9, one["floor"]["cpu_ms_per_request"])
-        out["ratio_p50_hook_floor"] = one["hook"]["p50_us"] / one["floor"]["p50_us"]
+    for name in ("hook", "hooknew"):
+        if name in one and "floor" in one:
+            out[f"ratio_cpu_{name}_floor"] = (one[name]["cpu_ms_per_request"]
+                                              / max(1e-9, one["floor"]["cpu_ms_per_request"]))
+            out[f"ratio_p50_{name}_floor"] = one[name]["p50_us"] / one["floor"]["p50_us"]
     if "discovery" in one:
-        for name in ("hook", "hook84", "floor"):
+        for name in ("hook", "hook84", "hook84new", "floor"):
             if name in one:
                 out[f"ratio_p50_{name}_discovery"] = one[name]["p50_us"] / one["discovery"]["p50_us"]
                 out[f"ratio_cpu_{name}_discovery"] = (one[name]["cpu_ms_per_request"]
                                                       / max(1e-9, one["discovery"]["cpu_ms_per_request"]))
-    for name in ("hook", "hook84", "base", "floor"):
+    for name in ("hook", "hook84", "hooknew", "hook84new", "base", "floor"):
         if name in one:
             out[f"ratio_p99_p50_{name}"] = one[name]["p99_us"] / one[name]["p50_us"]
     return out
@@ -462,6 +477,7 @@ def print_load(r: dict, conns: int, args) -> None:
     print(f"  {'endpoint':<22} {'p50':>9} {'p90':>9} {'p99':>9} {'req/s':>7} {'CPU/req':>10} "
           f"{'requests':>9} {'errors':>7}")
     labels = {"discovery": "discovery", "hook": "hook 267 KiB", "hook84": "hook 84 KiB plain",
+              "hooknew": "hook 267 KiB, new", "hook84new": "hook 84 KiB, new",
               "floor": "floor 267 KiB", "base": "baseline hook 267 KiB"}
     for name, label in labels.items():
         if name in r:
@@ -479,6 +495,11 @@ def print_load(r: dict, conns: int, args) -> None:
                        ("ratio_cpu_hook84_discovery", "CPU hook 84 KiB ÷ discovery"),
                        ("ratio_p50_hook84_discovery", "p50 hook 84 KiB ÷ discovery"),
                        ("ratio_p50_hook_discovery", "p50 hook 267 KiB ÷ discovery"),
+                       ("ratio_cpu_hooknew_floor", "CPU hook ÷ floor, 267 KiB, new"),
+                       ("ratio_p50_hooknew_floor", "p50 hook ÷ floor, 267 KiB, new"),
+                       ("ratio_cpu_hook84new_discovery", "CPU hook 84 KiB ÷ discovery, new"),
+                       ("ratio_p50_hook84new_discovery", "p50 hook 84 KiB ÷ discovery, new"),
+                       ("ratio_p99_p50_hooknew", "p99 ÷ p50, hook 267 KiB, new"),
                        ("ratio_p99_p50_hook", "p99 ÷ p50, hook 267 KiB"),
                        ("ratio_p99_p50_hook84", "p99 ÷ p50, hook 84 KiB"),
                        ("ratio_p99_p50_base", "p99 ÷ p50, baseline 267 KiB"),
@@ -500,8 +521,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
     p.add_argument("--rounds", type=int, default=3,
                    help="load measurements alternated this many times; medians (3)")
     p.add_argument("--connections", default="1,4", help="comma-separated connection counts (1,4)")
-    p.add_argument("--endpoints", default="discovery,hook,hook84,floor",
-                   help="load endpoints (discovery,hook,hook84,floor)")
+    p.add_argument("--endpoints", default="discovery,hook,hook84,hooknew,hook84new,floor",
+                   help="load endpoints (discovery,hook,hook84,hooknew,hook84new,floor; 'new': "
+                        "each call sends a record the service has not seen, see NEW_RECORDS)")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1: leaves the CPU to the server)")
     p.add_argument("--curve-sizes", default="10,30,100,300,1000,2000,5000",
                    help="record sizes for the cost curve (10,...,5000)")
@@ -558,6 +580,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
     body_file.write_bytes(body)
     plain_file = workdir / "hook-body-plain.json"
     plain_file.write_bytes(plain_body)
+    # 'new' endpoints: more copies of the record (each resource with other bytes) than the
+    # service's resource memo holds, sent in turn, so that no call finds a resource it has read.
+    new_files: dict[str, list[Path]] = {"hooknew": [], "hook84new": []}
+    for name, source in (("hooknew", prefetch),
+                         ("hook84new", record.prefetch_for(record.plain_record(), decorated=False))):
+        if name in endpoint_names:
+            for k, copy in enumerate(record.variants(source, NEW_RECORDS)):
+                path = workdir / f"{name}-{k}.json"
+                path.write_bytes(json.dumps(record.hook_request(prefetch=copy), separators=(",", ":")).encode())
+                new_files[name].append(path)
     # Each service's state store in the run's directory, never the checkout's.
     service_env.setdefault("CDS_DATABASE_URL", f"sqlite:///{workdir / 'state.sqlite3'}")
     server = Server("service", command, free_port(), service_env, workdir / "server.log")
@@ -606,17 +638,30 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
         results["startup_s"] = startup
         print(f"\nstart-up: discovery answered {startup:.2f} s after process start "
               f"(target < {TARGETS['startup_s']:.0f} s: {verdict(startup < TARGETS['startup_s'])})")
+        answered = {}
         for name, b in (("267 KiB", body), ("84 KiB plain", plain_body)):
             status, answer = request("POST", server.port, HOOK_PATH, b)
             if status != 200:
                 raise SystemExit(f"hook answered {status}: {answer[:500]!r}")
             cards = json.loads(answer)["cards"]
+            answered[name] = [(c.get("indicator"), c.get("summary")) for c in cards]
             print(f"sanity:   hook {name}: 200, {len(cards)} cards: "
                   + ", ".join(c.get("indicator", "?") for c in cards))
+        for name, like in (("hooknew", "267 KiB"), ("hook84new", "84 KiB plain")):
+            for path in new_files[name][:2]:
+                status, answer = request("POST", server.port, HOOK_PATH, path.read_bytes())
+                same = status == 200 and [(c.get("indicator"), c.get("summary"))
+                                          for c in json.loads(answer)["cards"]] == answered[like]
+                if not same:
+                    raise SystemExit(f"{name}: a copy of the record is answered differently ({status})")
+        if new_files["hooknew"] or new_files["hook84new"]:
+            print(f"sanity:   the {NEW_RECORDS} copies of each record ('new' endpoints) get the same cards")
 
         endpoints_all = {"discovery": ("discovery", server, DISCOVERY_PATH, None),
                          "hook": ("hook", server, HOOK_PATH, body_file),
                          "hook84": ("hook84", server, HOOK_PATH, plain_file),
+                         "hooknew": ("hooknew", server, HOOK_PATH, new_files["hooknew"]),
+                         "hook84new": ("hook84new", server, HOOK_PATH, new_files["hook84new"]),
                          "floor": ("floor", floor, HOOK_PATH, body_file),
                          "base": ("base", baseline, HOOK_PATH, body_file)}
         endpoints = [endpoints_all[n] for n in endpoint_names]
@@ -629,8 +674,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
             failed |= sum(r[n]["non_2xx"] + r[n]["errors"] for n in endpoint_names) > 0
             if conns == 4 and "ratio_cpu_hook_floor" in r:
                 summary["hook_cpu_over_floor_cpu"] = r["ratio_cpu_hook_floor"]
+            if conns == 4 and "ratio_cpu_hooknew_floor" in r:
+                summary["hooknew_cpu_over_floor_cpu"] = r["ratio_cpu_hooknew_floor"]
             if conns == 4 and "ratio_p50_hook84_discovery" in r:
                 summary["hook84_p50_over_discovery_p50"] = r["ratio_p50_hook84_discovery"]
+            if conns == 4 and "ratio_p50_hook84new_discovery" in r:
+                summary["hook84new_p50_over_discovery_p50"] = r["ratio_p50_hook84new_discovery"]
             if conns == 1 and "ratio_p99_p50_hook" in r:
                 summary["p99_over_p50_one_connection"] = r["ratio_p99_p50_hook"]
 
@@ -731,7 +780,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
         print(f"\nsummary against issue 13's targets (load average at the end "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}):")
         checks = (("hook_cpu_over_floor_cpu", "hook CPU ÷ floor CPU, 267 KiB, 4 conn.", "×", "≤"),
+                  ("hooknew_cpu_over_floor_cpu", "  the same, every call a new record", "×", "≤"),
                   ("hook84_p50_over_discovery_p50", "hook p50 ÷ discovery p50, 84 KiB, 4 conn.", "×", "≤"),
+                  ("hook84new_p50_over_discovery_p50", "  the same, every call a new record", "×", "≤"),
                   ("p99_over_p50_one_connection", "hook p99 ÷ p50, 267 KiB, 1 conn.", "×", "≤"),
                   ("fallback_concurrent_rps", "fallback, 8 concurrent: req/s", "", "≥"),
                   ("fallback_concurrent_p99_ms", "fallback, 8 concurrent: p99 ms", "", "≤"),

@@ -44,6 +44,10 @@ class Settings:
     cors_origins: str = "*"  # comma-separated origins, or * for any (the sandbox is a browser app)
     public_base_url: str = ""  # e.g. https://cds.example.org; empty: taken from each request
     max_prefetch_entries: int = 10000  # Bundle entries across prefetch and draftOrders
+    # Prefetched resources kept by content so that a resource sent again is not read again
+    # (protocol/body.py); 0 turns it off. Patient data, in this process's memory only.
+    resource_memo_size: int = 5000  # ~7 KB each for an EHR's decorated resources
+    resource_memo_seconds: float = 600.0  # how long, at most, a remembered resource is kept
     # Trust boundary: JWT authentication of CDS clients and the FHIR servers the service may call
     auth_required: bool = False
     trusted_issuers: str = ""  # JSON: {"<iss>": {"jwks_url", "jku": [...], "fhir_servers": [...]}}
@@ -183,7 +187,7 @@ def threshold_variable(name: str) -> str:
 _MINIMUM: dict[str, float] = {
     "max_body_bytes": 1, "max_prefetch_entries": 1, "fhir_max_pages": 1, "fhir_max_workers": 1,
     "fhir_connect_timeout": 0.001, "fhir_read_timeout": 0.001, "fhir_deadline": 0.001,
-    "jwt_max_lifetime_seconds": 1,
+    "jwt_max_lifetime_seconds": 1, "resource_memo_seconds": 1,
     # Added by the security branch; listed ahead of the merge (a name that is no field is unused).
     "fhir_max_response_bytes": 1, "fhir_max_entries": 1, "fhir_max_per_server": 1,
 }

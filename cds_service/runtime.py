@@ -19,6 +19,7 @@ from .fhir.client import FetchError, FhirClient
 from .guideline.cards import RULES
 from .guideline.codes import parse_local_codes
 from .metrics import CARDS_NOT_RECORDED
+from .protocol.body import ResourceMemo
 from .protocol.request import HookRequest
 from .security.issuers import parse_trusted_issuers
 from .security.jwt_auth import Client, JwksCache, TokenVerifier, fetch_jwks
@@ -58,6 +59,8 @@ class Runtime:
         # The state store, migrated before use (gunicorn.conf.py already did it before forking).
         # One store and one recorder thread per database per process, however many apps are built.
         self.store, self.recorder = _shared_store(database_url(settings.database_url, settings.state_db))
+        self.resource_memo = (ResourceMemo(settings.resource_memo_size, settings.resource_memo_seconds)
+                              if settings.resource_memo_size else None)
         self.silent_kinds = frozenset(k.strip() for k in settings.silent_kinds.split(",") if k.strip())
         unknown_kinds = self.silent_kinds - set(RULES)
         if unknown_kinds:  # a misspelt kind would quietly stay live

@@ -20,9 +20,16 @@ HOW = (f"If the change is intended (e.g. new clinical wording), regenerate the g
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
-@pytest.fixture(scope="module")
-def answers() -> dict[str, tuple[int, bytes]]:
-    return {case["name"]: (status, body) for case, status, body in golden.responses()}
+# The same bytes however the prefetched resources were read: the resource memo shared by all
+# cases (the default), every request sent twice (the second call finds every resource already
+# read, protocol/body.py), and the memo turned off.
+MODES = {"memo": ({}, 1), "memo, second call": ({}, 2), "no memo": ({"resource_memo_size": 0}, 1)}
+
+
+@pytest.fixture(scope="module", params=sorted(MODES))
+def answers(request) -> dict[str, tuple[int, bytes]]:
+    settings, calls = MODES[request.param]
+    return {case["name"]: (status, body) for case, status, body in golden.responses(settings, calls)}
 
 
 def test_every_fixture_request_has_a_golden_response(answers):

@@ -10,11 +10,12 @@ import sqlalchemy.exc
 from flask import Blueprint, Response, current_app, g, request
 
 from .. import logs
-from ..metrics import AUTH_FAILURES, CARDS, FEEDBACK
+from ..metrics import AUTH_FAILURES, CARDS, FEEDBACK, PREFETCH_RESOURCES
 from ..protocol.errors import (InvalidRequest, PayloadTooLarge, StoreUnavailable, Unauthorized,
                                UnknownService, UnsupportedMediaType)
 from ..store import IssuedCard
 from ..security.jwt_auth import AuthFailure
+from ..protocol.body import Parsed, ResourceMemo, parse_body
 from ..protocol.request import request_validator
 from ..protocol.response import Card, cards_response
 from ..services import SERVICES, SERVICES_BY_ID, HookEnvironment
@@ -31,8 +32,17 @@ def json_response(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
-def read_json_body() -> object:
-    """The request's JSON body, or a ServiceError with the status the problem deserves."""
+def read_json_body(memo: ResourceMemo | None = None) -> object:
+    """The request's JSON body, or a ServiceError with the status the problem deserves.
+    With a memo, prefetched resources already seen are not parsed again (protocol/body.py)."""
+    parsed = _parse_json_body(memo)
+    if parsed.tally is not None:
+        PREFETCH_RESOURCES.labels(memo="hit").inc(parsed.tally.hits)
+        PREFETCH_RESOURCES.labels(memo="miss").inc(parsed.tally.misses)
+    return parsed.body
+
+
+def _parse_json_body(memo: ResourceMemo | None) -> Parsed:
     mimetype = request.mimetype or ""
     if not (mimetype == "application/json" or mimetype.endswith("+json")):
         raise UnsupportedMediaType("Content-Type must be application/json")
@@ -44,7 +54,7 @@ def read_json_body() -> object:
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
     try:
-        return orjson.loads(raw)
+        return parse_body(raw, memo)
     except orjson.JSONDecodeError as error:
         if "depth" in str(error).lower():
             raise InvalidRequest("request body nests too deeply") from None
@@ -91,7 +101,7 @@ def call_hook(service_id: str) -> Response:
         raise UnknownService("no CDS service with this id; see GET /cds-services")
     g.service_id = service.id
     runtime = current_app.extensions["cds"]
-    hook_request = request_validator().parse(read_json_body(), service.hook,
+    hook_request = request_validator().parse(read_json_body(runtime.resource_memo), service.hook,
                                              max_entries=runtime.settings.max_prefetch_entries)
     g.hook_instance = hook_request.hook_instance
     env = HookEnvironment(settings=runtime.settings, now=utc_now(),

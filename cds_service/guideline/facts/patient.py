@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -58,9 +58,46 @@ class PatientRecord:
         return found is None or found == self.patient_id
 
 
-def _each(read: Callable[[Resource], T | None], resources: Iterable[Resource]) -> tuple[T, ...]:
-    """What a reader makes of each resource, skipping those it cannot read."""
-    return tuple(fact for fact in map(read, resources) if fact is not None)
+def _each(read: Callable[[Resource], T | None], resources: Iterable[Resource],
+          remember: Hashable = None) -> tuple[T, ...]:
+    """What a reader makes of each resource, skipping those it cannot read.
+
+    A resource shared between calls that sent the same bytes (protocol/body.py) keeps what the
+    reader made of it under `remember`, which names the reader and every argument it reads
+    besides the resource (None: the reader also reads other resources, nothing is kept). The
+    facts are frozen, so one reading serves every call.
+    """
+    facts = []
+    for resource in resources:
+        readings = getattr(resource, "readings", None) if remember is not None else None
+        if readings is None:
+            fact = read(resource)
+        elif remember in readings:
+            fact = readings[remember]
+        else:
+            fact = readings[remember] = read(resource)
+        if fact is not None:
+            facts.append(fact)
+    return tuple(facts)
+
+
+def _reads_only_itself(request: Resource) -> bool:
+    """A medication order or statement whose drug is named in the resource itself (a concept or
+    a contained Medication), so that reading it needs no other resource."""
+    if isinstance(request.get("medicationCodeableConcept"), dict):
+        return True
+    reference = request.get("medicationReference")
+    return isinstance(reference, dict) and str(reference.get("reference", "")).startswith("#")
+
+
+def _medications(record: PatientRecord, medication_index: dict[str, Resource]) -> tuple[MedicationUse, ...]:
+    """Section 1: the patient's medication orders and statements (kept for calls that send the
+    same order again when the order names its drug itself)."""
+    orders = record.about_patient("MedicationRequest", "MedicationStatement")
+    own = [r for r in orders if _reads_only_itself(r)]
+    if len(own) < len(orders):  # keep the order of arrival: read all of them the same way
+        return _each(lambda r: read_medication(r, medication_index), orders)
+    return _each(lambda r: read_medication(r, {}), own, remember="medication")
 
 
 def _medication_index(record: PatientRecord, draft_orders: list[Resource]) -> dict[str, Resource]:
@@ -128,11 +165,11 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
     return PatientFacts(
         patient_id=patient_id,
         encounter_id=encounter_id,
-        medications=_each(lambda r: read_medication(r, medication_index),
-                          record.about_patient("MedicationRequest", "MedicationStatement")),
-        labs=_each(lambda r: read_lab(r, local_codes), record.about_patient("Observation")),
-        symptoms=_each(read_symptom, conditions),
-        transplant_dates=_each(read_transplant_date, procedures),
+        medications=_medications(record, medication_index),
+        labs=_each(lambda r: read_lab(r, local_codes), record.about_patient("Observation"),
+                   remember=("lab", frozenset(local_codes.items()) if local_codes else None)),
+        symptoms=_each(read_symptom, conditions, remember="symptom"),
+        transplant_dates=_each(read_transplant_date, procedures, remember="transplant date"),
         hospitalized=_hospitalized(record, encounter_id),
         unavailable=tuple(unavailable),
         draft_orders=drafts,
@@ -144,5 +181,5 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
         administrations=_each(lambda r: read_administration(r, medication_index),
                               record.about_patient("MedicationAdministration")),
         esrd=any(is_esrd(c) for c in conditions),
-        dialysis_dates=_each(read_dialysis_date, procedures),
+        dialysis_dates=_each(read_dialysis_date, procedures, remember="dialysis date"),
     )

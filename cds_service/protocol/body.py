@@ -1,0 +1,211 @@
+"""A hook request's JSON body -> the data the service reads, reusing the resources already
+read by an earlier call.
+
+EHRs send the same resources again and again: every chart opening sends the patient's record,
+order-select fires at each selection and order-sign at signing, and only the results that are
+new since the last call differ. `ResourceMemo` keeps recently seen prefetched resources by
+their exact bytes: a resource sent again is neither parsed nor read again (the fact readers
+keep what they made of it on the resource, `SharedResource.readings`). The key is the
+resource's complete JSON text, so two entries are the same only when the data is the same: no
+client can make the service use facts of a resource it did not send.
+
+Only the entries of prefetched Bundles are remembered. Everything else (the context, draft
+orders, a prefetch value that is a single resource) is parsed as usual, and any body the
+skeleton decoder does not accept is parsed whole with orjson, which gives the same data and
+the same errors as before (tests/test_body.py compares the two over every fixture). msgspec
+finds the members' bytes without parsing them (orjson cannot); orjson parses them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypedDict, cast
+
+import msgspec
+import orjson
+
+
+class SharedResource(dict):
+    """A prefetched resource shared by the calls that send the same bytes: never modified.
+    `readings` holds what each fact reader made of it (guideline/facts/patient.py)."""
+
+    __slots__ = ("readings",)
+
+    def __init__(self, data: dict) -> None:
+        super().__init__(data)
+        self.readings: dict[object, Any] = {}
+
+
+class ResourceMemo:
+    """Recently seen prefetched resources by their JSON bytes: at most `size`, each kept at most
+    about `seconds` after it was last sent. Two generations: a resource found in the older one
+    moves to the newer; the older is dropped when the newer is full or `seconds / 2` old (checked
+    at each call and, for an idle process, by one background thread per process)."""
+
+    def __init__(self, size: int, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = size
+        self.seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current: dict[bytes, Any] = {}
+        self._previous: dict[bytes, Any] = {}
+        self._started = clock()
+        _MEMOS.add(self)
+        _start_sweeper()
+
+    def __len__(self) -> int:
+        return len(self._current) + len(self._previous)
+
+    def rotate_if_due(self) -> None:
+        _start_sweeper()  # after a fork, in the new process
+        if len(self._current) >= max(1, self.size // 2) or self._clock() - self._started >= self.seconds / 2:
+            with self._lock:
+                self._previous, self._current = self._current, {}
+                self._started = self._clock()
+
+    def parsed(self, raw: bytes, tally: Tally) -> Any:
+        """The JSON value of these bytes: the remembered one, or parsed now (and remembered
+        when it is an object)."""
+        found = self._current.get(raw)
+        if found is not None:
+            tally.hits += 1
+            return found
+        found = self._previous.pop(raw, None)
+        if found is None:
+            tally.misses += 1
+            parsed = orjson.loads(raw)
+            if type(parsed) is not dict:
+                return parsed  # not a resource: the readers skip it
+            found = SharedResource(parsed)
+        else:
+            tally.hits += 1
+        self._current[raw] = found
+        return found
+
+
+class Tally:
+    """Bundle entries of one call found in the memo (hits) and parsed (misses)."""
+
+    __slots__ = ("hits", "misses")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+
+
+class Parsed(NamedTuple):
+    body: Any
+    tally: Tally | None  # None: parsed without the memo
+
+
+class _Entry(TypedDict, total=False):
+    resource: msgspec.Raw
+    search: msgspec.Raw  # search.mode 'outcome' entries are skipped (fhir/client.py)
+
+
+class _Bundle(TypedDict, total=False):
+    # What the service reads of a prefetched Bundle: its type, entries and paging links.
+    resourceType: msgspec.Raw
+    entry: list[_Entry]
+    link: msgspec.Raw
+
+
+class _Request(TypedDict, total=False):
+    # The members of a CDS Hooks 2.0 request; other top-level members are not read.
+    hook: msgspec.Raw
+    hookInstance: msgspec.Raw
+    fhirServer: msgspec.Raw
+    fhirAuthorization: msgspec.Raw
+    context: msgspec.Raw
+    prefetch: dict[str, msgspec.Raw] | None
+
+
+_REQUEST = msgspec.json.Decoder(_Request)
+_BUNDLE = msgspec.json.Decoder(_Bundle)
+
+
+def parse_body(raw: bytes, memo: ResourceMemo | None) -> Parsed:
+    """The body as orjson parses it, with only the members the service reads (those of a
+    CDS Hooks request, of a Bundle and of its entries) and prefetched Bundle entries from
+    `memo` when it has them. Raises orjson.JSONDecodeError exactly where orjson.loads would.
+
+    Every value the service reads is parsed by orjson. Members it does not read are checked
+    for JSON syntax only (msgspec skips them): invalid UTF-8 or an out-of-range number in
+    a Bundle's `meta`, say, is not an error (tests/test_body.py)."""
+    if memo is None:
+        return Parsed(orjson.loads(raw), None)
+    try:
+        return _parse_with_memo(raw, memo)
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        # Not a JSON object of the expected shape, or not JSON at all: the plain parse gives
+        # the answer (the same data, or the error the client is told about).
+        return Parsed(orjson.loads(raw), None)
+
+
+def _parse_with_memo(raw: bytes, memo: ResourceMemo) -> Parsed:
+    members: dict[str, Any] = cast(dict, _REQUEST.decode(raw))
+    tally = Tally()
+    body: dict[str, Any] = {}
+    for name, value in members.items():
+        if name != "prefetch":
+            body[name] = orjson.loads(memoryview(value))
+        elif value is None:
+            body[name] = None
+        else:
+            memo.rotate_if_due()
+            body[name] = {key: _prefetch_value(bytes(item), memo, tally) for key, item in value.items()}
+    return Parsed(body, tally)
+
+
+def _prefetch_value(raw: bytes, memo: ResourceMemo, tally: Tally) -> Any:
+    try:
+        members: dict[str, Any] = cast(dict, _BUNDLE.decode(raw))
+    except msgspec.ValidationError:  # not an object, or not a Bundle's shape
+        return orjson.loads(raw)
+    if "resourceType" not in members or orjson.loads(memoryview(members["resourceType"])) != "Bundle":
+        return orjson.loads(raw)  # a single resource (Patient, Encounter): all of it
+    bundle: dict[str, Any] = {}
+    for name, value in members.items():
+        if name == "entry":
+            bundle[name] = [_entry(entry, memo, tally) for entry in value]
+        else:
+            bundle[name] = orjson.loads(memoryview(value))
+    return bundle
+
+
+def _entry(members: _Entry, memo: ResourceMemo, tally: Tally) -> dict[str, Any]:
+    entry: dict[str, Any] = {}
+    if "resource" in members:
+        entry["resource"] = memo.parsed(bytes(members["resource"]), tally)
+    if "search" in members:
+        entry["search"] = memo.parsed(bytes(members["search"]), Tally())  # {"mode":"match"}: one entry
+    return entry
+
+
+# One thread per process drops what idle memos hold past their time (a worker that answers no
+# call for an hour must not keep patient data for an hour).
+_MEMOS: weakref.WeakSet[ResourceMemo] = weakref.WeakSet()
+_SWEEP_SECONDS = 10.0
+_sweeper_pid: int | None = None
+_sweeper_lock = threading.Lock()
+
+
+def _start_sweeper() -> None:
+    global _sweeper_pid
+    if _sweeper_pid == os.getpid():
+        return
+    with _sweeper_lock:
+        if _sweeper_pid != os.getpid():  # not started yet in this process (or only before a fork)
+            _sweeper_pid = os.getpid()
+            threading.Thread(target=_sweep, name="resource-memo-expiry", daemon=True).start()
+
+
+def _sweep() -> None:
+    while True:
+        time.sleep(_SWEEP_SECONDS)
+        for memo in list(_MEMOS):
+            memo.rotate_if_due()

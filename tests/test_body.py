@@ -1,0 +1,224 @@
+"""protocol/body.py: the request body read with the resource memo gives the service the same
+data as orjson.loads, the same errors, and never lets one call's data stand for another's.
+
+(The end-to-end proof is tests/test_golden.py: every golden answer is byte-identical with the
+memo shared by all cases, on a second identical call, and with the memo off.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+
+from cds_service.fhir.client import bundle_resources
+from cds_service.guideline.facts import build_facts
+from cds_service.guideline.facts import patient as facts_patient
+from cds_service.protocol.body import ResourceMemo, SharedResource, parse_body
+
+from .conftest import PATIENT_VIEW
+
+REQUESTS = sorted((Path(__file__).resolve().parent.parent / "fhir_fixtures" / "requests").glob("*.json"))
+
+
+def memo(size: int = 1000, seconds: float = 600.0, clock=None) -> ResourceMemo:
+    return ResourceMemo(size, seconds, clock) if clock else ResourceMemo(size, seconds)
+
+
+def what_the_service_reads(body):
+    """The members the service reads: those of a CDS Hooks request, and of each prefetched
+    Bundle its type, links and entries' resource and search (fullUrl, meta, ... are not read)."""
+    if not isinstance(body, dict):
+        return body
+    read = {k: body[k] for k in ("hook", "hookInstance", "fhirServer", "fhirAuthorization", "context")
+            if k in body}
+    if "prefetch" in body:
+        prefetch = body["prefetch"]
+        read["prefetch"] = prefetch if not isinstance(prefetch, dict) else {
+            key: _bundle_read(value) for key, value in prefetch.items()}
+    return read
+
+
+def _bundle_read(value):
+    if not (isinstance(value, dict) and value.get("resourceType") == "Bundle"):
+        return value
+    out = {k: value[k] for k in ("resourceType", "link") if k in value}
+    if "entry" in value:
+        out["entry"] = value["entry"] if not isinstance(value["entry"], list) else [
+            {k: e[k] for k in ("resource", "search") if k in e} if isinstance(e, dict) else e
+            for e in value["entry"]]
+    return out
+
+
+def compact(path: Path) -> bytes:
+    return json.dumps(json.loads(path.read_bytes()), separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("path", REQUESTS, ids=lambda p: p.stem)
+def test_every_fixture_reads_the_same_cold_and_warm_as_printed_and_compact(path):
+    for raw in (path.read_bytes(), compact(path)):
+        shared = memo()
+        expected = what_the_service_reads(orjson.loads(raw))
+        cold = parse_body(raw, shared)
+        warm = parse_body(raw, shared)
+        assert what_the_service_reads(cold.body) == expected
+        assert what_the_service_reads(warm.body) == expected
+        entries = sum(len(bundle_resources(v)) for v in (cold.body.get("prefetch") or {}).values()
+                      if isinstance(v, dict) and v.get("resourceType") == "Bundle")
+        assert warm.tally.misses == 0 and warm.tally.hits >= entries
+
+
+def test_a_resource_sent_again_is_the_same_object_and_a_changed_one_is_not():
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final", "valueQuantity": {"value": 1.1}}
+    body = {"hook": "patient-view", "prefetch": {"mg": {"resourceType": "Bundle", "entry": [{"resource": obs}]}}}
+    shared = memo()
+    first = parse_body(orjson.dumps(body), shared).body["prefetch"]["mg"]["entry"][0]["resource"]
+    again = parse_body(orjson.dumps(body), shared).body["prefetch"]["mg"]["entry"][0]["resource"]
+    assert isinstance(first, SharedResource) and again is first
+    obs["valueQuantity"]["value"] = 1.2  # a corrected value: other bytes, another resource
+    changed = parse_body(orjson.dumps(body), shared).body["prefetch"]["mg"]["entry"][0]["resource"]
+    assert changed is not first and changed["valueQuantity"]["value"] == 1.2
+    assert first["valueQuantity"]["value"] == 1.1
+
+
+# Bodies the plain parse refuses or reads differently from the skeleton's expectations: the
+# answer (data or error) must be orjson's.
+ODD_BODIES = [
+    b'{"hook": "patient-view",',  # truncated
+    b'["patient-view"]',
+    b'"patient-view"',
+    b'null',
+    b'{"hook":"patient-view"} trailing',
+    b'{"hook":"patient-view","prefetch":[]}',
+    b'{"hook":"patient-view","prefetch":null}',
+    b'{"hook":"patient-view","prefetch":{"p":null,"q":"text","r":7,"s":[1]}}',
+    b'{"hook":"patient-view","prefetch":{"b":{"resourceType":"Bundle","entry":"no"}}}',
+    b'{"hook":"patient-view","prefetch":{"b":{"resourceType":"Bundle","entry":[7,null,{"resource":null},{"resource":"x"},{}]}}}',
+    b'{"hook":"patient-view","prefetch":{"b":{"entry":[{"resource":{"id":"no-type"}}]}}}',
+    b'{"hook":"patient-view","prefetch":{"b":{"resourceType":"Bundle","entry":[{"resource":{"v":NaN}}]}}}',
+    b'{"hook":"patient-view","prefetch":{"b":{"resourceType":"Bundle","entry":[{"resource":{"v":1e400}}]}}}',
+    b'{"hook":"patient-view","prefetch":{"b":{"resourceType":"Bundle","entry":[{"resource":{"v":"\\ud800"}}]}}}',
+    b'{"hook":"patient-view","prefetch":{"b":{"resourceType":"Bundle","entry":[{"resource":{"v":"\xff"}}]}}}',
+    b'{"hook":"patient-view","prefetch":{"b":{"resourceType":"Bundle","entry":[{"resource":'
+    + b'[' * 2000 + b']' * 2000 + b'}]}}}',  # nesting too deep inside a resource
+    b'[' * 5000 + b']' * 5000,
+    b'{"hook":"patient-view","hook":"order-sign","prefetch":{"p":{"resourceType":"Patient","id":"a"},'
+    b'"p":{"resourceType":"Patient","id":"b"}}}',  # duplicate members: the last one counts
+    b'{"hook":"patient-view","prefetch":{"b":{"resourceType":"Bundle","resourceType":"Patient","id":"x"}}}',
+    b' \n{"hook" : "patient-view" ,"prefetch" : { "b" : { "resourceType" : "Bundle" } } } \n',
+]
+
+
+@pytest.mark.parametrize("raw", ODD_BODIES, ids=range(len(ODD_BODIES)))
+def test_odd_bodies_get_orjsons_answer(raw):
+    try:
+        expected = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        with pytest.raises(orjson.JSONDecodeError) as raised:
+            parse_body(raw, memo())
+        assert ("depth" in str(raised.value).lower()) == ("depth" in str(error).lower())
+        return
+    assert what_the_service_reads(parse_body(raw, memo()).body) == what_the_service_reads(expected)
+
+
+def test_members_the_service_does_not_read_are_only_checked_for_syntax():
+    """The documented leniency: a bad byte in a Bundle's meta does not refuse the call (orjson
+    would); anything read (a resource, the context) is still checked by orjson."""
+    raw = (b'{"hook":"patient-view","prefetch":{"b":{"resourceType":"Bundle","meta":{"tag":"\xff"},'
+           b'"entry":[{"fullUrl":"\xff","resource":{"resourceType":"Patient","id":"p"}}]}}}')
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(raw)
+    body = parse_body(raw, memo()).body
+    assert body["prefetch"]["b"]["entry"] == [{"resource": {"resourceType": "Patient", "id": "p"}}]
+    with pytest.raises(orjson.JSONDecodeError):
+        parse_body(b'{"hook":"patient-view","context":{"x":"\xff"},"prefetch":{}}', memo())
+
+
+def test_the_memo_holds_at_most_its_size():
+    shared = memo(size=4)
+    for i in range(20):
+        resources = [{"resourceType": "Observation", "id": f"o{i}-{j}"} for j in range(3)]
+        body = {"hook": "patient-view", "prefetch": {"b": {"resourceType": "Bundle",
+                                                            "entry": [{"resource": r} for r in resources]}}}
+        parse_body(orjson.dumps(body), shared)
+        assert len(shared) <= 4 + 3  # checked once per call, before the call's entries
+
+
+def test_a_resource_is_forgotten_about_seconds_after_it_was_last_sent():
+    now = [0.0]
+    shared = memo(seconds=600, clock=lambda: now[0])
+    body = orjson.dumps({"hook": "patient-view", "prefetch": {"b": {"resourceType": "Bundle", "entry": [
+        {"resource": {"resourceType": "Observation", "id": "o1"}}]}}})
+    first = parse_body(body, shared).body["prefetch"]["b"]["entry"][0]["resource"]
+    now[0] = 299.0
+    assert parse_body(body, shared).body["prefetch"]["b"]["entry"][0]["resource"] is first
+    now[0] = 599.0  # sent again at 299: still remembered
+    assert parse_body(body, shared).body["prefetch"]["b"]["entry"][0]["resource"] is first
+    for second in range(600, 1220, 10):  # idle: the background thread checks every 10 s
+        now[0] = float(second)
+        shared.rotate_if_due()
+        if second <= 599 + 290:  # at least half the time
+            assert len(shared) == 1
+    assert len(shared) == 0  # gone about `seconds` after it was last sent
+
+
+def test_readings_are_kept_per_reader_and_per_local_codes(monkeypatch):
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final",
+           "code": {"coding": [{"system": "urn:lab", "code": "MG"}]},
+           "effectiveDateTime": "2026-11-20T08:00:00Z", "valueQuantity": {"value": 0.5, "unit": "mmol/L"}}
+    body = orjson.dumps({"hook": "patient-view", "prefetch": {"b": {"resourceType": "Bundle",
+                                                                      "entry": [{"resource": obs}]}}})
+    shared = memo()
+    calls = []
+    real = facts_patient.read_lab
+    monkeypatch.setattr(facts_patient, "read_lab", lambda r, local=None: calls.append(1) or real(r, local))
+
+    def labs(local):
+        resources = bundle_resources(parse_body(body, shared).body["prefetch"]["b"])
+        return build_facts(resources, patient_id=None, encounter_id=None, local_codes=local).labs
+
+    from cds_service.guideline.codes import LabKind
+    assert labs(None) == () and labs(None) == ()  # a local code, unknown without CDS_LOCAL_CODES
+    assert len(calls) == 1
+    local = {("urn:lab", "MG"): LabKind.MG_SERUM}
+    assert [r.normalised for r in labs(local)] == [1.0]  # read again under the hospital's codes
+    assert [r.normalised for r in labs(local)] == [1.0]
+    assert len(calls) == 2
+
+
+def test_memo_hits_and_misses_are_counted_and_size_zero_turns_it_off(app, client):
+    assert app.extensions["cds"].resource_memo is not None
+    body = json.loads(REQUESTS[0].read_bytes())
+
+    def count(kind):
+        return REGISTRY.get_sample_value("cds_prefetch_resources_total", {"memo": kind}) or 0.0
+
+    before = count("hit"), count("miss")
+    assert client.post(PATIENT_VIEW, json=body).status_code == 200
+    assert client.post(PATIENT_VIEW, json=body).status_code == 200
+    hits, misses = count("hit") - before[0], count("miss") - before[1]
+    assert misses > 0 and hits == misses  # the second call found every entry of the first
+
+    from cds_service import create_app
+    off = create_app({"resource_memo_size": 0})
+    assert off.extensions["cds"].resource_memo is None
+    assert off.test_client().post(PATIENT_VIEW, json=body).status_code == 200
+    assert (count("hit"), count("miss")) == (before[0] + hits, before[1] + misses)
+
+
+def test_no_call_changes_a_remembered_resource(app, client):
+    """Resources are shared between calls: after every fixture, twice, each remembered resource
+    is still exactly what its bytes say (a reader that modified one would corrupt later calls)."""
+    for path in REQUESTS:
+        body = json.loads(path.read_bytes())
+        service = "/cds-services/tacrolimus-magnesium-" + body["hook"]
+        for _ in range(2):
+            assert client.post(service, json=body).status_code == 200, path.name
+    shared = app.extensions["cds"].resource_memo
+    remembered = {**shared._previous, **shared._current}
+    assert len(remembered) > 100
+    for raw, resource in remembered.items():
+        assert resource == orjson.loads(raw)
