@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one measurement 
     memo_off_client = app_without_memo.test_client()
 
     def hook_new_record():
-        memo._current.clear()
-        memo._previous.clear()
+        for held in (memo._current, memo._previous, memo._sent_once, memo._sent_once_before):
+            held.clear()
         hook()
 
     def hook_without_memo():

@@ -64,7 +64,7 @@ SERVICE_APP = "'cds_service:create_app()'"
 FLOOR_APP = "'bench.floor_app:create_app()'"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-SECTIONS = ("load", "curve", "memory", "fallback", "store")
+SECTIONS = ("load", "curve", "memory", "fallback", "store", "memo")
 
 # Issue 13's targets (ratios measured in the same run; issue 5's start-up target kept).
 TARGETS = {"hook_cpu_over_floor_cpu": 1.5, "hook84_p50_over_discovery_p50": 4.0,
@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
     new_files: dict[str, list[Path]] = {"hooknew": [], "hook84new": []}
     for name, source in (("hooknew", prefetch),
                          ("hook84new", record.prefetch_for(record.plain_record(), decorated=False))):
-        if name in endpoint_names:
+        if name in endpoint_names or (name == "hooknew" and "memo" in sections):
             for k, copy in enumerate(record.variants(source, NEW_RECORDS)):
                 path = workdir / f"{name}-{k}.json"
                 path.write_bytes(json.dumps(record.hook_request(prefetch=copy), separators=(",", ":")).encode())
@@ -599,6 +599,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
                                {**service_env, "CDS_RECORD_CARDS": "false",
                                 "CDS_DATABASE_URL": f"sqlite:///{workdir / 'state-off.sqlite3'}"},
                                workdir / "server-without-store.log")
+    without_memo = None
+    if "memo" in sections:
+        without_memo = Server("service without resource memo", command, free_port(),
+                              {**service_env, "CDS_RESOURCE_MEMO_SIZE": "0",
+                               "CDS_DATABASE_URL": f"sqlite:///{workdir / 'state-nomemo.sqlite3'}"},
+                              workdir / "server-without-memo.log")
     floor = Server("floor", floor_command(command), free_port(), env_extra, workdir / "floor.log")
     baseline = None
     if args.baseline_dir or args.baseline_command:
@@ -706,6 +712,39 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
             summary["store_cpu_with_over_without"] = sc["ratio_cpu"]
             failed |= any(sc[n]["errors"] for n in ("with_store", "without_store"))
 
+        if without_memo is not None:
+            without_memo.start()
+            conns = max(connection_counts)
+            files = new_files["hooknew"] or [body_file]
+            r = measure_load([("same", server, HOOK_PATH, body_file),
+                              ("same_off", without_memo, HOOK_PATH, body_file),
+                              ("new", server, HOOK_PATH, files),
+                              ("new_off", without_memo, HOOK_PATH, files)],
+                             connections=conns, threads=args.wrk_threads, seconds=args.duration,
+                             warmup=args.warmup, rounds=args.rounds, workdir=workdir)
+            without_memo.stop()
+            for one in [*r["rounds"], r]:
+                for kind in ("same", "new"):
+                    one[f"cpu_{kind}"] = (one[kind]["cpu_ms_per_request"]
+                                          / max(1e-9, one[f"{kind}_off"]["cpu_ms_per_request"]))
+                    one[f"p50_{kind}"] = one[kind]["p50_us"] / one[f"{kind}_off"]["p50_us"]
+            results["memo"] = r
+            print(f"\nthe resource memo: hook 267 KiB on the service and on a second one with "
+                  f"CDS_RESOURCE_MEMO_SIZE=0, {conns} connections, {args.rounds} rounds alternating; "
+                  f"'same': the same record again, 'new': {NEW_RECORDS} copies in turn; medians:")
+            for name in ("same", "same_off", "new", "new_off"):
+                x = r[name]
+                print(f"  {name:<9} p50 {fmt_ms(x['p50_us']):>10}  p99 {fmt_ms(x['p99_us']):>10}  "
+                      f"{x['rps']:>6.0f} req/s  CPU {x['cpu_ms_per_request']:.2f} ms/req  "
+                      f"errors {x['errors'] + x['non_2xx']}")
+            for kind in ("same", "new"):
+                for figure in ("cpu", "p50"):
+                    key = f"{figure}_{kind}"
+                    print(f"  {figure.upper()} with ÷ without the memo, {kind} record: ×{r[key]:.3f} (per round: "
+                          + ", ".join(f"{one[key]:.3f}" for one in r["rounds"]) + ")")
+                summary[f"memo_cpu_{kind}"] = r[f"cpu_{kind}"]
+            failed |= any(r[n]["errors"] + r[n]["non_2xx"] for n in ("same", "same_off", "new", "new_off"))
+
         if "curve" in sections:
             sizes = [int(x) for x in args.curve_sizes.split(",") if x.strip()]
             points = measure_curve(server, sizes, seconds=args.curve_seconds, warmup=args.warmup,
@@ -794,6 +833,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
                 print(f"  {label:<44} {prefix}{value:8.2f}  target {op} {target:g}: {verdict(ok)}")
         for key, label in (("store_p50_with_over_without", "hook p50 with ÷ without the state store"),
                            ("store_cpu_with_over_without", "hook CPU with ÷ without the state store"),
+                           ("memo_cpu_same", "hook CPU with ÷ without the memo, same record"),
+                           ("memo_cpu_new", "hook CPU with ÷ without the memo, new records"),
                            ("marginal_cost_largest_over_300", "marginal cost per resource, 5000 ÷ 300"),
                            ("rss_growth_after_first_step", "worker RSS growth over the memory run")):
             if key in summary:
@@ -803,6 +844,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
         floor.stop()
         if without_store is not None:
             without_store.stop()
+        if without_memo is not None:
+            without_memo.stop()
         if baseline is not None:
             baseline.stop()
         if args.json:

@@ -69,7 +69,8 @@ def _each(read: Callable[[Resource], T | None], resources: Iterable[Resource],
     """
     facts = []
     for resource in resources:
-        readings = getattr(resource, "readings", None) if remember is not None else None
+        readings = (None if remember is None or type(resource) is dict  # a plain dict: not shared
+                    else getattr(resource, "readings", None))
         if readings is None:
             fact = read(resource)
         elif remember in readings:
