@@ -50,8 +50,8 @@ class ResourceMemo:
     collect tens of thousands of objects per call (measured: 1.7x the CPU per call).
 
     Two generations, for the resources and for the hashes: what is found in the older one moves
-    to the newer; the older is dropped when the newer is full or `seconds / 2` old (checked at
-    each call and, for an idle process, by one background thread per process)."""
+    to the newer; the older is dropped when the newer holds `size / 2` or is `seconds / 2` old
+    (checked at each call and, for an idle process, by one background thread per process)."""
 
     def __init__(self, size: int, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
@@ -63,6 +63,7 @@ class ResourceMemo:
         self._sent_once: set[int] = set()  # hashes of the bytes of resources sent once
         self._sent_once_before: set[int] = set()
         self._started = clock()
+        self._half = max(1, size // 2)
         _MEMOS.add(self)
         _start_sweeper()
 
@@ -70,20 +71,14 @@ class ResourceMemo:
         return len(self._current) + len(self._previous)
 
     def rotate_if_due(self) -> None:
+        """Drop the older generations when the newer ones have lived `seconds / 2` (called at
+        each call and by the background thread)."""
         _start_sweeper()  # after a fork, in the new process
-        half = max(1, self.size // 2)
         if self._clock() - self._started >= self.seconds / 2:
             with self._lock:
                 self._previous, self._current = self._current, {}
                 self._sent_once_before, self._sent_once = self._sent_once, set()
                 self._started = self._clock()
-            return
-        if len(self._current) >= half:
-            with self._lock:
-                self._previous, self._current = self._current, {}
-        if len(self._sent_once) >= half:
-            with self._lock:
-                self._sent_once_before, self._sent_once = self._sent_once, set()
 
     def parsed(self, raw: bytes, tally: Tally) -> Any:
         """The JSON value of these bytes: the remembered one, or parsed now (and remembered
@@ -100,11 +95,17 @@ class ResourceMemo:
                 return parsed  # not a resource: the readers skip it
             sighting = hash(raw)
             if sighting not in self._sent_once and sighting not in self._sent_once_before:
+                if len(self._sent_once) >= self._half:
+                    with self._lock:
+                        self._sent_once_before, self._sent_once = self._sent_once, set()
                 self._sent_once.add(sighting)
                 return parsed  # the first time: read it as usual
             found = SharedResource(parsed)
         else:
             tally.hits += 1
+        if len(self._current) >= self._half:  # full: the older generation goes
+            with self._lock:
+                self._previous, self._current = self._current, {}
         self._current[raw] = found
         return found
 

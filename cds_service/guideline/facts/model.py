@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime
 from typing import TYPE_CHECKING, TypeGuard
 
@@ -210,4 +211,13 @@ class PatientFacts:
     dialysis_dates: tuple[datetime, ...] = ()  # dialysis Procedures
 
     def labs_of(self, kind: LabKind) -> list[LabResult]:
-        return [lab for lab in self.labs if lab.kind == kind]
+        """The results of one kind, in their order (a new list: the caller may change it)."""
+        return list(self._labs_by_kind.get(kind, ()))
+
+    @cached_property
+    def _labs_by_kind(self) -> dict[LabKind, list[LabResult]]:
+        """The results grouped once (the rules ask for a kind about ten times per call)."""
+        grouped: dict[LabKind, list[LabResult]] = {}
+        for lab in self.labs:
+            grouped.setdefault(lab.kind, []).append(lab)
+        return grouped
