@@ -232,3 +232,71 @@ def test_no_call_changes_a_remembered_resource(app, client):
     assert len(remembered) > 100
     for raw, resource in remembered.items():
         assert resource == orjson.loads(raw)
+
+
+def test_an_idle_process_forgets_too():
+    """The background thread (one per process) sweeps every memo: a worker that gets no call
+    does not keep patient data past its time."""
+    import threading
+
+    from cds_service.protocol import body
+
+    now = [0.0]
+    shared = memo(seconds=60, clock=lambda: now[0])
+    raw = orjson.dumps({"hook": "patient-view", "prefetch": {"b": {"resourceType": "Bundle", "entry": [
+        {"resource": {"resourceType": "Observation", "id": "o1"}}]}}})
+    parse_body(raw, shared)
+    parse_body(raw, shared)
+    assert len(shared) == 1
+    assert any(t.name == "resource-memo-expiry" and t.is_alive() for t in threading.enumerate())
+    for second in range(0, 80, 10):  # no call: only the sweeps
+        now[0] = float(second)
+        body.sweep_once()
+    assert len(shared) == 0 and not shared._sent_once and not shared._sent_once_before
+
+
+def test_outsized_resources_are_never_kept_and_the_json_kept_is_bounded():
+    from cds_service.protocol.body import AVERAGE_KEPT_BYTES, MAX_KEPT_BYTES
+
+    shared = memo(size=10)
+    big = {"resourceType": "Observation", "id": "big", "note": [{"text": "x" * MAX_KEPT_BYTES}]}
+    raw = orjson.dumps({"hook": "patient-view", "prefetch": {"b": {"resourceType": "Bundle",
+                                                                     "entry": [{"resource": big}]}}})
+    for _ in range(3):
+        assert parse_body(raw, shared).body["prefetch"]["b"]["entry"][0]["resource"] == big
+    assert len(shared) == 0
+    for i in range(30):  # resources of 15 KB each: the byte budget, not the count, decides
+        resource = {"resourceType": "Observation", "id": f"o{i}", "note": [{"text": "y" * 15000}]}
+        raw = orjson.dumps({"hook": "patient-view", "prefetch": {"b": {"resourceType": "Bundle",
+                                                                         "entry": [{"resource": resource}]}}})
+        parse_body(raw, shared)
+        parse_body(raw, shared)
+        kept = sum(len(k) for k in [*shared._current, *shared._previous])
+        assert kept <= 2 * (5 * AVERAGE_KEPT_BYTES + MAX_KEPT_BYTES)
+
+
+def test_an_order_naming_a_medication_resource_follows_that_resource(app, client):
+    """Medication orders that reference a Medication in another entry are read again each call:
+    their reading depends on that other resource, which may change while the order does not."""
+    from cds_service.testing import factories as f
+
+    order = f.medication("tacrolimus", id="order-1")
+    del order["medicationCodeableConcept"]
+    order["medicationReference"] = {"reference": "Medication/m1"}
+
+    def body(name: str, rxnorm: str) -> dict:
+        medication = {"resourceType": "Medication", "id": "m1",
+                      "code": {"text": name, "coding": [{"system": f.RXNORM, "code": rxnorm}]}}
+        request = f.hook_request([order, f.magnesium(0.9, id="mg-1")])
+        request["prefetch"]["medications"]["entry"].append({"resource": medication})  # as _include
+        return request
+
+    def summaries(b: dict) -> list[str]:
+        return [c["summary"] for c in client.post(PATIENT_VIEW, json=b).get_json()["cards"]]
+
+    on_tacrolimus = body("tacrolimus 1 MG Oral Capsule", "198377")
+    for _ in range(3):
+        first = summaries(on_tacrolimus)
+    assert first  # low magnesium on tacrolimus: cards
+    assert summaries(body("amlodipine 5 MG Oral Tablet", "197361")) == []  # no tacrolimus: no cards
+    assert summaries(on_tacrolimus) == first

@@ -123,3 +123,23 @@ def test_remembered_drug_classification_changes_no_fact():
     for name, resources, context, drafts in records:  # caches now hold every fixture's concepts
         assert facts(resources, context, drafts) == cold[name], name
     assert medications._DRUG_CACHE
+
+
+def test_the_subject_shortcut_agrees_with_reading_the_reference():
+    """PatientRecord matches 'Patient/<id>' without splitting it; for every patient id (those
+    holding '/' included) and reference form the answer is the general rule's."""
+    from cds_service.guideline.facts.patient import PatientRecord
+
+    ids = ["p1", "x/", "1/_history/2", "Patient/1", "a/b", "-", "Patient"]
+    references = [None, {}, {"reference": 7}] + [
+        {"reference": r} for pid in ids for r in (
+            f"Patient/{pid}", f"https://ehr.example/fhir/Patient/{pid}", f"Patient/{pid}/_history/3",
+            f"Group/{pid}", pid, f"Patient/{pid}/")]
+    for patient_id in ids:
+        record = PatientRecord(patient_id)
+        for reference in references:
+            resource = {"resourceType": "Observation"} if reference is None else {
+                "resourceType": "Observation", "subject": reference}
+            found = values.reference_id(reference, "Patient")
+            assert record._is_about_patient(resource) == (found is None or found == patient_id), (
+                patient_id, reference)

@@ -40,6 +40,13 @@ class SharedResource(dict):
         self.readings: dict[object, Any] = {}
 
 
+# Memory: a resource larger than this is read but never kept, and the JSON kept may average at
+# most this much per resource of CDS_RESOURCE_MEMO_SIZE (an EHR's decorated lab result is ~1.3
+# KB; parsed, a kept resource takes about five times its JSON).
+MAX_KEPT_BYTES = 16 * 1024
+AVERAGE_KEPT_BYTES = 2 * 1024
+
+
 class ResourceMemo:
     """Recently seen prefetched resources by their JSON bytes: at most `size`, each kept at most
     about `seconds` after it was last sent.
@@ -50,7 +57,8 @@ class ResourceMemo:
     collect tens of thousands of objects per call (measured: 1.7x the CPU per call).
 
     Two generations, for the resources and for the hashes: what is found in the older one moves
-    to the newer; the older is dropped when the newer holds `size / 2` or is `seconds / 2` old
+    to the newer; the older is dropped when the newer holds `size / 2` resources (or their JSON
+    `size / 2 * AVERAGE_KEPT_BYTES`) or is `seconds / 2` old
     (checked at each call and, for an idle process, by one background thread per process)."""
 
     def __init__(self, size: int, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -64,6 +72,8 @@ class ResourceMemo:
         self._sent_once_before: set[int] = set()
         self._started = clock()
         self._half = max(1, size // 2)
+        self._half_bytes = self._half * AVERAGE_KEPT_BYTES
+        self._current_bytes = 0
         _MEMOS.add(self)
         _start_sweeper()
 
@@ -76,9 +86,19 @@ class ResourceMemo:
         _start_sweeper()  # after a fork, in the new process
         if self._clock() - self._started >= self.seconds / 2:
             with self._lock:
+                if self._clock() - self._started >= self.seconds / 2:  # not just done by another thread
+                    self._previous, self._current = self._current, {}
+                    self._current_bytes = 0
+                    self._sent_once_before, self._sent_once = self._sent_once, set()
+                    self._started = self._clock()
+
+    def _keep(self, raw: bytes, resource: SharedResource) -> None:
+        if len(self._current) >= self._half or self._current_bytes >= self._half_bytes:
+            with self._lock:  # the newer generation is full: the older one goes
                 self._previous, self._current = self._current, {}
-                self._sent_once_before, self._sent_once = self._sent_once, set()
-                self._started = self._clock()
+                self._current_bytes = 0
+        self._current[raw] = resource
+        self._current_bytes += len(raw)
 
     def parsed(self, raw: bytes, tally: Tally) -> Any:
         """The JSON value of these bytes: the remembered one, or parsed now (and remembered
@@ -94,6 +114,8 @@ class ResourceMemo:
             if type(parsed) is not dict:
                 return parsed  # not a resource: the readers skip it
             sighting = hash(raw)
+            if len(raw) > MAX_KEPT_BYTES:
+                return parsed  # an outsized resource is read, never kept
             if sighting not in self._sent_once and sighting not in self._sent_once_before:
                 if len(self._sent_once) >= self._half:
                     with self._lock:
@@ -103,10 +125,7 @@ class ResourceMemo:
             found = SharedResource(parsed)
         else:
             tally.hits += 1
-        if len(self._current) >= self._half:  # full: the older generation goes
-            with self._lock:
-                self._previous, self._current = self._current, {}
-        self._current[raw] = found
+        self._keep(raw, found)
         return found
 
 
@@ -232,5 +251,11 @@ def _start_sweeper() -> None:
 def _sweep() -> None:
     while True:
         time.sleep(_SWEEP_SECONDS)
-        for memo in list(_MEMOS):
-            memo.rotate_if_due()
+        sweep_once()
+
+
+def sweep_once() -> None:
+    """What the background thread does every _SWEEP_SECONDS: every memo of the process drops
+    what has outlived its time, even when no call comes."""
+    for memo in list(_MEMOS):
+        memo.rotate_if_due()

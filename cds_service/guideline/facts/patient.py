@@ -52,7 +52,8 @@ class PatientRecord:
         if self.patient_id is None:
             return True
         reference = resource.get("subject") or resource.get("patient")
-        if isinstance(reference, dict) and reference.get("reference") == f"Patient/{self.patient_id}":
+        if (isinstance(reference, dict) and reference.get("reference") == f"Patient/{self.patient_id}"
+                and "/" not in self.patient_id):
             return True  # the common form, without splitting the reference
         found = reference_id(reference, "Patient")
         return found is None or found == self.patient_id
