@@ -398,10 +398,11 @@ def prefetch_for(resources: list[dict], *, decorated: bool = True) -> dict:
     return prefetch
 
 
-def variants(prefetch: dict, n: int) -> list[dict]:
-    """`n` copies of a prefetch in which every Bundle entry's resource has other bytes (a
-    `meta.source` naming the copy) and the same clinical content: a record the service has not
-    seen, for measuring calls that find no resource in its memo (protocol/body.py)."""
+def new_patients(prefetch: dict, n: int) -> list[dict]:
+    """`n` hook requests, each for another patient (the patient id changed everywhere) with this
+    prefetch's clinical content, every resource with other bytes (its subject, and a
+    `meta.source` naming the copy): patients the service has not seen, for measuring calls that
+    find nothing in its resource memo (protocol/body.py)."""
     out = []
     for k in range(n):
         copy = json.loads(json.dumps(prefetch))
@@ -409,7 +410,8 @@ def variants(prefetch: dict, n: int) -> list[dict]:
             for entry in (value or {}).get("entry", []) if (value or {}).get("resourceType") == "Bundle" else []:
                 resource = entry["resource"]
                 resource["meta"] = {**resource.get("meta", {}), "source": f"#bench-copy-{k}"}
-        out.append(copy)
+        text = json.dumps(hook_request(prefetch=copy)).replace(PATIENT_ID, f"{PATIENT_ID}-copy-{k}")
+        out.append(json.loads(text))
     return out
 
 

@@ -73,7 +73,7 @@ TARGETS = {"hook_cpu_over_floor_cpu": 1.5, "hook84_p50_over_discovery_p50": 4.0,
            "fallback_concurrent_p99_ms": 300.0, "fallback_over_slowest_query": 1.2,
            "startup_s": 2.0}
 
-# Copies of the record sent in turn by the 'new' endpoints: more records than the service's
+# Patients whose copies of the record the 'new' endpoints send in turn: more records than the
 # resource memo holds (CDS_RESOURCE_MEMO_SIZE 5000 resources; the record has 227 in Bundles).
 NEW_RECORDS = 40
 
@@ -580,15 +580,15 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
     body_file.write_bytes(body)
     plain_file = workdir / "hook-body-plain.json"
     plain_file.write_bytes(plain_body)
-    # 'new' endpoints: more copies of the record (each resource with other bytes) than the
-    # service's resource memo holds, sent in turn, so that no call finds a resource it has read.
+    # 'new' endpoints: the record for 40 other patients (each resource with other bytes), sent in
+    # turn: more than the resource memo holds, so that no call finds a resource it has read.
     new_files: dict[str, list[Path]] = {"hooknew": [], "hook84new": []}
     for name, source in (("hooknew", prefetch),
                          ("hook84new", record.prefetch_for(record.plain_record(), decorated=False))):
         if name in endpoint_names or (name == "hooknew" and "memo" in sections):
-            for k, copy in enumerate(record.variants(source, NEW_RECORDS)):
+            for k, request in enumerate(record.new_patients(source, NEW_RECORDS)):
                 path = workdir / f"{name}-{k}.json"
-                path.write_bytes(json.dumps(record.hook_request(prefetch=copy), separators=(",", ":")).encode())
+                path.write_bytes(json.dumps(request, separators=(",", ":")).encode())
                 new_files[name].append(path)
     # Each service's state store in the run's directory, never the checkout's.
     service_env.setdefault("CDS_DATABASE_URL", f"sqlite:///{workdir / 'state.sqlite3'}")
@@ -661,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
                 if not same:
                     raise SystemExit(f"{name}: a copy of the record is answered differently ({status})")
         if new_files["hooknew"] or new_files["hook84new"]:
-            print(f"sanity:   the {NEW_RECORDS} copies of each record ('new' endpoints) get the same cards")
+            print(f"sanity:   the record for {NEW_RECORDS} other patients ('new' endpoints) gets the same cards")
 
         endpoints_all = {"discovery": ("discovery", server, DISCOVERY_PATH, None),
                          "hook": ("hook", server, HOOK_PATH, body_file),
@@ -731,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
             results["memo"] = r
             print(f"\nthe resource memo: hook 267 KiB on the service and on a second one with "
                   f"CDS_RESOURCE_MEMO_SIZE=0, {conns} connections, {args.rounds} rounds alternating; "
-                  f"'same': the same record again, 'new': {NEW_RECORDS} copies in turn; medians:")
+                  f"'same': the same record again, 'new': {NEW_RECORDS} new patients in turn; medians:")
             for name in ("same", "same_off", "new", "new_off"):
                 x = r[name]
                 print(f"  {name:<9} p50 {fmt_ms(x['p50_us']):>10}  p99 {fmt_ms(x['p99_us']):>10}  "
@@ -747,11 +747,22 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
 
         if "curve" in sections:
             sizes = [int(x) for x in args.curve_sizes.split(",") if x.strip()]
-            points = measure_curve(server, sizes, seconds=args.curve_seconds, warmup=args.warmup,
-                                   workdir=workdir)
+            # Without the resource memo: each size's record is sent again and again, and a memo
+            # would answer the sizes it can hold from memory and read the others: the curve would
+            # show the memo's capacity, not the cost of reading a resource.
+            curve_server = Server("service without resource memo (curve)", command, free_port(),
+                                  {**service_env, "CDS_RESOURCE_MEMO_SIZE": "0",
+                                   "CDS_DATABASE_URL": f"sqlite:///{workdir / 'state-curve.sqlite3'}"},
+                                  workdir / "server-curve.log")
+            curve_server.start()
+            try:
+                points = measure_curve(curve_server, sizes, seconds=args.curve_seconds,
+                                       warmup=args.warmup, workdir=workdir)
+            finally:
+                curve_server.stop()
             results["curve"] = points
-            print(f"\ncost per resource (plain record, 1 connection, {args.curve_seconds:g} s per size; "
-                  "marginal = above the smallest record):")
+            print(f"\ncost per resource (plain record, 1 connection, {args.curve_seconds:g} s per size, "
+                  "resource memo off: every resource parsed and read; marginal = above the smallest record):")
             print(f"  {'resources':>9} {'body':>9} {'CPU/req':>10} {'µs/resource':>12} "
                   f"{'marginal µs/res':>16} {'p50':>9} {'p99':>9}")
             for pt in points:
