@@ -586,9 +586,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
     for name, source in (("hooknew", prefetch),
                          ("hook84new", record.prefetch_for(record.plain_record(), decorated=False))):
         if name in endpoint_names or (name == "hooknew" and "memo" in sections):
-            for k, request in enumerate(record.new_patients(source, NEW_RECORDS)):
+            for k, new_patient in enumerate(record.new_patients(source, NEW_RECORDS)):
                 path = workdir / f"{name}-{k}.json"
-                path.write_bytes(json.dumps(request, separators=(",", ":")).encode())
+                path.write_bytes(json.dumps(new_patient, separators=(",", ":")).encode())
                 new_files[name].append(path)
     # Each service's state store in the run's directory, never the checkout's.
     service_env.setdefault("CDS_DATABASE_URL", f"sqlite:///{workdir / 'state.sqlite3'}")
