@@ -593,18 +593,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
     # Each service's state store in the run's directory, never the checkout's.
     service_env.setdefault("CDS_DATABASE_URL", f"sqlite:///{workdir / 'state.sqlite3'}")
     server = Server("service", command, free_port(), service_env, workdir / "server.log")
-    without_store = None
-    if "store" in sections:
-        without_store = Server("service without store", command, free_port(),
-                               {**service_env, "CDS_RECORD_CARDS": "false",
-                                "CDS_DATABASE_URL": f"sqlite:///{workdir / 'state-off.sqlite3'}"},
-                               workdir / "server-without-store.log")
-    without_memo = None
-    if "memo" in sections:
-        without_memo = Server("service without resource memo", command, free_port(),
-                              {**service_env, "CDS_RESOURCE_MEMO_SIZE": "0",
-                               "CDS_DATABASE_URL": f"sqlite:///{workdir / 'state-nomemo.sqlite3'}"},
-                              workdir / "server-without-memo.log")
+
+    def service_with(label: str, slug: str, **env: str) -> Server:
+        """A second service, the same command with other settings and its own state store."""
+        return Server(f"service {label}", command, free_port(),
+                      {**service_env, **env, "CDS_DATABASE_URL": f"sqlite:///{workdir / f'state-{slug}.sqlite3'}"},
+                      workdir / f"server-{slug}.log")
+
+    without_store = service_with("without store", "without-store", CDS_RECORD_CARDS="false") \
+        if "store" in sections else None
+    without_memo = service_with("without resource memo", "without-memo", CDS_RESOURCE_MEMO_SIZE="0") \
+        if "memo" in sections else None
     floor = Server("floor", floor_command(command), free_port(), env_extra, workdir / "floor.log")
     baseline = None
     if args.baseline_dir or args.baseline_command:
@@ -750,10 +749,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
             # Without the resource memo: each size's record is sent again and again, and a memo
             # would answer the sizes it can hold from memory and read the others: the curve would
             # show the memo's capacity, not the cost of reading a resource.
-            curve_server = Server("service without resource memo (curve)", command, free_port(),
-                                  {**service_env, "CDS_RESOURCE_MEMO_SIZE": "0",
-                                   "CDS_DATABASE_URL": f"sqlite:///{workdir / 'state-curve.sqlite3'}"},
-                                  workdir / "server-curve.log")
+            curve_server = service_with("without resource memo (curve)", "curve", CDS_RESOURCE_MEMO_SIZE="0")
             curve_server.start()
             try:
                 points = measure_curve(curve_server, sizes, seconds=args.curve_seconds,
