@@ -73,7 +73,7 @@ def test_every_fixture_reads_the_same_cold_and_warm_as_printed_and_compact(path)
     for raw in (path.read_bytes(), compact(path)):
         shared = memo()
         expected = what_the_service_reads(orjson.loads(raw))
-        first, second, third = (parse_body(raw, shared) for _ in range(3))  # kept from the second
+        first, second, third = (parse_body(raw, shared) for _ in range(3))  # the memo from the second
         for parsed in (first, second, third):
             assert what_the_service_reads(parsed.body) == expected
         entries = sum(len(bundle_resources(v)) for v in (first.body.get("prefetch") or {}).values()
@@ -125,7 +125,8 @@ ODD_BODIES = [
     b'{"hook":"patient-view","context":{"patientId":"p1"},"hook":"order-sign","prefetch":{"p":{"resourceType":"Patient","id":"a"},'
     b'"p":{"resourceType":"Patient","id":"b"}}}',  # duplicate members: the last one counts
     b'{"hook":"patient-view","context":{"patientId":"p1"},"prefetch":{"b":{"resourceType":"Bundle","resourceType":"Patient","id":"x"}}}',
-    b' \n{"hook" : "patient-view" ,"prefetch" : { "b" : { "resourceType" : "Bundle" } } } \n',
+    b' \n{"hook" : "patient-view" , "context" : {"patientId" : "p1"} ,'
+    b'"prefetch" : { "b" : { "resourceType" : "Bundle" , "entry" : [ { "resource" : {"id" : "x"} } ] } } } \n',
 ]
 
 
@@ -142,17 +143,26 @@ def test_odd_bodies_get_orjsons_answer(raw):
 
 
 def test_members_the_service_does_not_read_are_only_checked_for_syntax():
-    """The documented leniency: a bad byte in a Bundle's meta does not refuse the call (orjson
-    would); anything read (a resource, the context) is still checked by orjson."""
-    raw = (b'{"hook":"patient-view","context":{"patientId":"p1"},'
-           b'"prefetch":{"b":{"resourceType":"Bundle","meta":{"tag":"\xff"},'
-           b'"entry":[{"fullUrl":"\xff","resource":{"resourceType":"Patient","id":"p"}}]}}}')
+    """The documented leniency, and its limit: invalid UTF-8 anywhere is refused on every path
+    (as orjson does); an out-of-range number in a member the service does not read (a Bundle's
+    meta) is refused by a patient's first call, parsed whole by orjson, and not by the next
+    ones; anything read (a resource, the context) is always checked by orjson."""
+    def body(meta: bytes) -> bytes:
+        return (b'{"hook":"patient-view","context":{"patientId":"p1"},'
+                b'"prefetch":{"b":{"resourceType":"Bundle","meta":{"tag":' + meta + b'},'
+                b'"entry":[{"fullUrl":"x","resource":{"resourceType":"Patient","id":"p"}}]}}}')
+
+    for bad in (b'"\xff"', b'1e400'):
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(body(bad))
+        with pytest.raises(orjson.JSONDecodeError):
+            parse_body(body(bad), memo())  # the patient's first call
     with pytest.raises(orjson.JSONDecodeError):
-        orjson.loads(raw)
-    body = parse_body(raw, memo(called_for="p1")).body
-    assert body["prefetch"]["b"]["entry"] == [{"resource": {"resourceType": "Patient", "id": "p"}}]
+        parse_body(body(b'"\xff"'), memo(called_for="p1"))
+    lenient = parse_body(body(b'1e400'), memo(called_for="p1")).body
+    assert lenient["prefetch"]["b"]["entry"] == [{"resource": {"resourceType": "Patient", "id": "p"}}]
     with pytest.raises(orjson.JSONDecodeError):
-        parse_body(b'{"hook":"patient-view","context":{"patientId":"p1","x":"\xff"},"prefetch":{}}',
+        parse_body(b'{"hook":"patient-view","context":{"patientId":"p1","x":1e400},"prefetch":{}}',
                    memo(called_for="p1"))
 
 
@@ -162,7 +172,7 @@ def test_the_memo_holds_at_most_its_size():
         resources = [{"resourceType": "Observation", "id": f"o{i}-{j}"} for j in range(3)]
         body = {"hook": "patient-view", "context": {"patientId": "p1"}, "prefetch": {"b": {"resourceType": "Bundle",
                                                             "entry": [{"resource": r} for r in resources]}}}
-        for _ in range(2):  # kept from the second sighting
+        for _ in range(2):  # the memo from the patient's second call
             parse_body(orjson.dumps(body), shared)
         assert 0 < len(shared) <= 4
 
@@ -245,6 +255,9 @@ def test_no_call_changes_a_remembered_resource(app, client):
     assert len(remembered) > 100
     for raw, resource in remembered.items():
         assert resource == orjson.loads(raw)
+    from cds_service.protocol import body
+    for raw, search in body._SEARCHES.items():  # the shared search members too
+        assert search == orjson.loads(raw) and len(raw) <= 64
 
 
 def test_an_idle_process_forgets_too():
@@ -330,22 +343,29 @@ def test_the_memo_starts_at_a_patients_second_call():
     assert call(None).tally is None and call(None).tally is None  # no patient: never the memo
 
 
-def test_a_thrashing_memo_steps_aside():
-    """More patients coming back than the memo holds: each call would keep resources that are
-    dropped before they are found again (kept, dropped, collected: 2.4x the CPU of a call
-    without the memo). A generation that fills up with under MIN_HIT_SHARE of its look-ups
-    found pauses the memo for PAUSE_CALLS calls; a memo that is found again never pauses."""
+def test_a_thrashing_memo_steps_aside_and_a_useful_one_never_does():
+    """More patients coming back than the memo holds: each call would keep resources dropped
+    before they are found again (2.4x the CPU of a call without the memo). When a full older
+    generation is dropped with over MAX_UNUSED_SHARE of it never found again, the memo pauses
+    for PAUSE_CALLS calls. A memo whose resources are found again, or that is only filling up
+    (a cold start), never pauses."""
     from cds_service.protocol.body import PAUSE_CALLS
 
-    def record(patient: str) -> bytes:
-        return one_bundle(*({"resourceType": "Observation", "id": f"{patient}-{i}"} for i in range(5)),
+    def record(patient: str, n: int = 5) -> bytes:
+        return one_bundle(*({"resourceType": "Observation", "id": f"{patient}-{i}"} for i in range(n)),
                           patient=patient)
 
-    warm = memo(size=20)
-    for _ in range(50):  # two patients, five resources each: the memo holds them
-        for patient in ("a", "b"):
-            parse_body(record(patient), warm)
-    assert warm._paused_calls == 0 and parse_body(record("a"), warm).tally.hits == 5
+    useful = memo(size=20)  # 15 resources through generations of 10: it rotates
+    for _ in range(30):
+        for patient in ("a", "b", "c"):
+            parse_body(record(patient), useful)
+    assert useful._previous_size > 0 and useful._paused_calls == 0
+    assert parse_body(record("a"), useful).tally.hits == 5
+
+    cold_start = memo(size=20)
+    for _ in range(4):  # one patient whose 15 resources fill a generation at once
+        parse_body(record("solo", 15), cold_start)
+    assert cold_start._paused_calls == 0 and parse_body(record("solo", 15), cold_start).tally.hits > 0
 
     thrashing = memo(size=20)
     patients = [f"p{i}" for i in range(10)]  # 50 resources in turn through a memo of 20
@@ -357,3 +377,10 @@ def test_a_thrashing_memo_steps_aside():
     for _ in range(PAUSE_CALLS):
         parse_body(record("p1"), thrashing)
     assert parse_body(record("p1"), thrashing).tally is not None  # then it tries again
+
+
+def test_the_patients_noted_are_bounded():
+    shared = memo(size=100)
+    for i in range(10_000):
+        shared.called_before(f"patient-{i}")
+    assert len(shared._patients) + len(shared._patients_before) <= 100

@@ -21,9 +21,9 @@ _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 
 
 # The same bytes however the prefetched resources were read: the resource memo shared by all
-# cases (the default), every request sent three times (the memo keeps a resource from its
-# second sighting, so the third call finds every one already read, protocol/body.py), and the
-# memo turned off.
+# cases (the default), every request sent three times (the memo starts at a patient's second
+# call, so the third call finds every resource already read, protocol/body.py), and the memo
+# turned off.
 MODES = {"memo": ({}, 1), "memo, third call": ({}, 3), "no memo": ({"resource_memo_size": 0}, 1)}
 
 

@@ -32,13 +32,15 @@ import orjson
 
 class SharedResource(dict):
     """A prefetched resource shared by the calls that send the same bytes: never modified.
-    `readings` holds what each fact reader made of it (guideline/facts/patient.py)."""
+    `readings` holds what each fact reader made of it (guideline/facts/patient.py);
+    `found_again` whether a later call found it (what the memo's admission watches)."""
 
-    __slots__ = ("readings",)
+    __slots__ = ("readings", "found_again")
 
     def __init__(self, data: dict) -> None:
         super().__init__(data)
         self.readings: dict[object, Any] = {}
+        self.found_again = False
 
 
 # Memory: a resource larger than this is read but never kept, and the JSON kept may average at
@@ -46,9 +48,9 @@ class SharedResource(dict):
 # KB; parsed, a kept resource takes about five times its JSON).
 MAX_KEPT_BYTES = 16 * 1024
 AVERAGE_KEPT_BYTES = 2 * 1024
-# Admission: a generation that fills up with fewer than this share of its look-ups found means
-# the memo is thrashing; it is then left aside for PAUSE_CALLS calls.
-MIN_HIT_SHARE = 0.2
+# Admission: when the older generation is dropped full and more than this share of what it
+# held was never found again, the memo is thrashing; it is then left aside for PAUSE_CALLS calls.
+MAX_UNUSED_SHARE = 0.8
 PAUSE_CALLS = 200
 
 
@@ -56,8 +58,8 @@ class ResourceMemo:
     """Recently seen prefetched resources by their JSON bytes: at most `size`, each kept at most
     about `seconds` after it was last sent.
 
-    It works per patient. The first call for a patient (none in the last `seconds`) is parsed
-    and read like any request, and only a hash of the patient id is noted: a worker that mostly
+    It works per patient. The first call for a patient not called for recently is parsed and
+    read like any request, and only a hash of the patient id is noted: a worker that mostly
     sees patients once pays nothing for the memo (finding the resources' bytes costs ~15 % of a
     call, and keeping every new resource would make it hold and collect tens of thousands of
     objects per call). From the next call for that patient on, each prefetched resource is
@@ -66,7 +68,13 @@ class ResourceMemo:
     Two generations, for the resources and for the patients: what is found in the older one
     moves to the newer; the older is dropped when the newer holds `size / 2` entries (or, for
     resources, JSON of `size / 2 * AVERAGE_KEPT_BYTES`) or is `seconds / 2` old (checked at each
-    call and, for an idle process, by one background thread per process)."""
+    call and, for an idle process, by one background thread per process). A patient is thus
+    remembered for `seconds / 2` to `seconds`, or until `size / 2` other patients came.
+
+    Admission: when a full older generation is dropped and most of it was never found again,
+    more patients come back than the memo can hold; keeping more would only cost (kept, dropped
+    unused, collected: measured 2.4x the CPU of a call without the memo), so the next
+    PAUSE_CALLS calls are read as usual."""
 
     def __init__(self, size: int, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
@@ -75,15 +83,13 @@ class ResourceMemo:
         self._lock = threading.Lock()
         self._current: dict[bytes, SharedResource] = {}
         self._previous: dict[bytes, SharedResource] = {}
+        self._previous_size = 0  # entries the older generation had when it became the older
         self._patients: set[int] = set()  # hashes of the patient ids called for
         self._patients_before: set[int] = set()
         self._started = clock()
         self._half = max(1, size // 2)
         self._half_bytes = self._half * AVERAGE_KEPT_BYTES
         self._current_bytes = 0
-        # Admission: how the newer generation has done so far, and calls left without the memo.
-        self._lookups = 0
-        self._hits = 0
         self._paused_calls = 0
         _MEMOS.add(self)
         _start_sweeper()
@@ -98,13 +104,12 @@ class ResourceMemo:
         if self._clock() - self._started >= self.seconds / 2:
             with self._lock:
                 if self._clock() - self._started >= self.seconds / 2:  # not just done by another thread
-                    self._previous, self._current = self._current, {}
-                    self._current_bytes = 0
+                    self._rotate_resources(full=False)
                     self._patients_before, self._patients = self._patients, set()
                     self._started = self._clock()
 
     def called_before(self, patient_id: str) -> bool:
-        """Whether a call for this patient came within about `seconds` (and note this one)."""
+        """Whether a call for this patient came recently (and note this one)."""
         self.rotate_if_due()
         key = hash(patient_id)
         if key in self._patients:
@@ -112,38 +117,44 @@ class ResourceMemo:
         seen = key in self._patients_before
         if len(self._patients) >= self._half:
             with self._lock:
-                self._patients_before, self._patients = self._patients, set()
+                if len(self._patients) >= self._half:
+                    self._patients_before, self._patients = self._patients, set()
         self._patients.add(key)
         return seen
 
     def paused(self) -> bool:
-        """Whether this call should skip the memo: after a generation filled up with resources
-        that were hardly ever found again (more patients come back than the memo can hold),
-        keeping more would only cost (kept, dropped unused, collected: measured 2.4x the CPU
-        of a call without the memo); the next PAUSE_CALLS calls are read as usual."""
-        if self._paused_calls > 0:
+        """Whether this call should skip the memo (see Admission above)."""
+        if self._paused_calls <= 0:
+            return False
+        with self._lock:
             self._paused_calls -= 1
-            return True
-        return False
+        return True
+
+    def _rotate_resources(self, *, full: bool) -> None:
+        """The newer generation becomes the older; the older is dropped (called under the lock)."""
+        if full and self._previous_size >= self._half // 2:
+            unused = sum(1 for resource in self._previous.values() if not resource.found_again)
+            if unused > MAX_UNUSED_SHARE * self._previous_size:
+                self._paused_calls = PAUSE_CALLS
+        self._previous, self._current = self._current, {}
+        self._previous_size = len(self._previous)
+        self._current_bytes = 0
 
     def _keep(self, raw: bytes, resource: SharedResource) -> None:
         if len(self._current) >= self._half or self._current_bytes >= self._half_bytes:
             with self._lock:  # the newer generation is full: the older one goes
-                if self._hits < MIN_HIT_SHARE * self._lookups:
-                    self._paused_calls = PAUSE_CALLS
-                self._previous, self._current = self._current, {}
-                self._current_bytes = self._lookups = self._hits = 0
+                if len(self._current) >= self._half or self._current_bytes >= self._half_bytes:
+                    self._rotate_resources(full=True)
         self._current[raw] = resource
         self._current_bytes += len(raw)
 
     def parsed(self, raw: bytes, tally: Tally) -> Any:
         """The JSON value of these bytes: the remembered one, or parsed now (and remembered
         when it is an object of at most MAX_KEPT_BYTES)."""
-        self._lookups += 1
         found = self._current.get(raw)
         if found is not None:
             tally.hits += 1
-            self._hits += 1
+            found.found_again = True
             return found
         found = self._previous.pop(raw, None)
         if found is None:
@@ -154,7 +165,7 @@ class ResourceMemo:
             found = SharedResource(parsed)
         else:
             tally.hits += 1
-            self._hits += 1
+            found.found_again = True
         self._keep(raw, found)
         return found
 
@@ -205,9 +216,10 @@ def parse_body(raw: bytes, memo: ResourceMemo | None) -> Parsed:
     CDS Hooks request, of a Bundle and of its entries) and prefetched Bundle entries from
     `memo` when it has them. Raises orjson.JSONDecodeError exactly where orjson.loads would.
 
-    Every value the service reads is parsed by orjson. Members it does not read are checked
-    for JSON syntax only (msgspec skips them): invalid UTF-8 or an out-of-range number in
-    a Bundle's `meta`, say, is not an error (tests/test_body.py)."""
+    Every value the service reads is parsed by orjson, and the whole body is checked for UTF-8.
+    Members it does not read are checked for JSON syntax only (msgspec skips them): an
+    out-of-range number (1e400) in a Bundle's `meta`, say, is refused by a patient's first call
+    (orjson parses the whole body then) and not by the next ones (tests/test_body.py)."""
     if memo is None:
         return Parsed(orjson.loads(raw), None)
     try:
@@ -219,6 +231,8 @@ def parse_body(raw: bytes, memo: ResourceMemo | None) -> Parsed:
 
 
 def _parse_with_memo(raw: bytes, memo: ResourceMemo) -> Parsed:
+    if not raw.isascii():
+        raw.decode("utf-8")  # invalid UTF-8 anywhere is refused, as orjson does (UnicodeDecodeError)
     members: dict[str, Any] = cast(dict, _REQUEST.decode(raw))
     context = orjson.loads(memoryview(members["context"])) if "context" in members else None
     patient_id = context.get("patientId") if isinstance(context, dict) else None
@@ -261,7 +275,7 @@ def _prefetch_value(raw: bytes, memo: ResourceMemo, tally: Tally) -> Any:
     return bundle
 
 
-_SEARCHES: dict[bytes, Any] = {}  # {"mode":"match"} and the like: a few values, shared
+_SEARCHES: dict[bytes, Any] = {}  # {"mode":"match"} and the like: a few short values, shared
 
 
 def _search(raw: bytes) -> Any:
@@ -269,7 +283,7 @@ def _search(raw: bytes) -> Any:
     found = _SEARCHES.get(raw)
     if found is None:
         found = orjson.loads(raw)
-        if len(_SEARCHES) < 64:
+        if len(raw) <= 64 and len(_SEARCHES) < 16:  # no patient data: a mode and a score
             _SEARCHES[raw] = found
     return found
 
