@@ -51,7 +51,7 @@ AVERAGE_KEPT_BYTES = 2 * 1024
 # Admission: when the older generation is dropped full and more than this share of what it
 # held was never found again, the memo is thrashing; it is then left aside for PAUSE_CALLS calls.
 MAX_UNUSED_SHARE = 0.8
-PAUSE_CALLS = 200
+PAUSE_CALLS = 500
 
 
 class ResourceMemo:
