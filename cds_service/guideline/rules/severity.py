@@ -89,15 +89,22 @@ def latest_usable(results: Iterable[LabResult]) -> UsableResult | None:
 
 def is_future(result: LabResult, now: datetime, thresholds: Thresholds) -> bool:
     """Section 2: dated later than now + future_tolerance_minutes (clock skew, typing error)."""
-    return result.when is not None and result.when > now + timedelta(
-        minutes=thresholds.future_tolerance_minutes)
+    return _dated_after(result, _future_from(now, thresholds))
+
+
+def _future_from(now: datetime, thresholds: Thresholds) -> datetime:
+    return now + timedelta(minutes=thresholds.future_tolerance_minutes)
+
+
+def _dated_after(result: LabResult, moment: datetime) -> bool:
+    return result.when is not None and result.when > moment
 
 
 def set_aside_future(facts: PatientFacts, now: datetime,
                      thresholds: Thresholds) -> tuple[PatientFacts, tuple[LabResult, ...]]:
     """The facts without future-dated results (never used for anything), and those results."""
-    latest = now + timedelta(minutes=thresholds.future_tolerance_minutes)  # is_future, once per call
-    future = tuple(r for r in facts.labs if r.when is not None and r.when > latest)
+    latest = _future_from(now, thresholds)  # once per call, not per result
+    future = tuple(r for r in facts.labs if _dated_after(r, latest))
     if not future:
         return facts, ()
     return replace(facts, labs=tuple(r for r in facts.labs if r not in future)), future
