@@ -360,28 +360,21 @@ def measure_store_cost(with_store: Server, without_store: Server, body_file: Pat
                        connections: int, threads: int, seconds: float, warmup: float,
                        rounds: int, workdir: Path) -> dict:
     """The hook on two servers side by side, one recording every card issued (CDS_RECORD_CARDS
-    on, the default) and one not, alternating `rounds` times (issue 12)."""
-    per_round: list[dict] = []
-    for _ in range(rounds):
-        one = {}
-        for name, server in (("with_store", with_store), ("without_store", without_store)):
-            url = f"http://127.0.0.1:{server.port}{HOOK_PATH}"
-            if warmup > 0:
-                wrk(url, connections=connections, threads=threads, seconds=warmup,
-                    body_file=body_file, workdir=workdir)
-            one[name] = wrk(url, connections=connections, threads=threads, seconds=seconds,
-                            body_file=body_file, workdir=workdir, server=server)
+    on, the default) and one not, alternating `rounds` times (issue 12); the ratios are the
+    medians of the rounds' ratios."""
+    results = measure_load([("with_store", with_store, HOOK_PATH, body_file),
+                            ("without_store", without_store, HOOK_PATH, body_file)],
+                           connections=connections, threads=threads, seconds=seconds,
+                           warmup=warmup, rounds=rounds, workdir=workdir)
+    for one in results["rounds"]:
         one["ratio_p50"] = one["with_store"]["p50_us"] / one["without_store"]["p50_us"]
         one["ratio_cpu"] = (one["with_store"]["cpu_ms_per_request"]
                             / max(1e-9, one["without_store"]["cpu_ms_per_request"]))
-        per_round.append(one)
-    results: dict = {"rounds": per_round, "connections": connections}
     for name in ("with_store", "without_store"):
-        results[name] = {k: statistics.median(r[name][k] for r in per_round)
-                         for k in ("p50_us", "p90_us", "p99_us", "rps", "cpu_ms_per_request")}
-        results[name]["errors"] = sum(r[name]["errors"] + r[name]["non_2xx"] for r in per_round)
+        results[name]["errors"] += results[name]["non_2xx"]
     for k in ("ratio_p50", "ratio_cpu"):
-        results[k] = statistics.median(r[k] for r in per_round)
+        results[k] = statistics.median(r[k] for r in results["rounds"])
+    results["connections"] = connections
     return results
 
 
