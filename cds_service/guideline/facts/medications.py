@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -145,12 +146,20 @@ def _is_topical(request: Resource, name: str, medication: Resource | None) -> bo
     dosageInstruction.text or patientInstruction ("use sunscreen cream" is not a route)."""
     for dosage in _dosages(request):
         route = dosage.get("route")
-        if (codes.TOPICAL_ROUTE.system, codes.TOPICAL_ROUTE.code) in coding_keys(route):
-            return True
-        if _TOPICAL_ROUTE_PATTERN.search(concept_text(route)):
+        if _has_topical_route_code(route) or _names_topical_route(concept_text(route)):
             return True
     form = concept_text(medication.get("form")) if medication is not None else ""
-    return bool(_TOPICAL_PATTERN.search(f"{name} {form}"))
+    return _names_topical_product(f"{name} {form}")
+
+
+def _has_topical_route_code(route: Any) -> bool:
+    """The route's codings hold the topical route code (compared as coding_keys does)."""
+    for coding in codings(route):
+        code = coding.get("code")
+        if (code is not None and str(code) == codes.TOPICAL_ROUTE.code
+                and str(coding.get("system", "")) == codes.TOPICAL_ROUTE.system):
+            return True
+    return False
 
 
 def _route(request: Resource, name: str, medication: Resource | None) -> str:
@@ -158,11 +167,30 @@ def _route(request: Resource, name: str, medication: Resource | None) -> str:
     texts = [concept_text(d.get("route")) for d in _dosages(request)]
     texts += [concept_text(medication.get("form")) if medication is not None else "", name]
     for text in texts:
-        if _IV_WORDS.search(text):
-            return "intravenous"
-        if _ORAL_WORDS.search(text):
-            return "oral"
+        word = _route_word(text)
+        if word:
+            return word
     return ""
+
+
+# The words of routes, dose forms and product names, by text: the same few texts ("Oral
+# route", a formulary's product names) come back in every order of every record, and the
+# regexes were half of reading an order. Bounded: texts beyond the bound are matched each time.
+@lru_cache(maxsize=2048)
+def _route_word(text: str) -> str:
+    if _IV_WORDS.search(text):
+        return "intravenous"
+    return "oral" if _ORAL_WORDS.search(text) else ""
+
+
+@lru_cache(maxsize=2048)
+def _names_topical_route(text: str) -> bool:
+    return bool(_TOPICAL_ROUTE_PATTERN.search(text))
+
+
+@lru_cache(maxsize=2048)
+def _names_topical_product(text: str) -> bool:
+    return bool(_TOPICAL_PATTERN.search(text))
 
 
 def _ended_on(request: Resource) -> datetime | None:
@@ -307,7 +335,7 @@ def read_administration(administration: Resource,
             unit = clip(str(quantity.get("unit") or quantity.get("code") or ""), 10)
             dose = f"{float(quantity['value']):g} {unit}".strip()
         route_text = concept_text(dosage.get("route"))
-        route = "intravenous" if _IV_WORDS.search(route_text) else ("oral" if _ORAL_WORDS.search(route_text) else "")
+        route = _route_word(route_text)
     if not route:
         route = _route({}, name, medication)
     return MagnesiumGiven(clip(_short_name(concept, name), 80), when,
