@@ -288,6 +288,10 @@ def load_ratios(one: dict) -> dict:
         out["ratio_cpu_hook_base"] = one["hook"]["cpu_ms_per_request"] / max(1e-9, one["base"]["cpu_ms_per_request"])
         out["ratio_p50_hook_base"] = one["hook"]["p50_us"] / one["base"]["p50_us"]
         out["ratio_p99_hook_base"] = one["hook"]["p99_us"] / one["base"]["p99_us"]
+    if "hooknew" in one and "basenew" in one:
+        out["ratio_cpu_hooknew_basenew"] = (one["hooknew"]["cpu_ms_per_request"]
+                                            / max(1e-9, one["basenew"]["cpu_ms_per_request"]))
+        out["ratio_p50_hooknew_basenew"] = one["hooknew"]["p50_us"] / one["basenew"]["p50_us"]
     for name in ("hook", "hooknew"):
         if name in one and "floor" in one:
             out[f"ratio_cpu_{name}_floor"] = (one[name]["cpu_ms_per_request"]
@@ -471,7 +475,8 @@ def print_load(r: dict, conns: int, args) -> None:
           f"{'requests':>9} {'errors':>7}")
     labels = {"discovery": "discovery", "hook": "hook 267 KiB", "hook84": "hook 84 KiB plain",
               "hooknew": "hook 267 KiB, new", "hook84new": "hook 84 KiB, new",
-              "floor": "floor 267 KiB", "base": "baseline hook 267 KiB"}
+              "floor": "floor 267 KiB", "base": "baseline hook 267 KiB",
+              "basenew": "baseline 267 KiB, new"}
     for name, label in labels.items():
         if name in r:
             x = r[name]
@@ -499,7 +504,9 @@ def print_load(r: dict, conns: int, args) -> None:
                        ("ratio_p99_p50_floor", "p99 ÷ p50, floor (machine noise)"),
                        ("ratio_cpu_hook_base", "CPU hook ÷ baseline, 267 KiB"),
                        ("ratio_p50_hook_base", "p50 hook ÷ baseline, 267 KiB"),
-                       ("ratio_p99_hook_base", "p99 hook ÷ baseline, 267 KiB")):
+                       ("ratio_p99_hook_base", "p99 hook ÷ baseline, 267 KiB"),
+                       ("ratio_cpu_hooknew_basenew", "CPU hook ÷ baseline, new"),
+                       ("ratio_p50_hooknew_basenew", "p50 hook ÷ baseline, new")):
         if key in r:
             print(f"    {label:<32} ×{r[key]:6.2f}   ({per_round(key)})")
 
@@ -605,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
                           workdir / "baseline.log", cwd=(args.baseline_dir or ROOT).resolve())
         if "base" not in endpoint_names:
             endpoint_names.append("base")
+        if "hooknew" in endpoint_names and "basenew" not in endpoint_names:
+            endpoint_names.append("basenew")  # the baseline with the same new patients
 
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           "(shared machine: absolute figures are noisy; compare the ratios)")
@@ -661,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
                          "hooknew": ("hooknew", server, HOOK_PATH, new_files["hooknew"]),
                          "hook84new": ("hook84new", server, HOOK_PATH, new_files["hook84new"]),
                          "floor": ("floor", floor, HOOK_PATH, body_file),
-                         "base": ("base", baseline, HOOK_PATH, body_file)}
+                         "base": ("base", baseline, HOOK_PATH, body_file),
+                         "basenew": ("basenew", baseline, HOOK_PATH, new_files["hooknew"])}
         endpoints = [endpoints_all[n] for n in endpoint_names]
         for conns in (connection_counts if "load" in sections else []):
             r = measure_load(endpoints, connections=conns, threads=args.wrk_threads,
