@@ -21,8 +21,9 @@ FHIR_FETCHES = Counter("cds_fhir_fetches_total",
 AUTH_FAILURES = Counter("cds_auth_failures_total", "Refused authentications, by the check that failed",
                         ["check"])
 PREFETCH_RESOURCES = Counter("cds_prefetch_resources_total",
-                             "Prefetched Bundle entries, by whether an earlier call had sent the same "
-                             "resource (memo hit) or it was parsed and read (miss)", ["memo"])
+                             "Prefetched resources (Bundle entries and single resources), by whether an "
+                             "earlier call had sent the same resource (memo hit) or it was parsed and read "
+                             "(miss)", ["memo"])
 CARDS_NOT_RECORDED = Counter("cds_cards_not_recorded_total",
                              "Cards issued but not written to the state store (queue full or database down)")
 

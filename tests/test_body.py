@@ -220,6 +220,122 @@ def test_readings_are_kept_per_reader_and_per_local_codes(monkeypatch):
     assert len(calls) == 3
 
 
+def test_facts_are_reused_only_for_the_same_shared_resources_and_arguments():
+    """build_facts keeps its answer on the first shared resource: the same objects (the same
+    bytes) and the same arguments give the same PatientFacts; anything else is read again."""
+    patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"}
+    mg = {"resourceType": "Observation", "id": "mg1", "status": "final",
+          "code": {"coding": [{"system": "http://loinc.org", "code": "19123-9"}]},
+          "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-20T08:00:00Z",
+          "valueQuantity": {"value": 0.8, "unit": "mmol/L"}}
+
+    def body(value: float) -> bytes:
+        return orjson.dumps({"hook": "patient-view", "context": {"patientId": "p1"}, "prefetch": {
+            "patient": patient,
+            "mg": {"resourceType": "Bundle",
+                   "entry": [{"resource": {**mg, "valueQuantity": {"value": value, "unit": "mmol/L"}}}]}}})
+
+    shared = memo(called_for="p1")
+
+    def facts(sent: bytes, **arguments):
+        prefetch = parse_body(sent, shared).body["prefetch"]
+        resources = [r for value in prefetch.values() for r in bundle_resources(value)]
+        assert all(isinstance(r, SharedResource) for r in resources)  # the patient too
+        return build_facts(resources, patient_id="p1", encounter_id=arguments.get("encounter"),
+                           unavailable=arguments.get("unavailable", ()),
+                           draft_orders=arguments.get("drafts", ()), local_codes=arguments.get("local"))
+
+    first = facts(body(0.8))
+    assert facts(body(0.8)) is first and [r.normalised for r in first.labs] == [1.6]
+    assert facts(body(0.8), encounter="e1").encounter_id == "e1"
+    assert facts(body(0.8), unavailable=("procedures",)).unavailable == ("procedures",)
+    from cds_service.guideline.codes import LabKind
+    assert facts(body(0.8), local={("urn:lab", "MG"): LabKind.MG_SERUM}) is not first
+    corrected = facts(body(0.4))  # the same patient, the result with another value
+    assert [r.normalised for r in corrected.labs] == [0.8]
+    back = facts(body(0.8))
+    assert back == first and [r.normalised for r in back.labs] == [1.6]
+    draft = {"resourceType": "MedicationRequest", "id": "d1", "status": "draft",
+             "medicationCodeableConcept": {"text": "omeprazole 20 MG Oral Capsule"}}
+    with_drafts = facts(body(0.8), drafts=[draft])
+    assert [d.ingredient for d in with_drafts.draft_orders] == ["omeprazole"]
+    assert facts(body(0.8), drafts=[draft]) is not with_drafts  # drafts are new at every call
+    assert facts(body(0.8)).draft_orders == ()
+
+
+def test_kept_facts_keep_no_resource_alive_and_follow_the_last_call():
+    """The facts are kept on the first resource with weak references to the others: a resource
+    the memo drops is freed (its place can never be taken by another object), and a call that
+    cannot keep its facts removes the previous call's."""
+    import gc
+    import weakref
+
+    patient = SharedResource({"resourceType": "Patient", "id": "p1"})
+    def observation(value):
+        return SharedResource({"resourceType": "Observation", "id": "mg1", "status": "final",
+                               "code": {"coding": [{"system": "http://loinc.org", "code": "19123-9"}]},
+                               "effectiveDateTime": "2026-11-20T08:00:00Z",
+                               "valueQuantity": {"value": value, "unit": "mmol/L"}})
+
+    def facts(*resources):
+        return build_facts(resources, patient_id="p1", encounter_id=None)
+
+    mg = observation(0.8)
+    first = facts(patient, mg)
+    assert facts(patient, mg) is first
+    gone = weakref.ref(mg)
+    del mg
+    gc.collect()
+    assert gone() is None  # the kept facts did not keep it
+    again = facts(patient, observation(0.8))
+    assert again is not first and again == first
+    plain = {"resourceType": "Observation", "id": "mg2", "status": "final"}
+    mg = observation(0.8)
+    facts(patient, mg)
+    facts(patient, mg, plain)  # a resource read for this call only: nothing kept, nothing left
+    assert patient.readings.get(facts_patient._FACTS) is None
+
+
+def test_plain_resources_are_always_read_again():
+    """Resources parsed for one call only (a patient's first call, the memo off) may be changed
+    by their caller: their facts are never kept."""
+    resources = [{"resourceType": "Observation", "id": "mg1", "status": "final",
+                  "code": {"coding": [{"system": "http://loinc.org", "code": "19123-9"}]},
+                  "effectiveDateTime": "2026-11-20T08:00:00Z", "valueQuantity": {"value": 0.8, "unit": "mmol/L"}}]
+    first = build_facts(resources, patient_id=None, encounter_id=None)
+    resources[0]["valueQuantity"]["value"] = 0.4
+    assert [r.normalised for r in build_facts(resources, patient_id=None, encounter_id=None).labs] == [0.8]
+    assert [r.normalised for r in first.labs] == [1.6]
+
+
+def test_a_changing_record_is_answered_as_without_the_memo(app, client):
+    """A patient's record sent again and again, with a result corrected in between: each answer
+    is the one the service gives with the memo off (card and suggestion uuids aside)."""
+    from cds_service import create_app
+    plain = create_app({"resource_memo_size": 0}).test_client()
+    original = json.loads((REQUESTS[0].parent / "at-target.patient-view.json").read_bytes())
+    corrected = json.loads(json.dumps(original))
+    corrected["prefetch"]["magnesium"]["entry"][0]["resource"]["valueQuantity"]["value"] = 0.9
+    corrected["prefetch"]["patient"]["gender"] = "female"  # the single resource changes too
+
+    def without_uuids(value):
+        if isinstance(value, dict):
+            return {k: without_uuids(v) for k, v in value.items() if k != "uuid"}
+        return [without_uuids(v) for v in value] if isinstance(value, list) else value
+
+    def answer(service, sent):
+        response = service.post(PATIENT_VIEW, json=sent)
+        assert response.status_code == 200
+        return without_uuids(response.get_json()["cards"])
+
+    seen = set()
+    for sent in (original, original, original, corrected, original, corrected, corrected):
+        got = answer(client, sent)
+        assert got == answer(plain, sent)
+        seen.add(tuple(card["summary"] for card in got))
+    assert len(seen) == 2  # the correction changed the answer, and changing back restored it
+
+
 def test_memo_hits_and_misses_are_counted_and_size_zero_turns_it_off(app, client):
     assert app.extensions["cds"].resource_memo is not None
     body = json.loads(REQUESTS[0].read_bytes())

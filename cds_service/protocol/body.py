@@ -10,8 +10,9 @@ neither parsed nor read again (the fact readers keep what they made of it on the
 the same only when the data is the same: no client can make the service use facts of a
 resource it did not send.
 
-Only the entries of prefetched Bundles are remembered. Everything else (the context, draft
-orders, a prefetch value that is a single resource) is parsed as usual, and any body the
+Only prefetched resources are remembered: the entries of prefetched Bundles and a prefetch
+value that is a single resource (Patient, Encounter). Everything else (the context, draft
+orders, the Bundles themselves) is parsed as usual, and any body the
 skeleton decoder does not accept is parsed whole with orjson, which gives the same data and
 the same errors as before (tests/test_body.py compares the two over every fixture). msgspec
 finds the members' bytes without parsing them (orjson cannot); orjson parses them.
@@ -35,7 +36,7 @@ class SharedResource(dict):
     `readings` holds what each fact reader made of it (guideline/facts/patient.py);
     `found_again` whether a later call found it (what the memo's admission watches)."""
 
-    __slots__ = ("readings", "found_again")
+    __slots__ = ("readings", "found_again", "__weakref__")  # weak: guideline/facts/patient.py
 
     def __init__(self, data: dict) -> None:
         super().__init__(data)
@@ -171,7 +172,7 @@ class ResourceMemo:
 
 
 class Tally:
-    """Bundle entries of one call found in the memo (hits) and parsed (misses)."""
+    """Prefetched resources of one call found in the memo (hits) and parsed (misses)."""
 
     __slots__ = ("hits", "misses")
 
@@ -213,7 +214,7 @@ _BUNDLE = msgspec.json.Decoder(_Bundle)
 
 def parse_body(raw: bytes, memo: ResourceMemo | None) -> Parsed:
     """The body as orjson parses it, with only the members the service reads (those of a
-    CDS Hooks request, of a Bundle and of its entries) and prefetched Bundle entries from
+    CDS Hooks request, of a Bundle and of its entries) and prefetched resources from
     `memo` when it has them. Raises orjson.JSONDecodeError exactly where orjson.loads would.
 
     Every value the service reads is parsed by orjson, and the whole body is checked for UTF-8.
@@ -257,7 +258,7 @@ def _prefetch_value(raw: bytes, memo: ResourceMemo, tally: Tally) -> Any:
     except msgspec.ValidationError:  # not an object, or not a Bundle's shape
         return orjson.loads(raw)
     if "resourceType" not in members or orjson.loads(memoryview(members["resourceType"])) != "Bundle":
-        return orjson.loads(raw)  # a single resource (Patient, Encounter): all of it
+        return memo.parsed(raw, tally)  # a single resource (Patient, Encounter): all of it
     bundle: dict[str, Any] = {}
     for name, value in members.items():
         if name != "entry":

@@ -69,7 +69,8 @@ def fast_valid_request(body: dict) -> bool:
         if type(prefetch) is not dict:
             return False
         for item in prefetch.values():
-            if item is not None and not (type(item) is dict
+            # isinstance, as jsonschema's "object": a resource from the memo is a dict subclass.
+            if item is not None and not (isinstance(item, dict)
                                          and type(item.get("resourceType")) is str):
                 return False
     return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
+import weakref
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -156,6 +157,39 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
     the order hooks' drafts; `selections` names the ones acted on (None: all of them).
     """
     drafts_given: list[Resource] = [r for r in draft_orders if isinstance(r, dict)]
+    resources = tuple(resources)
+    inputs = (patient_id, encounter_id, tuple(unavailable),
+              frozenset(local_codes.items()) if local_codes else None)
+    if drafts_given or not resources:
+        return _build(resources, inputs, drafts_given, selections, local_codes)
+    # Facts built from exactly these shared resources (the same objects, so the same bytes:
+    # protocol/body.py) and these arguments are the same facts: the last call's are kept on its
+    # first resource (the Patient), with weak references to the others (nothing is kept alive
+    # for them) and replaced at each call. Order hooks' drafts are new at each call: never kept.
+    first = resources[0]
+    readings = None if type(first) is dict else getattr(first, "readings", None)
+    if readings is None:
+        return _build(resources, inputs, drafts_given, selections, local_codes)
+    kept = readings.get(_FACTS)
+    if (kept is not None and kept[0] == inputs and len(kept[1]) == len(resources)
+            and all(ref() is resource for ref, resource in zip(kept[1], resources, strict=True))):
+        return kept[2]
+    facts = _build(resources, inputs, drafts_given, selections, local_codes)
+    if len(resources) <= MAX_KEPT_FACTS_RESOURCES and all(
+            type(r) is not dict and getattr(r, "readings", None) is not None for r in resources):
+        readings[_FACTS] = (inputs, tuple(map(weakref.ref, resources)), facts)
+    else:
+        readings.pop(_FACTS, None)
+    return facts
+
+
+_FACTS = ("patient facts",)  # the key of build_facts' result among a shared resource's readings
+MAX_KEPT_FACTS_RESOURCES = 1000  # a larger record is read again at each call (memory bound)
+
+
+def _build(resources: tuple[Resource, ...], inputs: tuple, drafts_given: list[Resource],
+           selections: Iterable[str] | None, local_codes: LabCodes | None) -> PatientFacts:
+    patient_id, encounter_id, unavailable, _ = inputs
     record = PatientRecord.of(resources, patient_id)
     medication_index = _medication_index(record, drafts_given)
     conditions = record.about_patient("Condition")
