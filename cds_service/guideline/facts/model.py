@@ -38,17 +38,18 @@ class LabResult:
     local_day: str | None = None  # the date as the lab wrote it (its own time zone)
     # `issued` as sent: read only when results share a time (section 2), so parsed on demand.
     issued_text: str | None = None
+    # Final/amended/corrected, dated, with a number in a unit the table knows: derived from the
+    # fields above once (the rules ask it of every result several times per call).
+    usable: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "usable", self.status in USABLE_OBSERVATION_STATUSES
+                           and self.when is not None and self.normalised is not None)
 
     @property
     def issued(self) -> datetime | None:
         """When the lab released this version (corrections, section 2)."""
         return parse_datetime(self.issued_text)
-
-    @property
-    def usable(self) -> bool:
-        """Final/amended/corrected, dated, with a number in a unit the table knows."""
-        return (self.status in USABLE_OBSERVATION_STATUSES and self.when is not None
-                and self.normalised is not None)
 
     @property
     def shown(self) -> str:
