@@ -118,6 +118,10 @@ def to_json(value: Any) -> Any:
         return value
     out = {}
     for key, item in items:
+        if type(item) in _SCALARS:  # most members: no call (None and "" are left out)
+            if item is not None and item != "":
+                out[key] = item
+            continue
         converted = to_json(item)
         if not _is_empty(converted):
             out[key] = converted
