@@ -128,9 +128,7 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
         advice.append(f"Confirm the preliminary result of {a.preliminary[0].day} "
                       f"({mg_text(a.preliminary[0])}) today.")
     if f.stale:
-        advice.append(f"This result is {_days_old(latest, ctx)} days old, beyond the "
-                      f"{f.interval.days}-day monitoring interval ({f.interval.reason}): repeat it "
-                      "now; the treatment below applies if the repeat confirms it.")
+        advice.append(_stale_line(f, ctx))
     if f.severity is Severity.BELOW_TARGET:
         advice.append(f"Target {_target_text(t)}. Not low enough for supplementation by the "
                       "guideline: consider dietary magnesium and recheck at the next interval.")
@@ -161,6 +159,46 @@ def severity_card(f: SeverityFinding, a: Assessment, ctx: CardContext) -> Card:
         "critical" if f.severity.is_acute else "warning")
     return _card(ctx, "mg-severity", indicator, summary,
                  _detail(evidence, advice, a, "mg-severity"), tuple(suggestions))
+
+
+def _stale_line(f: SeverityFinding, ctx: CardContext) -> str:
+    """Section 3: a card on a result older than the monitoring interval asks for a repeat first."""
+    return (f"This result is {_days_old(f.latest, ctx)} days old, beyond the {f.interval.days}-day "
+            f"monitoring interval ({f.interval.reason}): repeat it now; the treatment below applies "
+            "if the repeat confirms it.")
+
+
+def _dialysis_line(dialysis: str) -> str:
+    return (f"On dialysis / end-stage kidney disease ({dialysis}): magnesium depends on the "
+            "dialysate and intake; discuss replacement with nephrology (no standard dose is "
+            "suggested).")
+
+
+def _child_line(f: SeverityFinding, t: Thresholds) -> str:
+    """Section 3, children: weight-based text, never a fixed adult dose."""
+    assert f.child is not None
+    weight = f.child.weight
+    per_kg = "IV magnesium sulfate 25–50 mg/kg per dose (max 2 g)"
+    if weight is not None and weight.normalised is not None:
+        low_mg = min(25 * weight.normalised, 2000)
+        high_mg = min(50 * weight.normalised, 2000)
+        per_kg += f": {low_mg:.0f}–{high_mg:.0f} mg for {weight.shown} ({weight.day})"
+    else:
+        per_kg += f"; no body weight in the last {t.body_weight_recent_days} days: weigh the child"
+    route = per_kg if f.severity.is_acute else f"oral magnesium per the paediatric protocol; if IV is needed, {per_kg}"
+    return (f"Child ({f.child.age_years} years): no fixed adult dose. {route[0].upper()}{route[1:]}. "
+            "Discuss with paediatric nephrology.")
+
+
+def _iv_alternative(ctx: CardContext, caution: str | None) -> Suggestion:
+    """Section 3, minor symptoms: IV magnesium as a second suggestion, not recommended by default."""
+    dose = "1 g (halved for renal impairment)" if caution else "2 g"
+    return _create(f"Magnesium sulfate {dose} IV over 1 hour (if oral is not tolerated)",
+                   "Order IV magnesium sulfate",
+                   intravenous_magnesium(ctx.orders, caution, ctx.thresholds.severe_below), recommended=False)
+
+
+_IV_ALTERNATIVE_LINE = "IV magnesium is offered as an alternative, not recommended by default for minor symptoms."
 
 
 def _trough(ctx: CardContext) -> Suggestion:
@@ -235,34 +273,24 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
     elif caution:
         renal_lines.append(f"Caution: {caution}.")
 
+    # Who the patient is changes what any dose means, even one already given or being ordered.
+    population = ([_dialysis_line(f.dialysis)] if f.dialysis is not None else
+                  [_child_line(f, t)] if f.child is not None else [])
     if f.given:
         shown = "; ".join(_given_text(g) for g in f.given[:3])
         first = f.given[0]
         return urgent + [f"Magnesium already given or ordered since this result: {shown}. "
-                         "No new dose: replacement is under way.", recheck_line] + renal_lines, \
+                         "No new dose: replacement is under way."] + population + [recheck_line] + renal_lines, \
             labs, f"Mg given {first.when.date().isoformat()}: no new dose, {short_recheck}"
     if f.supplement_drafts:
         check = " (for a severe level, make sure it is IV)" if acute else ""
-        return urgent + [f"Magnesium already being ordered: {_drug_names(f.supplement_drafts)}{check}.",
-                         recheck_line] + renal_lines, labs, f"magnesium being ordered, {short_recheck}"
+        return urgent + [f"Magnesium already being ordered: {_drug_names(f.supplement_drafts)}{check}."] \
+            + population + [recheck_line] + renal_lines, labs, f"magnesium being ordered, {short_recheck}"
     if f.dialysis is not None:
-        return urgent + [
-            f"On dialysis / end-stage kidney disease ({f.dialysis}): magnesium depends on the "
-            "dialysate and intake; discuss replacement with nephrology (no standard dose is "
-            "suggested).", recheck_line], [recheck], "discuss with nephrology, recheck"
+        return urgent + population + [recheck_line], [recheck], "discuss with nephrology, recheck"
     if f.child is not None:
-        weight = f.child.weight
-        per_kg = "IV magnesium sulfate 25–50 mg/kg per dose (max 2 g)"
-        if weight is not None and weight.normalised is not None:
-            low_mg = min(25 * weight.normalised, 2000)
-            high_mg = min(50 * weight.normalised, 2000)
-            per_kg += f": {low_mg:.0f}–{high_mg:.0f} mg for {weight.shown} ({weight.day})"
-        else:
-            per_kg += f"; no body weight in the last {t.body_weight_recent_days} days: weigh the child"
-        route = per_kg if acute else f"oral magnesium per the paediatric protocol; if IV is needed, {per_kg}"
-        advice = urgent + [f"Child ({f.child.age_years} years): no fixed adult dose. {route[0].upper()}{route[1:]}. "
-                           "Discuss with paediatric nephrology.", recheck_line] + renal_lines
-        return advice, labs, "weight-based dose, discuss with paediatric nephrology"
+        return urgent + population + [recheck_line] + renal_lines, labs, \
+            "weight-based dose, discuss with paediatric nephrology"
     if acute:
         dose = "1 g (halved for renal impairment)" if caution else "2 g"
         more = "" if caution else (f" (up to 4 g over 4 hours if Mg stays below "
@@ -279,11 +307,13 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
         action = f"MgSO4 {'1' if caution else '2'} g IV over 1 h, {short_recheck}"
         return advice, ([recheck, order] if f.stale else [order, recheck]) + labs[1:], action
     if f.supplements:
+        alternative = [_iv_alternative(ctx, caution)] if minor else []
         return [f"Already on {_drug_names(f.supplements)}: check adherence, then increase it "
                 "(e.g. magnesium oxide 400 mg up to three times daily as tolerated; split doses "
                 "limit diarrhoea)." if not caution else
                 f"Already on {_drug_names(f.supplements)}: check adherence; with renal impairment "
-                "increase only with close magnesium checks.", recheck_line] + renal_lines, labs, \
+                "increase only with close magnesium checks."] + ([_IV_ALTERNATIVE_LINE] if minor else []) \
+            + [recheck_line] + renal_lines, labs[:1] + alternative + labs[1:], \
             f"increase {short_drug(f.supplements[0].name)}, {short_recheck}"
     per_day = 1 if caution else (3 if minor else 2)
     frequency = {1: "once", 2: "twice", 3: "three times"}[per_day]
@@ -306,12 +336,8 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
                     oral_magnesium(ctx.orders, caution, per_day=per_day), recommended=not f.stale)
     ordered = [recheck, order] if f.stale else [order, recheck]
     if minor:
-        dose = "1 g (halved for renal impairment)" if caution else "2 g"
-        ordered.append(_create(f"Magnesium sulfate {dose} IV over 1 hour (if oral is not tolerated)",
-                               "Order IV magnesium sulfate",
-                               intravenous_magnesium(ctx.orders, caution, t.severe_below), recommended=False))
-        advice.insert(1, "IV magnesium is offered as an alternative, not recommended by default "
-                         "for minor symptoms.")
+        ordered.append(_iv_alternative(ctx, caution))
+        advice.insert(1, _IV_ALTERNATIVE_LINE)
     action = f"magnesium oxide 400 mg {frequency} daily, {short_recheck}"
     return advice, ordered + labs[1:], action
 
@@ -337,6 +363,9 @@ def persistent_card(f: PersistentLow, a: Assessment, ctx: CardContext,
     suggestions: list[Suggestion] = []
     advice: list[str] = []
     action = f"increase {short_drug(regimen)}"
+    stale = severity is not None and severity.stale
+    if severity is not None and severity.stale:
+        advice.append(_stale_line(severity, ctx))
     if severity is not None:
         evidence.append(f"Renal function: {renal_text(severity.renal, t)}.")
         if severity.symptoms:
@@ -351,8 +380,14 @@ def persistent_card(f: PersistentLow, a: Assessment, ctx: CardContext,
         else:
             recheck_days, recheck_text = _recheck(severity, a)
             suggestions.append(_repeat_mg(ctx, recheck_days, f"recheck {recheck_text}"))
-            advice.append(f"Increase {regimen} (e.g. magnesium oxide 400 mg up to three times "
+            advice.append(f"If the repeat confirms it, increase {regimen} (e.g. magnesium oxide 400 mg "
+                          "up to three times daily as tolerated)." if stale else
+                          f"Increase {regimen} (e.g. magnesium oxide 400 mg up to three times "
                           f"daily as tolerated); recheck serum Mg {recheck_text}.")
+            if severity.severity is Severity.SYMPTOMATIC_MINOR:
+                caution_given = _caution(severity.renal, t)
+                suggestions.append(_iv_alternative(ctx, caution_given))
+                advice.append(_IV_ALTERNATIVE_LINE)
             if severity.renal.unknown:
                 suggestions.append(_serum_creatinine(ctx, "renal function unknown: before increasing magnesium"))
                 advice.append("Renal function unknown: check a serum creatinine before increasing the dose.")
@@ -374,8 +409,14 @@ def persistent_card(f: PersistentLow, a: Assessment, ctx: CardContext,
         suggestions.append(_femg_workup(ctx))
     # Section 10: the action is never cut; the count of low results goes first, then the word
     # "magnesium" (a child's "weight-based dose, discuss with paediatric nephrology" is long).
+    if stale:  # section 3: the repeat first, the treatment if it confirms the result
+        short_action = action.split(", recheck")[0].split(", repeat")[0]
+        action = "repeat Mg now; if confirmed, " + short_action
+        summary_head += f" ({_days_old(last, ctx)} days ago)"
     summary = first_fitting(f"{summary_head}: {action}",
                             f"Persistent low magnesium despite supplement: {mg_dated(last)}: {action}",
-                            f"Persistent low Mg despite supplement: {mg_dated(last)}: {action}")
+                            f"Persistent low Mg despite supplement: {mg_dated(last)}: {action}",
+                            f"Persistent low Mg despite supplement: {mg_dated(last)}: repeat Mg now"
+                            if stale else f"Persistent low Mg despite supplement: {mg_dated(last)}: {action}")
     return _card(ctx, "mg-persistent", "critical" if f.severe else "warning", summary,
                  _detail(evidence, advice, a, "mg-persistent"), tuple(suggestions))
