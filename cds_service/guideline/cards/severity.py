@@ -7,7 +7,7 @@ from dataclasses import replace
 from ...protocol.response import Card, Suggestion
 from .. import codes
 from ..facts import number, Symptom, UsableResult
-from ..rules import Assessment, GivenSince, PersistentLow, RenalFunction, Severity, SeverityFinding
+from ..rules import Assessment, ChildDosing, GivenSince, PersistentLow, RenalFunction, Severity, SeverityFinding
 from ..suggestions import intravenous_magnesium, lab_order, oral_magnesium
 from ..thresholds import MG_UNIT_TO_MEQ_PER_L, Thresholds
 from .common import (
@@ -174,10 +174,9 @@ def _dialysis_line(dialysis: str) -> str:
             "suggested).")
 
 
-def _child_line(f: SeverityFinding, t: Thresholds) -> str:
+def _child_line(child: ChildDosing, acute: bool, t: Thresholds) -> str:
     """Section 3, children: weight-based text, never a fixed adult dose."""
-    assert f.child is not None
-    weight = f.child.weight
+    weight = child.weight
     per_kg = "IV magnesium sulfate 25–50 mg/kg per dose (max 2 g)"
     if weight is not None and weight.normalised is not None:
         low_mg = min(25 * weight.normalised, 2000)
@@ -185,8 +184,8 @@ def _child_line(f: SeverityFinding, t: Thresholds) -> str:
         per_kg += f": {low_mg:.0f}–{high_mg:.0f} mg for {weight.shown} ({weight.day})"
     else:
         per_kg += f"; no body weight in the last {t.body_weight_recent_days} days: weigh the child"
-    route = per_kg if f.severity.is_acute else f"oral magnesium per the paediatric protocol; if IV is needed, {per_kg}"
-    return (f"Child ({f.child.age_years} years): no fixed adult dose. {route[0].upper()}{route[1:]}. "
+    route = per_kg if acute else f"oral magnesium per the paediatric protocol; if IV is needed, {per_kg}"
+    return (f"Child ({child.age_years} years): no fixed adult dose. {route[0].upper()}{route[1:]}. "
             "Discuss with paediatric nephrology.")
 
 
@@ -275,7 +274,7 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
 
     # Who the patient is changes what any dose means, even one already given or being ordered.
     population = ([_dialysis_line(f.dialysis)] if f.dialysis is not None else
-                  [_child_line(f, t)] if f.child is not None else [])
+                  [_child_line(f.child, acute, t)] if f.child is not None else [])
     if f.given:
         shown = "; ".join(_given_text(g) for g in f.given[:3])
         first = f.given[0]
