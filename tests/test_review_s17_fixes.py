@@ -1,0 +1,148 @@
+# ruff: noqa: E501  (a FHIR resource reads best on one line)
+"""Boundaries of the three s17 review fixes, built from the guideline (docs/clinical-rules.md, revision 2).
+
+1. A magnesium supplement recorded by its RxNorm code only (§3 mg-high, §3 "magnesium already
+   given", §7 persistence; §9 "Match codes by system and code").
+2. §7 rising kidney function with eGFR results reported as bounds (">60", "<15").
+3. §3/§9 dialysis Procedures coded with a SNOMED concept the list does not hold.
+
+Facts-level tests read one resource; patient-level tests run in both data modes of
+tests/test_independent_patients.py (the EHR's prefetch, and no prefetch with a mocked FHIR server).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service import create_app
+from cds_service.guideline.facts import read_administration, read_medication
+
+from .test_independent_patients import (
+    ORAL, PID, RXNORM, SNOMED, UCUM, Case, at, call, mg, mgo, mgso4, none_of, recipient, rx,
+    serum_mg_lab, statement, text, the,
+)
+
+MODES = ("prefetch", "fallback")
+MGO_CODE_ONLY = {"coding": [{"system": RXNORM, "code": "198741"}]}
+
+
+@pytest.fixture(scope="module")
+def discovery():
+    """The service's discovery document, as tests/test_independent_patients.py reads it."""
+    app = create_app({"log_level": "WARNING"})
+    return {s["id"]: s for s in app.test_client().get("/cds-services").get_json()["services"]}
+
+
+def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
+    return call(Case(kw.pop("name", "s17-fixes"), resources, lambda c, m: None, **kw), mode, discovery, monkeypatch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 1: §9 "Match codes by system and code"; suggested product magnesium oxide 400 MG Oral
+# Tablet: RxNorm 198741. §8: magnesium oxide is a supplement.
+
+
+def _admin(concept: dict, *, days: float = 0.2, route: dict | None = None, id: str = "ma-code") -> dict:
+    r: dict = {"resourceType": "MedicationAdministration", "id": id, "status": "completed",
+               "medicationCodeableConcept": concept, "subject": {"reference": f"Patient/{PID}"},
+               "effectiveDateTime": at(days)}
+    if route is not None:
+        r["dosage"] = {"route": route, "dose": {"value": 400, "unit": "mg", "system": UCUM, "code": "mg"}}
+    return r
+
+
+@pytest.mark.parametrize("resource_type", ["MedicationRequest", "MedicationStatement"])
+def test_code_only_magnesium_oxide_is_a_supplement(resource_type):
+    """§9: the code alone decides; the card names it as a clinician writes it (§10), not
+    "RxNorm 198741"."""
+    r = rx(MGO_CODE_ONLY, route=ORAL) if resource_type == "MedicationRequest" else statement(MGO_CODE_ONLY)
+    use = read_medication(r, {})
+    assert use is not None and use.is_magnesium_supplement
+    assert use.name == "magnesium oxide 400 mg oral tablet"
+    assert not use.is_tacrolimus and use.wasting_class is None
+
+
+@pytest.mark.parametrize("concept", [
+    {"coding": [{"system": "http://example.org/formulary", "code": "198741"}]},   # same code, other system
+    {"coding": [{"system": SNOMED, "code": "198741"}]},
+    {"coding": [{"system": RXNORM, "code": "310273"}]},                          # famotidine 20 MG Oral Tablet
+    {"coding": [{"system": RXNORM, "code": "1987410"}]},                         # not a prefix match
+], ids=["local-system", "snomed-system", "famotidine", "longer-code"])
+def test_other_codes_are_not_a_supplement(concept):
+    """§9: "Match codes by system and code": 198741 means magnesium oxide only in RxNorm."""
+    use = read_medication(rx(concept, route=ORAL), {})
+    assert use is not None and not use.is_magnesium_supplement
+
+
+def test_code_only_magnesium_oxide_through_a_medication_reference():
+    """§1: drugs are recognised "through medicationReference to ... a Medication in the data"."""
+    med = {"resourceType": "Medication", "id": "med-mgo", "code": MGO_CODE_ONLY}
+    r = rx(None, route=ORAL)
+    r["medicationReference"] = {"reference": "Medication/med-mgo"}
+    use = read_medication(r, {"med-mgo": med})
+    assert use is not None and use.is_magnesium_supplement
+
+
+def test_the_code_wins_over_a_bowel_prep_word_in_the_text():
+    """§9: codes are matched first, names are the fallback. RxNorm 198741 is the 400 mg tablet,
+    a supplement, whatever words a local text adds."""
+    concept = {"coding": [{"system": RXNORM, "code": "198741"}], "text": "magnesium oxide 400 mg tab (pre-prep clinic stock)"}
+    assert read_medication(rx(concept, route=ORAL), {}).is_magnesium_supplement
+
+
+def test_text_only_bowel_prep_still_is_not_a_supplement():
+    """§8: "Bowel preparations are not supplements" (the name fallback is unchanged)."""
+    concept = {"text": "sodium picosulfate / magnesium oxide / citric acid (Clenpiq) bowel prep"}
+    assert not read_medication(rx(concept, route=ORAL), {}).is_magnesium_supplement
+
+
+def test_code_only_magnesium_oxide_administration_is_magnesium_given():
+    """§3: "a magnesium MedicationAdministration (status completed or in-progress) after the
+    result's time ... means replacement is under way"; §9: by code. The route comes from the
+    product (an oral tablet) when the administration names none."""
+    given = read_administration(_admin(MGO_CODE_ONLY), {})
+    assert given is not None
+    assert given.name == "magnesium oxide 400 mg oral tablet"
+    assert given.route == "oral"
+
+
+@pytest.mark.parametrize("concept", [
+    {"coding": [{"system": RXNORM, "code": "310273"}]},
+    {"coding": [{"system": "http://example.org/formulary", "code": "198741"}]},
+], ids=["famotidine", "local-system"])
+def test_other_code_only_administrations_are_not_magnesium(concept):
+    assert read_administration(_admin(concept), {}) is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_code_only_magnesium_oxide_given_since_the_result_means_no_new_dose(mode, discovery, monkeypatch):
+    """§3: magnesium given since the result: "no new dose is suggested; the card says what was
+    given and when, and suggests the post-replacement recheck"."""
+    res = recipient(mg(1.2, "mEq/L", days=0.5), _admin(MGO_CODE_ONLY, days=0.2, route=ORAL))
+    c = the(run(res, mode, discovery, monkeypatch), "mg-severity", "warning")
+    assert not mgo(c) and not mgso4(c), [s["label"] for s in c.get("suggestions", [])]
+    assert "magnesium oxide" in text(c)
+    assert serum_mg_lab(c)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_code_only_magnesium_oxide_given_before_the_result_does_not_count(mode, discovery, monkeypatch):
+    """§3: only magnesium given *after* the result's time means replacement is under way."""
+    res = recipient(mg(1.2, "mEq/L", days=0.5), _admin(MGO_CODE_ONLY, days=3, route=ORAL))
+    c = the(run(res, mode, discovery, monkeypatch), "mg-severity", "warning")
+    assert mgo(c)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_code_only_home_magnesium_oxide_at_high_mg(mode, discovery, monkeypatch):
+    """§3 mg-high "while a magnesium supplement is active"; §1 MedicationStatement counts as what
+    the patient takes. 3.1 mg/dL = 2.55 mEq/L > 2.5."""
+    res = recipient(statement(MGO_CODE_ONLY, start_days=60, id="ms-mgo-code"), mg(3.1, "mg/dL", days=1))
+    the(run(res, mode, discovery, monkeypatch), "mg-high", "warning")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_code_only_magnesium_oxide_at_high_mg_boundary(mode, discovery, monkeypatch):
+    """§3: high means Mg > high_above = 2.5 mEq/L: 2.5 itself is not high."""
+    res = recipient(rx(MGO_CODE_ONLY, route=ORAL, days=60, id="mr-mgo-code"), mg(2.5, "mEq/L", days=1))
+    none_of(run(res, mode, discovery, monkeypatch), "mg-high")
