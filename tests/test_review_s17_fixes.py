@@ -15,10 +15,13 @@ from __future__ import annotations
 import pytest
 
 from cds_service import create_app
-from cds_service.guideline.facts import read_administration, read_medication
+from cds_service.guideline.facts import build_facts, read_administration, read_medication
+from cds_service.guideline.rules import egfr_rise
+from cds_service.guideline.thresholds import DEFAULT_THRESHOLDS
+from cds_service.testing import factories as f
 
 from .test_independent_patients import (
-    ORAL, PID, RXNORM, SNOMED, UCUM, Case, at, call, mg, mgo, mgso4, none_of, recipient, rx,
+    LOINC, ORAL, PID, RXNORM, SNOMED, UCUM, Case, at, call, mg, mgo, mgso4, none_of, obs, recipient, rx,
     serum_mg_lab, statement, text, the,
 )
 
@@ -146,3 +149,86 @@ def test_code_only_magnesium_oxide_at_high_mg_boundary(mode, discovery, monkeypa
     """§3: high means Mg > high_above = 2.5 mEq/L: 2.5 itself is not high."""
     res = recipient(rx(MGO_CODE_ONLY, route=ORAL, days=60, id="mr-mgo-code"), mg(2.5, "mEq/L", days=1))
     none_of(run(res, mode, discovery, monkeypatch), "mg-high")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 2: §7 "rising kidney function: eGFR up by ≥ 20% (default egfr_rise_fraction = 0.20) within
+# 90 days". §2: "A value with a comparator (<, <=) is an upper bound"; a '>' value is a lower
+# bound (Epic's ">60"). Only a rise the values make certain counts.
+
+EGFR_UNIT = "mL/min/{1.73_m2}"
+
+
+def _egfr(value: float, days: float, comparator: str | None = None) -> dict:
+    return f.lab("98979-8", value, EGFR_UNIT, days=days, comparator=comparator)
+
+
+def _rise(*resources):
+    return egfr_rise(build_facts(resources, patient_id=f.PATIENT_ID, encounter_id=None), DEFAULT_THRESHOLDS)
+
+
+@pytest.mark.parametrize("earlier, earlier_cmp, latest, latest_cmp, least_rise", [
+    (45, None, 60, ">", 1 / 3),        # the review's case: 45 -> ">60" is at least 33 %
+    (50, None, 60, ">", 0.20),         # a '>' bound exactly 20 % above: counts
+    (50, None, 60, ">=", 0.20),
+    (50, None, 59.95, ">", None),      # a bound 19.9 % above: the rise may be smaller
+    (50, None, 60, None, 0.20),        # exact values, exactly 20 % (unchanged)
+    (50, None, 59.95, None, None),     # exact values, 19.9 % (unchanged)
+    (45, None, 60, "<", None),         # a later upper bound is never a rise
+    (45, None, 60, "<=", None),
+    (50, "<", 60, None, 0.20),         # earlier "<50" then 60: at least 20 %
+    (50, "<=", 60, None, 0.20),
+    (50, "<", 59.95, None, None),      # earlier "<50" then 59.95: only 19.9 % certain
+    (15, "<", 45, None, 2.0),          # "<15" then 45
+    (50, "<", 60, ">", 0.20),          # both bounds, exactly 20 % apart
+    (50, ">", 75, None, None),         # earlier ">50" may have been 70: no certain rise
+    (50, ">", 75, ">", None),
+], ids=lambda v: repr(v))
+def test_egfr_rise_with_bounds(earlier, earlier_cmp, latest, latest_cmp, least_rise):
+    rise = _rise(_egfr(earlier, 60, earlier_cmp), _egfr(latest, 3, latest_cmp))
+    if least_rise is None:
+        assert rise is None, rise
+    else:
+        assert rise is not None and rise.fraction == pytest.approx(least_rise)
+        assert rise.at_least == (earlier_cmp is not None or latest_cmp is not None)
+
+
+@pytest.mark.parametrize("earlier_days, counted", [(92.9, True), (93.1, False)])
+def test_egfr_rise_to_a_bound_within_90_days(earlier_days, counted):
+    """§7 "within 90 days" of the latest (3 days ago): 89.9 days before it counts, 90.1 do not."""
+    assert (_rise(_egfr(45, earlier_days), _egfr(60, 3, ">")) is not None) is counted
+
+
+def test_the_latest_egfr_decides_even_when_it_is_a_bound():
+    """An exact rise 40 -> 50 is no longer "rising kidney function" once the latest eGFR is
+    "<15"; and a latest ">45" does not show a rise of 20 % over 40 (it shows 12.5 %)."""
+    assert _rise(_egfr(40, 80), _egfr(50, 40), _egfr(15, 3, "<")) is None
+    assert _rise(_egfr(40, 80), _egfr(50, 40), _egfr(45, 3, ">")) is None
+    assert _rise(_egfr(40, 80), _egfr(50, 40), _egfr(48, 3, ">")).fraction == pytest.approx(0.20)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bound, counted", [(54, True), (53.9, False)])
+def test_egfr_rise_to_a_lower_bound_makes_the_contributing_card(bound, counted, mode, discovery, monkeypatch):
+    """§7: with Mg 1.2 mEq/L (low), eGFR 45 then ">54" (at least 20 %) is a contributing factor;
+    ">53.9" (at least 19.8 %) is not, and nothing else applies: no card."""
+    res = recipient(mg(1.2, "mEq/L", days=1), _obs_egfr(45, 60), _obs_egfr(bound, 3, ">"), renal=False)
+    cards = run(res, mode, discovery, monkeypatch)
+    if not counted:
+        none_of(cards, "mg-contributing")
+        return
+    c = the(cards, "mg-contributing", "warning")
+    assert "≥ 20%" in c["summary"], c["summary"]
+    assert "at least 20%" in text(c) and ">54" in c["detail"], c["detail"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_egfr_falling_to_an_upper_bound_makes_no_contributing_card(mode, discovery, monkeypatch):
+    """§7: 45 then "<60" is not a rise (the value may be anywhere below 60)."""
+    res = recipient(mg(1.2, "mEq/L", days=1), _obs_egfr(45, 60), _obs_egfr(60, 3, "<"), renal=False)
+    none_of(run(res, mode, discovery, monkeypatch), "mg-contributing")
+
+
+def _obs_egfr(value: float, days: float, comparator: str | None = None) -> dict:
+    return obs([(LOINC, "98979-8", "eGFR CKD-EPI 2021")], value, "mL/min/1.73m2", EGFR_UNIT, days=days, text="eGFR",
+               comparator=comparator)
