@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from cds_service import create_app
-from cds_service.guideline.facts import build_facts, read_administration, read_medication
+from cds_service.guideline.facts import build_facts, read_administration, read_dialysis_date, read_medication
 from cds_service.guideline.rules import egfr_rise
 from cds_service.guideline.thresholds import DEFAULT_THRESHOLDS
 from cds_service.testing import factories as f
@@ -232,3 +232,69 @@ def test_egfr_falling_to_an_upper_bound_makes_no_contributing_card(mode, discove
 def _obs_egfr(value: float, days: float, comparator: str | None = None) -> dict:
     return obs([(LOINC, "98979-8", "eGFR CKD-EPI 2021")], value, "mL/min/1.73m2", EGFR_UNIT, days=days, text="eGFR",
                comparator=comparator)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 3: §3 "Dialysis or end-stage kidney disease (an active ESRD Condition, or a dialysis
+# Procedure in the last 30 days; codes in section 9)"; §9 "Dialysis / ESRD: ... 302497006
+# (hemodialysis, Procedure); names 'dialysis', 'ESRD', 'end-stage renal/kidney disease' as
+# fallback" and "Match codes by system and code; fall back to display/text where a record has no
+# usable coding". 71192002 (peritoneal dialysis) is now listed (VSAC "Dialysis Services").
+
+
+def _procedure(codings: list[tuple[str, str, str | None]], text: str | None, days: float = 3,
+               status: str = "completed") -> dict:
+    code: dict = {"coding": [{"system": s, "code": c, **({"display": d} if d else {})} for s, c, d in codings]}
+    if text:
+        code["text"] = text
+    return {"resourceType": "Procedure", "id": "proc-x", "status": status, "code": code,
+            "subject": {"reference": f"Patient/{PID}"}, "performedDateTime": at(days)}
+
+
+@pytest.mark.parametrize("resource, dialysis", [
+    (_procedure([(SNOMED, "302497006", "Hemodialysis")], None), True),
+    (_procedure([(SNOMED, "71192002", None)], None), True),                      # listed code, no name
+    (_procedure([(SNOMED, "71192002", "Peritoneal dialysis")], "Peritoneal dialysis"), True),
+    # a SNOMED concept the list does not hold, named as dialysis: the name decides
+    (_procedure([(SNOMED, "238318009", "Continuous ambulatory peritoneal dialysis")], None), True),
+    (_procedure([("http://www.ama-assn.org/go/cpt", "90945", None)], "Dialysis procedure other than hemodialysis"), True),
+    (_procedure([], "Haemodialysis session"), True),                             # code-less (unchanged)
+    # coded as something else, no dialysis in the name: out
+    (_procedure([(SNOMED, "80146002", "Appendectomy")], "Appendectomy"), False),
+    (_procedure([(SNOMED, "238318009", None)], None), False),                    # unlisted code, no name
+    (_procedure([(SNOMED, "70536003", "Transplantation of kidney")], None), False),
+    (_procedure([(SNOMED, "71192002", "Peritoneal dialysis")], None, status="not-done"), False),
+], ids=["hd-code", "pd-code-only", "pd-coded-named", "unlisted-snomed-named", "cpt-named", "text-only",
+        "other-procedure", "unlisted-code-only", "transplant", "not-done"])
+def test_dialysis_procedure_by_code_then_name(resource, dialysis):
+    assert (read_dialysis_date(resource) is not None) is dialysis
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("days, dialysis", [(29.9, True), (30.1, False)])
+def test_peritoneal_dialysis_within_30_days(days, dialysis, mode, discovery, monkeypatch):
+    """§3: a dialysis Procedure "in the last 30 days": no one-click supplementation orders,
+    discuss replacement with nephrology; older: the usual oral magnesium suggestion."""
+    pd = _procedure([(SNOMED, "71192002", "Peritoneal dialysis")], "Peritoneal dialysis", days=days)
+    c = the(run(recipient(mg(1.2, "mEq/L", days=1), pd), mode, discovery, monkeypatch), "mg-severity", "warning")
+    if dialysis:
+        assert not mgo(c) and not mgso4(c)
+        assert "nephrology" in text(c) and "dialysate" in text(c)
+        assert serum_mg_lab(c), "lab rechecks are still suggested on dialysis"
+    else:
+        assert mgo(c)
+
+
+def _add_capd(prefetch: dict) -> None:
+    """An EHR's own prefetch that returns every recent Procedure (not only the listed codes)."""
+    capd = _procedure([(SNOMED, "238318009", "Continuous ambulatory peritoneal dialysis")], "CAPD exchange", days=2)
+    prefetch["procedures"]["entry"].append({"fullUrl": "Procedure/proc-x", "resource": capd})
+
+
+def test_unlisted_dialysis_code_named_dialysis_in_the_ehr_prefetch(discovery, monkeypatch):
+    """§9 name fallback: a CAPD Procedure coded with a SNOMED concept the list does not hold
+    still means dialysis when the EHR sends it."""
+    case = Case("s17-capd", recipient(mg(1.2, "mEq/L", days=1)), lambda c, m: None, prefetch_extra=_add_capd)
+    c = the(call(case, "prefetch", discovery, monkeypatch), "mg-severity", "warning")
+    assert not mgo(c) and not mgso4(c)
+    assert "nephrology" in text(c)

@@ -401,9 +401,13 @@ TRANSPLANT_ORGAN_WORDS = ("kidney", "renal", "liver", "hepatic", "heart", "cardi
                           "pancreas", "pancreatic", "intestine", "intestinal")
 
 # Section 3: dialysis or end-stage kidney disease. Source: docs/clinical-rules.md section 9 (SNOMED CT
-# International browser); names are the fallback for code-less records.
+# International browser); names are the fallback for code-less records. 71192002 (peritoneal
+# dialysis) verified in the VSAC eCQM "Dialysis Services" value set
+# (2.16.840.1.113883.3.464.1003.109.12.1013, mirrored in canvas-medical/canvas-plugins): listed
+# so the Procedure search and prefetch (which filter by code) bring it; a procedure with another
+# code whose name says dialysis matches by name (facts/conditions.py).
 ESRD_CONDITIONS = (Code(SNOMED, "46177005", "End-stage renal disease"),)
-DIALYSIS_PROCEDURES = (Code(SNOMED, "302497006", "Hemodialysis"),)
+DIALYSIS_PROCEDURES = (Code(SNOMED, "302497006", "Hemodialysis"), Code(SNOMED, "71192002", "Peritoneal dialysis"))
 DIALYSIS_WORDS = ("dialysis", "haemodialysis", "hemodialysis", "ESRD", "ESKD",
                   "end-stage renal disease", "end-stage kidney disease", "end stage renal disease",
                   "end stage kidney disease")
