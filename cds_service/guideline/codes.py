@@ -356,6 +356,17 @@ FAMOTIDINE_20_TABLET = Product(
 # Candidates 1658259 / 1658262 are not confirmed (section 9): text only.
 MAGNESIUM_SULFATE_IV = Product(
     "magnesium_sulfate_iv", "magnesium sulfate 40 mg/mL injection (2 g in 50 mL premix)", None)
+# Magnesium supplements by RxNorm code (sections 3, 7 and 9: "Match codes by system and code"):
+# the supplement products section 9 lists with a verified code, i.e. the ones this service itself
+# suggests. An order placed from a suggestion often comes back with the code only (no text, no
+# display) and must still count as a supplement. Other magnesium products match by name
+# (MAGNESIUM_SUPPLEMENT_NAMES) until section 9 lists their codes; the IV magnesium sulfate
+# candidates 1658259 / 1658262 are not confirmed and stay out.
+_SUPPLEMENT_PRODUCTS = (MAGNESIUM_OXIDE_400_TABLET,)
+MAGNESIUM_SUPPLEMENT_CODES: tuple[Code, ...] = tuple(p.code for p in _SUPPLEMENT_PRODUCTS if p.code is not None)
+# (system, code) -> the name cards show for a code-only record (as a clinician writes it, section 10).
+MAGNESIUM_SUPPLEMENT_NAME_BY_CODE: Mapping[tuple[str, str], str] = {
+    (p.code.system, p.code.code): p.text for p in _SUPPLEMENT_PRODUCTS if p.code is not None}
 ORAL_ROUTE = Code(SNOMED, "26643006", "Oral route")
 INTRAVENOUS_ROUTE = Code(SNOMED, "47625008", "Intravenous route")
 
@@ -390,9 +401,13 @@ TRANSPLANT_ORGAN_WORDS = ("kidney", "renal", "liver", "hepatic", "heart", "cardi
                           "pancreas", "pancreatic", "intestine", "intestinal")
 
 # Section 3: dialysis or end-stage kidney disease. Source: docs/clinical-rules.md section 9 (SNOMED CT
-# International browser); names are the fallback for code-less records.
+# International browser); names are the fallback for code-less records. 71192002 (peritoneal
+# dialysis) verified in the VSAC eCQM "Dialysis Services" value set
+# (2.16.840.1.113883.3.464.1003.109.12.1013, mirrored in canvas-medical/canvas-plugins): listed
+# so the Procedure search and prefetch (which filter by code) bring it; a procedure with another
+# code whose name says dialysis matches by name (facts/conditions.py).
 ESRD_CONDITIONS = (Code(SNOMED, "46177005", "End-stage renal disease"),)
-DIALYSIS_PROCEDURES = (Code(SNOMED, "302497006", "Hemodialysis"),)
+DIALYSIS_PROCEDURES = (Code(SNOMED, "302497006", "Hemodialysis"), Code(SNOMED, "71192002", "Peritoneal dialysis"))
 DIALYSIS_WORDS = ("dialysis", "haemodialysis", "hemodialysis", "ESRD", "ESKD",
                   "end-stage renal disease", "end-stage kidney disease", "end stage renal disease",
                   "end stage kidney disease")

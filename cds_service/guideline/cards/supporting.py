@@ -91,7 +91,7 @@ def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -
     if f.tacrolimus_high and f.tacrolimus_level is not None:
         named.append(f"tacrolimus level {f.tacrolimus_level.shown}")
     if f.egfr_rise is not None:
-        named.append(f"eGFR up {f.egfr_rise.fraction:.0%}")
+        named.append(f"eGFR up {'≥ ' if f.egfr_rise.at_least else ''}{f.egfr_rise.fraction:.0%}")
     head = f"Factors worsening magnesium loss with {mg_dated(f.latest)}: "
     action = _contributing_action(f)
     listed = listing(named, SUMMARY_LIMIT - len(head) - len(action))
@@ -109,7 +109,8 @@ def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -
         evidence.append(line + ".")
     if f.egfr_rise is not None:
         r = f.egfr_rise
-        evidence.append(f"eGFR rose {r.fraction:.0%} ({r.earlier.shown} on {r.earlier.day} → "
+        least = "at least " if r.at_least else ""  # a '>60' or '<15' result: the least rise (section 7)
+        evidence.append(f"eGFR rose {least}{r.fraction:.0%} ({r.earlier.shown} on {r.earlier.day} → "
                         f"{r.latest.shown} on {r.latest.day}): better graft function can "
                         "increase magnesium excretion.")
     suggestions += stop_active_orders(f.wasting_drugs, "worsens magnesium loss")

@@ -76,10 +76,12 @@ def read_dialysis_date(procedure: Resource) -> datetime | None:
     if procedure.get("status") not in ("completed", "in-progress"):
         return None
     code = procedure.get("code")
-    keys = coding_keys(code)
-    if not keys & _DIALYSIS_CODES:
-        if any(system == codes.SNOMED for system, _ in keys) or not _DIALYSIS_PATTERN.search(concept_text(code)):
-            return None
+    # Section 9 lists one dialysis code (302497006 hemodialysis) and names "dialysis" as the
+    # fallback "where a record has no usable coding": a SNOMED concept the list does not hold
+    # (71192002 peritoneal dialysis) is not a usable coding here, so its name decides. A
+    # procedure coded as something else whose name does not say dialysis stays out.
+    if not coding_keys(code) & _DIALYSIS_CODES and not _DIALYSIS_PATTERN.search(concept_text(code)):
+        return None
     return _performed(procedure)
 
 

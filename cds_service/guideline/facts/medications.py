@@ -242,7 +242,11 @@ def _classify(concept: Any) -> _Drug | None:
     if not name and not keys:
         return None
     rxnorm = frozenset(code for system, code in keys if system == codes.RXNORM)
-    display = name or next((f"RxNorm {code}" for code in sorted(rxnorm)), "unnamed medication")
+    # Sections 3, 7, 9: a supplement product is matched by its code first (an order placed from
+    # this service's own suggestion may carry RxNorm 198741 alone), by its name otherwise.
+    product = next((codes.MAGNESIUM_SUPPLEMENT_NAME_BY_CODE[k] for k in sorted(keys)
+                    if k in codes.MAGNESIUM_SUPPLEMENT_NAME_BY_CODE), None)
+    display = name or product or next((f"RxNorm {code}" for code in sorted(rxnorm)), "unnamed medication")
     return _Drug(
         name=name, rxnorm=rxnorm,
         is_tacrolimus=bool(keys & _TACROLIMUS_CODES) or bool(_TACROLIMUS_PATTERN.search(name)),
@@ -250,7 +254,7 @@ def _classify(concept: Any) -> _Drug | None:
         lowering=LOWERING_INDEX.match(rxnorm, name),
         # A shampoo, vaginal or ear form acts locally like a cream (section 6), for these lists only.
         local_form=bool(_LOCAL_FORM_PATTERN.search(name)),
-        supplement=is_supplement_name(name), display=display,
+        supplement=product is not None or is_supplement_name(name), display=display,
         short_name=clip(_short_name(concept, display), 80))
 
 
@@ -317,9 +321,12 @@ def read_administration(administration: Resource,
     if administration.get("status") not in GIVEN_ADMINISTRATION_STATUSES:
         return None
     concept, medication = medication_concept(administration, medications)
-    name = concept_text(concept)
-    if not is_supplement_name(name):
+    # The same classification as orders (by code, then by name): a code-only magnesium oxide
+    # administration is magnesium given (sections 3 and 9).
+    drug = _drug(concept)
+    if drug is None or not drug.supplement:
         return None
+    name = drug.display
     period = administration.get("effectivePeriod")
     when = parse_datetime(administration.get("effectiveDateTime")) or (
         parse_datetime(period.get("start")) if isinstance(period, dict) else None)

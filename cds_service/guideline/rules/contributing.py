@@ -42,14 +42,27 @@ def trough_window_days(facts: PatientFacts, now: datetime, thresholds: Threshold
             else thresholds.tacrolimus_level_recent_days_late)
 
 
+# Section 7, eGFR reported as a bound (Epic's ">60", Cerner's "<15"): a lower bound can only
+# raise the latest value, an upper bound can only lower an earlier one.
+LOWER_BOUNDS = frozenset({">", ">="})
+UPPER_BOUNDS = frozenset({"<", "<="})
+
+
 def egfr_rise(facts: PatientFacts, thresholds: Thresholds) -> EgfrRise | None:
-    """Latest eGFR up by >= egfr_rise_fraction over the lowest in the window before it."""
-    exact = [r for r in facts.labs_of(LabKind.EGFR) if is_usable(r) and r.comparator is None]
-    latest = latest_usable(exact)
-    if latest is None:
+    """Latest eGFR up by >= egfr_rise_fraction over the lowest in the window before it.
+
+    Only a rise that is certain counts: the latest may be exact or a lower bound (">60" after 45
+    is a rise of at least 33 %), an earlier one exact or an upper bound ("<15" before 45); the
+    fraction is then the least rise the values allow. A latest upper bound ("<15") is never a
+    rise, and an earlier lower bound (">60") cannot be the start of one."""
+    latest = latest_usable(r for r in facts.labs_of(LabKind.EGFR)
+                           if r.comparator is None or r.comparator in LOWER_BOUNDS | UPPER_BOUNDS)
+    if latest is None or latest.comparator in UPPER_BOUNDS:
         return None
     since = latest.when - timedelta(days=thresholds.egfr_rise_window_days)
-    earlier = [r for r in exact if since <= r.when < latest.when and r.normalised > 0]
+    earlier = [r for r in facts.labs_of(LabKind.EGFR)
+               if is_usable(r) and (r.comparator is None or r.comparator in UPPER_BOUNDS)
+               and since <= r.when < latest.when and r.normalised > 0]
     if not earlier:
         return None
     lowest = min(earlier, key=lambda r: r.normalised)

@@ -129,7 +129,12 @@ class SymptomsWithNormalMagnesium:
 class EgfrRise:
     earlier: UsableResult
     latest: UsableResult
-    fraction: float
+    fraction: float  # the least rise the values allow when one of them is a bound
+
+    @property
+    def at_least(self) -> bool:
+        """The rise is a lower bound: the latest is reported as '>N' or the earlier as '<N'."""
+        return self.latest.comparator is not None or self.earlier.comparator is not None
 
 
 @dataclass(frozen=True)
