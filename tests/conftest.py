@@ -84,3 +84,11 @@ if os.environ.get("CI"):
 
 
 from .realparts import chromium, database_url, postgres_database, postgres_url  # noqa: E402,F401
+
+
+@pytest.fixture(scope="module")
+def discovery():
+    """The service's discovery document by service id (the independent patients' tests build
+    their prefetch from its templates)."""
+    app = create_app({"log_level": "WARNING"})
+    return {s["id"]: s for s in app.test_client().get("/cds-services").get_json()["services"]}

@@ -303,11 +303,6 @@ class Case:
     modes: tuple[str, ...] = ("prefetch", "fallback")
 
 
-@pytest.fixture(scope="module")
-def discovery():
-    app = create_app({"log_level": "WARNING"})
-    return {s["id"]: s for s in app.test_client().get("/cds-services").get_json()["services"]}
-
 
 def render(template: str) -> str | None:
     if "{{context.encounterId}}" in template:

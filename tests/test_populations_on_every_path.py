@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (a FHIR resource reads best on one line)
 """Section 3: who the patient is (on dialysis, a child) is said on every severity card, also
 when magnesium is already being ordered or was already given (the order of safety in
 cards/severity._supplementation); and stale results on the persistent card (section 3 + 7).
@@ -8,11 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from .test_independent_patients import (  # noqa: F401  (discovery is a fixture)
-    Case, call, created, discovery, draft, mg, mgo_order, mgso4, procedure, recipient, rxcode, text, the,
+
+from .test_independent_patients import (
+    Case, call, created, draft, mg, mgo_order, mgso4, procedure, recipient, rxcode, text, the,
 )
 
 MODES = ("prefetch", "fallback")
+
 MGO = rxcode("198741", "magnesium oxide 400 MG Oral Tablet", "magnesium oxide 400 mg tablet")
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service import create_app
 from cds_service.guideline.facts import build_facts, read_administration, read_dialysis_date, read_medication
 from cds_service.guideline.rules import egfr_rise
 from cds_service.guideline.thresholds import DEFAULT_THRESHOLDS
@@ -27,13 +26,6 @@ from .test_independent_patients import (
 
 MODES = ("prefetch", "fallback")
 MGO_CODE_ONLY = {"coding": [{"system": RXNORM, "code": "198741"}]}
-
-
-@pytest.fixture(scope="module")
-def discovery():
-    """The service's discovery document, as tests/test_independent_patients.py reads it."""
-    app = create_app({"log_level": "WARNING"})
-    return {s["id"]: s for s in app.test_client().get("/cds-services").get_json()["services"]}
 
 
 def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
