@@ -1,0 +1,174 @@
+# ruff: noqa: E501  (a FHIR resource or an EHR text reads best on one line)
+"""Order-hook cards (GUIDELINE.md section 6) against section 10's summary rule, famotidine's renal
+dosing from eGFR bounds, and the tacrolimus-start card next to an active serum Mg order.
+
+Patients are built the way EHRs send them (tests/test_independent_patients.py: both the EHR's
+prefetch and no prefetch with a mocked FHIR server); every answer is also checked against
+section 10 there (length, no cut action, ranges, drug names, override reasons).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cds_service.guideline.cards.orders import _summary
+
+from . import test_independent_patients as patients
+from .test_independent_patients import (
+    ORAL, Case, call, day, draft, egfr, mg, patient, recipient, rx, rxcode, the,
+    trough,
+)
+
+discovery = patients.discovery  # the module's fixture: discovery answered once per module
+
+MODES = ("prefetch", "fallback")
+
+
+def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
+    return call(Case("orders-s17", resources, lambda c, m: None, **kw), mode, discovery, monkeypatch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Section 10: "summary ≤ 140 characters: the finding, its number and date, then the action".
+# The longest realistic inputs: the longest PPI ingredient, several drafts, a diuretic drafted
+# first, results in mmol/L and mg/dL (shown with their mEq/L equivalent), bounds, old results.
+
+DEXILANT = draft({"text": "dexlansoprazole (DEXILANT) 60 mg delayed-release capsule"}, id="draft-dexi",
+                 sig="60 mg by mouth daily")
+PANTO = draft({"text": "pantoprazole 40 mg EC tablet"}, id="draft-panto")
+HCTZ = draft({"text": "hydrochlorothiazide 25 mg tablet"}, id="draft-hctz")
+ETHACRYNIC = draft({"text": "ethacrynic acid 25 mg tablet"}, id="draft-etha")
+BUMEX = draft({"text": "bumetanide (BUMEX) 1 mg tablet"}, id="draft-bumex")
+
+# name: (the latest serum Mg, the number as the lab wrote it, its date, state words, action end)
+MG_STATES = {
+    "low-mmol": (lambda: mg(0.62, "mmol/L"), "0.62 mmol/L", day(1), "low", "recheck Mg in 1–2 weeks"),
+    "low-mgdl-3-decimals": (lambda: mg(1.22, "mg/dL"), "1.22 mg/dL", day(1), "low", "recheck Mg in 1–2 weeks"),
+    "severe-bound-mmol": (lambda: mg(0.5, "mmol/L", comparator="<"), "<0.5 mmol/L", day(1), "low",
+                          "recheck Mg in 1–2 weeks"),
+    "below-target-mmol": (lambda: mg(0.72, "mmol/L"), "0.72 mmol/L", day(1), "below target", "recheck Mg in 1–2 weeks"),
+    "below-target-mgdl": (lambda: mg(1.81, "mg/dL"), "1.81 mg/dL", day(1), "below target", "recheck Mg in 1–2 weeks"),
+    "at-target-mmol": (lambda: mg(0.95, "mmol/L"), "0.95 mmol/L", day(1), "at target", "keep routine Mg checks (every 42 days)"),
+    "not-measured-mmol": (lambda: mg(0.72, "mmol/L", days=50), "0.72 mmol/L", day(50), "no Mg in 42 days", "check serum Mg now"),
+}
+DRAFT_SETS = {
+    "dexilant": [DEXILANT],
+    "hctz-then-dexilant": [HCTZ, DEXILANT],
+    "four-drafts": [HCTZ, DEXILANT, PANTO, ETHACRYNIC],
+    "diuretics-only": [HCTZ, ETHACRYNIC, BUMEX],
+}
+
+
+def _listed(summary: str, names: list[str]) -> None:
+    """Every drafted drug is named or counted ('dexlansoprazole +3'), never cut mid-word."""
+    lead = re.split(r" ordered, |, Mg |, no Mg ", summary, maxsplit=1)[0].lower()
+    shown = [n for n in names if n in lead]
+    more = re.search(r"\+(\d+)$", lead)
+    assert shown and len(shown) + (int(more.group(1)) if more else 0) == len(names), (lead, names)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("drafts", list(DRAFT_SETS))
+@pytest.mark.parametrize("state", list(MG_STATES))
+def test_wasting_order_summary_keeps_number_date_and_whole_action(state, drafts, hook, mode, discovery,
+                                                                  monkeypatch):
+    """§6 "a card naming the drug and the latest Mg"; "For an oral PPI, offer famotidine";
+    §10 the summary carries the finding, its number and date, then the whole action."""
+    result, number, date, words, action_end = MG_STATES[state]
+    chosen = DRAFT_SETS[drafts]
+    cards = run(recipient(result()), mode, discovery, monkeypatch, hook=hook, drafts=chosen)
+    c = the(cards, "mg-order-wasting")
+    s = c["summary"]
+    assert len(s) <= 140 and s.endswith(action_end), s
+    assert number in s and date in s and words in s, s
+    oral_ppi = drafts != "diuretics-only"
+    assert ("consider famotidine instead; " in s) == oral_ppi, s
+    if oral_ppi:  # the PPI the swap replaces is the one named, whatever the draft order
+        assert s.lower().startswith("dexlansoprazole"), s
+    names = {"dexilant": ["dexlansoprazole"], "hctz-then-dexilant": ["dexlansoprazole", "hydrochlorothiazide"],
+             "four-drafts": ["dexlansoprazole", "pantoprazole", "hydrochlorothiazide", "ethacrynic acid"],
+             "diuretics-only": ["hydrochlorothiazide", "ethacrynic acid", "bumetanide"]}[drafts]
+    _listed(s, names)
+
+
+def test_wasting_summary_keeps_both_units_when_they_fit(discovery, monkeypatch):
+    """§2 "Show values in the unit the lab used, with the mEq/L equivalent where it differs":
+    the finding is only shortened when the summary would not fit otherwise."""
+    cards = run(recipient(mg(0.62, "mmol/L")), "prefetch", discovery, monkeypatch, hook="order-select",
+                drafts=[HCTZ])
+    s = the(cards, "mg-order-wasting", "warning")["summary"]
+    assert s == f"Hydrochlorothiazide ordered, Mg 0.62 mmol/L (1.24 mEq/L) ({day(1)}) low: use the lowest dose, recheck Mg in 1–2 weeks"
+
+
+PAXLOVID = draft(rxcode("2587899", "nirmatrelvir 150 MG / ritonavir 100 MG Oral Tablet Co-packaged",
+                        "PAXLOVID 300 mg-100 mg tablets"), id="draft-paxlovid")
+TYBOST = draft({"text": "cobicistat (TYBOST) 150 mg tablet"}, id="draft-tybost")
+RIFAMPIN = draft({"text": "rifampin 300 mg capsule"}, id="draft-rif")
+TEGRETOL = draft({"text": "carbamazepine (TEGRETOL) 200 mg tablet"}, id="draft-tegretol")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n", [1, 2, 4])
+@pytest.mark.parametrize("level", [None, 12.35, 31.5])
+@pytest.mark.parametrize("state", ["active", "on-hold", "stopped"])
+def test_interaction_summary_keeps_whole_action(state, level, n, mode, discovery, monkeypatch):
+    """§6 ritonavir/cobicistat: "critical: tacrolimus usually has to be held or sharply reduced
+    ... tacrolimus trough on day 2–3"; §1 held or stopped tacrolimus never gets a trough
+    suggestion; §10 the summary ends with the whole action."""
+    stopped = state == "stopped"
+    tac = rx(rxcode("198377", "tacrolimus 1 MG Oral Capsule", "tacrolimus (PROGRAF) 1 mg capsule"), route=ORAL,
+             status=state, days=10 if stopped else 800)
+    res = [patient(), tac, egfr(58), mg(0.62, "mmol/L")] + ([trough(level, days=3)] if level else [])
+    cards = run(res, mode, discovery, monkeypatch, hook="order-sign", drafts=[PAXLOVID, TYBOST, RIFAMPIN, TEGRETOL][:n])
+    c = the(cards, "mg-order-interaction", "critical")
+    s = c["summary"]
+    assert len(s) <= 140, s
+    if state == "active":
+        assert s.endswith("hold or sharply reduce tacrolimus (transplant team); trough on day 2–3"), s
+        if level:
+            assert f"{level:g} ng/mL" in s and day(3) in s, s
+    else:
+        assert s.endswith("agree any restart dose with the transplant team"), s
+    assert s.startswith("Ritonavir"), s
+
+
+ENV_LONG = {"CDS_GUIDELINE_EARLY_INTERVAL_DAYS": "14", "CDS_GUIDELINE_EARLY_PHASE_DAYS": "60",
+            "CDS_GUIDELINE_ORDER_RECENT_MG_DAYS": "120"}
+START = draft(rxcode("198377", "tacrolimus 1 MG Oral Capsule", "tacrolimus (PROGRAF) 1 mg capsule"), id="draft-tac-start")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("env", [{}, ENV_LONG], ids=["defaults", "overridden-intervals"])
+@pytest.mark.parametrize("result, number, days, action_end", [
+    (lambda: mg(0.62, "mmol/L", days=2), "0.62 mmol/L", 2, " for the first {phase} days"),
+    (lambda: mg(1.22, "mg/dL", days=2), "1.22 mg/dL", 2, " for the first {phase} days"),
+    (lambda: mg(0.5, "mmol/L", days=2, comparator="<"), "<0.5 mmol/L", 2, " for the first {phase} days"),
+    (lambda: mg(0.72, "mmol/L", days=150), "0.72 mmol/L", 150, "order a baseline serum Mg, then {early}"),
+    (lambda: mg(0.95, "mmol/L", days=2), "0.95 mmol/L", 2, "serum Mg check in {days} days"),
+], ids=["low-mmol", "low-mgdl", "bound-mmol", "old-mmol", "in-range-mmol"])
+def test_start_summary_keeps_number_date_and_whole_action(result, number, days, action_end, env, mode,
+                                                          discovery, monkeypatch):
+    """§6 starting tacrolimus: "warning when Mg is low or unmeasured in 30 days ... monitoring
+    plan"; section 10: the numbers a hospital overrides appear in the text; the summary keeps
+    the finding's number and date and its whole action."""
+    cards = run([patient(), egfr(80), result()], mode, discovery, monkeypatch, hook="order-select",
+                drafts=[START], env=env)
+    s = the(cards, "mg-order-tacrolimus")["summary"]
+    early_days = int(env.get("CDS_GUIDELINE_EARLY_INTERVAL_DAYS", 7))
+    early = "weekly" if early_days == 7 else f"every {early_days} days"
+    phase = env.get("CDS_GUIDELINE_EARLY_PHASE_DAYS", "30")
+    assert len(s) <= 140 and number in s and day(days) in s, s
+    assert s.endswith(action_end.format(phase=phase, early=early, days=early_days)), s
+
+
+def test_summary_cuts_a_hostile_finding_at_a_word_never_the_action():
+    """§10 "never mid-word"; the action is the part a clinician acts on: it stays whole."""
+    action = "consider famotidine instead; use the lowest dose, recheck Mg in 1–2 weeks"
+    name = "pantoprazole " + "supercalifragilistic " * 6 + "tablet"
+    s = _summary(["{list} ordered, Mg 0.62 mmol/L (2026-11-24) low"], action, [name])
+    assert len(s) <= 140 and s.endswith(": " + action), s
+    head = s[:-len(action) - 2]
+    assert head.endswith("…") and head[:-1].split()[-1] in name.split(), s
