@@ -17,7 +17,7 @@ from cds_service.guideline.cards.orders import _summary
 
 from . import test_independent_patients as patients
 from .test_independent_patients import (
-    ORAL, Case, call, day, draft, egfr, mg, patient, recipient, rx, rxcode, the,
+    ORAL, Case, call, day, draft, egfr, med_suggestions, mg, obs, patient, recipient, rx, rxcode, the,
     trough,
 )
 
@@ -172,3 +172,69 @@ def test_summary_cuts_a_hostile_finding_at_a_word_never_the_action():
     assert len(s) <= 140 and s.endswith(": " + action), s
     head = s[:-len(action) - 2]
     assert head.endswith("…") and head[:-1].split()[-1] in name.split(), s
+
+
+# ---------------------------------------------------------------------------------------------
+# Section 6: famotidine in place of an oral PPI, "renal dosing as today" (famotidine label: full
+# dose from 60 mL/min, 20 mg once daily from 30, 20 mg every other day below 30), with eGFRs as
+# EHRs report them: numbers, and bounds (Epic ">60", Cerner "<15", as valueQuantity.comparator
+# or as valueString).
+
+EGFR_CODE = [(patients.LOINC, "98979-8", "eGFR CKD-EPI 2021")]
+
+
+def _egfr(value, comparator=None, **kw):
+    return obs(EGFR_CODE, value, "mL/min/1.73m2", "mL/min/{1.73_m2}", days=3, text="eGFR", comparator=comparator, **kw)
+
+
+FAMOTIDINE_GRID = [
+    # eGFR as reported, (tablets, every N days), words the sig must carry
+    ("60", lambda: _egfr(60), (2, 1), ["twice daily"]),
+    ("59.9", lambda: _egfr(59.9), (1, 1), ["once daily", "reduced for egfr 59.9"]),
+    ("30", lambda: _egfr(30), (1, 1), ["once daily", "reduced for egfr 30"]),
+    ("29.9", lambda: _egfr(29.9), (1, 2), ["every other day", "reduced for egfr 29.9"]),
+    (">60", lambda: _egfr(60, ">"), (2, 1), ["twice daily", "egfr >60"]),
+    (">=60", lambda: _egfr(60, ">="), (2, 1), ["twice daily", "egfr >=60"]),
+    (">90 valueString", lambda: _egfr(None, valueString=">90"), (2, 1), ["twice daily", "egfr >90"]),
+    (">59", lambda: _egfr(59, ">"), (1, 1), ["once daily", "egfr >59", "bound", "check renal function"]),
+    (">30", lambda: _egfr(30, ">"), (1, 1), ["once daily", "egfr >30", "bound"]),
+    (">=30", lambda: _egfr(30, ">="), (1, 1), ["once daily", "egfr >=30", "bound"]),
+    (">25", lambda: _egfr(25, ">"), (1, 2), ["every other day", "egfr >25", "bound", "check renal function"]),
+    ("<15 valueString", lambda: _egfr(None, valueString="<15"), (1, 2), ["every other day", "egfr <15"]),
+    ("<30", lambda: _egfr(30, "<"), (1, 2), ["every other day", "egfr <30"]),
+    ("<=30", lambda: _egfr(30, "<="), (1, 2), ["every other day", "egfr <=30", "bound"]),
+    ("<60", lambda: _egfr(60, "<"), (1, 2), ["every other day", "egfr <60", "bound", "check renal function"]),
+    ("none", None, (1, 1), ["once daily", "no egfr on record"]),
+]
+
+
+def _famotidine(card: dict) -> dict:
+    found = [r for r in med_suggestions(card)
+             if any(cd.get("code") == "310273" for cd in r["medicationCodeableConcept"].get("coding", []))]
+    assert len(found) == 1, [r["medicationCodeableConcept"] for r in med_suggestions(card)]
+    return found[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("reported, result, dose, words", FAMOTIDINE_GRID, ids=[g[0] for g in FAMOTIDINE_GRID])
+def test_famotidine_renal_dose_from_reported_egfr(reported, result, dose, words, mode, discovery, monkeypatch):
+    """§6 "offer famotidine (RxNorm 310273, famotidine 20 MG Oral Tablet, renal dosing as today)";
+    §2 a comparator makes the value a bound. A lower bound at or above 60 is normal renal
+    function (full dose, the eGFR named, never "no eGFR on record"); a bound that leaves the
+    band open is dosed for the lowest eGFR it admits and says so; the text and the structured
+    timing agree."""
+    res = recipient(mg(1.8, "mEq/L", days=10), *([result()] if result else []), renal=False)
+    d = draft({"text": "omeprazole 20 mg capsule"}, id="draft-ome", sig="20 mg by mouth daily")
+    cards = run(res, mode, discovery, monkeypatch, hook="order-select", drafts=[d])
+    famotidine = _famotidine(the(cards, "mg-order-wasting", "info"))
+    instruction = famotidine["dosageInstruction"][0]
+    sig = instruction["text"].lower()
+    repeat = instruction["timing"]["repeat"]
+    assert (repeat["frequency"], repeat["period"]) == dose, (repeat, sig)
+    assert instruction["doseAndRate"][0]["doseQuantity"]["value"] == 20
+    for word in words:
+        assert word in sig, (word, sig)
+    if reported != "none":
+        assert "no egfr" not in sig, sig
+    if dose == (2, 1) and reported[0] not in "<>":
+        assert "(" not in sig, sig  # a plain normal eGFR: the plain full-dose sig, as before
