@@ -238,3 +238,60 @@ def test_famotidine_renal_dose_from_reported_egfr(reported, result, dose, words,
         assert "no egfr" not in sig, sig
     if dose == (2, 1) and reported[0] not in "<>":
         assert "(" not in sig, sig  # a plain normal eGFR: the plain full-dose sig, as before
+
+
+# ---------------------------------------------------------------------------------------------
+# Section 6 starting tacrolimus with a serum Mg already ordered (section 4: never two orders for
+# the same test). The card keeps its plan and says the Mg is ordered; it orders no second one.
+
+
+def _serum_mg_order(status: str, id: str) -> dict:
+    return {"resourceType": "ServiceRequest", "id": id, "status": status, "intent": "order",
+            "category": [{"coding": [{"system": patients.SNOMED, "code": "108252007", "display": "Laboratory procedure"}]}],
+            "code": {"coding": [{"system": patients.LOINC, "code": "19123-9",
+                                 "display": "Magnesium [Mass/volume] in Serum or Plasma"}], "text": "Magnesium, serum"},
+            "subject": {"reference": f"Patient/{patients.PID}"}, "authoredOn": patients.at(0.1)}
+
+
+def _serum_mg_suggested(card: dict) -> bool:
+    return any(cd.get("code") in ("19123-9", "2601-3")
+               for s in card.get("suggestions") or [] for a in s.get("actions", [])
+               if (a.get("resource") or {}).get("resourceType") == "ServiceRequest"
+               for cd in a["resource"]["code"].get("coding", []))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("latest, finding", [
+    (lambda: [mg(0.9, "mmol/L", days=40)], "no Mg in 30 days"),
+    (lambda: [], "Mg never measured"),
+], ids=["last-mg-40-days-ago", "never-measured"])
+@pytest.mark.parametrize("where", ["active-order", "draft-being-signed"])
+def test_start_card_with_serum_mg_already_ordered_keeps_plan_without_second_order(where, latest, finding, mode,
+                                                                                  discovery, monkeypatch):
+    """§6 "Starting tacrolimus ...: an info card (or warning when Mg is low or unmeasured in 30
+    days) recommending a baseline serum Mg and the monitoring plan (weekly for the first month,
+    then every 4–6 weeks)"; §4 a serum Mg already ordered is the one to draw (no second order)."""
+    res = [patient(), egfr(80)] + latest()
+    drafts = [START]
+    if where == "active-order":
+        res.append(_serum_mg_order("active", "sr-mg-active"))
+        hook = "order-select"
+    else:
+        drafts.append(_serum_mg_order("draft", "sr-mg-draft"))
+        hook = "order-sign"
+    cards = run(res, mode, discovery, monkeypatch, hook=hook, drafts=drafts)
+    c = the(cards, "mg-order-tacrolimus", "warning")
+    assert finding in c["summary"] and c["summary"].endswith("baseline serum Mg already ordered, then weekly"), c["summary"]
+    assert "weekly" in c["detail"] and "already ordered" in c["detail"], c["detail"]
+    assert not any(_serum_mg_suggested(card) for card in cards), [s["label"] for card in cards
+                                                                  for s in card.get("suggestions") or []]
+    assert "mg-monitoring" not in [card["source"]["topic"]["code"] for card in cards]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_start_card_without_an_order_still_suggests_the_baseline(mode, discovery, monkeypatch):
+    """§6: "... with the ServiceRequest suggestion" when no serum Mg is ordered (the control)."""
+    cards = run([patient(), egfr(80), mg(0.9, "mmol/L", days=40)], mode, discovery, monkeypatch,
+                hook="order-select", drafts=[START])
+    c = the(cards, "mg-order-tacrolimus", "warning")
+    assert _serum_mg_suggested(c) and c["summary"].endswith("order a baseline serum Mg, then weekly"), c["summary"]

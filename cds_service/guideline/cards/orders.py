@@ -85,12 +85,15 @@ def tacrolimus_start_card(f: TacrolimusStart, a: Assessment, ctx: CardContext) -
     elif f.concern:
         findings = ([f"no Mg in {t.order_recent_mg_days} days (last {mg})" for mg in _mg_on_forms(f.latest)]
                     if f.latest else ["Mg never measured"])
-        summary = first_fitting(*(f"Starting tacrolimus, {finding}: order a baseline serum Mg, then {early}"
-                                  for finding in findings))
+        action = ("baseline serum Mg already ordered" if f.mg_ordered
+                  else "order a baseline serum Mg") + f", then {early}"
+        summary = first_fitting(*(f"Starting tacrolimus, {finding}: {action}" for finding in findings))
     else:
         when = "now" if f.due_now else f"in {t.early_interval_days} days"
-        summary = first_fitting(*(f"Starting tacrolimus, baseline {mg} in range: first {early} "
-                                  f"serum Mg check {when}" for mg in _mg_forms(f.latest)))
+        action = (f"serum Mg already ordered, then {early} for the {first}" if f.mg_ordered
+                  else f"first {early} serum Mg check {when}")
+        summary = first_fitting(*(f"Starting tacrolimus, baseline {mg} in range: {action}"
+                                  for mg in _mg_forms(f.latest)))
     evidence = [f"Ordering {clinical_name(f.draft.name)}; no active tacrolimus on record.",
                 _latest_mg_line(f.latest)]
     plan = monitoring_plan(t)
@@ -99,10 +102,16 @@ def tacrolimus_start_card(f: TacrolimusStart, a: Assessment, ctx: CardContext) -
                   f"Mg, then {plan}."]
     else:
         advice = [f"The baseline is in range (within {t.order_recent_mg_days} days). Tacrolimus "
-                  f"wastes magnesium, most in the first weeks: check serum Mg {plan}. The "
-                  "suggested order is the first of these checks, not a new baseline."]
+                  f"wastes magnesium, most in the first weeks: check serum Mg {plan}."
+                  + ("" if f.mg_ordered else " The suggested order is the first of these checks, "
+                     "not a new baseline.")]
     suggestions: tuple[Suggestion, ...] = ()
-    if f.suggest_baseline:
+    if f.mg_ordered:
+        # The plan still stands; the order placed is its first check (section 4: never two).
+        advice.append("A serum magnesium is already ordered for this patient: it is the "
+                      + ("baseline" if f.concern else "first of these checks")
+                      + "; no second order is suggested. Make sure it is drawn.")
+    elif f.suggest_baseline:
         why = ("baseline before tacrolimus" if f.concern else
                f"first {early} check" + ("" if f.due_now else f" in {t.early_interval_days} days"))
         suggestions = (_repeat_mg(ctx, 1 if f.due_now else t.early_interval_days, why),)
