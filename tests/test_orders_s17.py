@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (a FHIR resource or an EHR text reads best on one line)
-"""Order-hook cards (GUIDELINE.md section 6) against section 10's summary rule, famotidine's renal
+"""Order-hook cards (docs/clinical-rules.md section 6) against section 10's summary rule, famotidine's renal
 dosing from eGFR bounds, and the tacrolimus-start card next to an active serum Mg order.
 
 Patients are built the way EHRs send them (tests/test_independent_patients.py: both the EHR's
