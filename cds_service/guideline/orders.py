@@ -53,8 +53,11 @@ class TacrolimusStart:
     draft: MedicationUse
     latest: UsableResult | None  # the latest usable serum Mg
     concern: str | None  # why this is a warning: "low" or "not measured in 30 days"; None: info
-    suggest_baseline: bool  # False when another card already asks for a serum Mg
+    suggest_baseline: bool  # False when another card already asks for a serum Mg, or one is ordered
     due_now: bool  # the level is due now (concern, or the early-phase interval has passed)
+    # A serum Mg is already ordered (placed or being signed): the card still gives the plan,
+    # says so, and orders no second one (section 4: never two orders for the same test).
+    mg_ordered: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,8 +183,13 @@ def _tacrolimus_start(facts: PatientFacts, draft: MedicationUse, latest: UsableR
     recent = latest is not None and not is_older_than(latest, thresholds.order_recent_mg_days, now)
     severity = classify(latest.normalised, latest.comparator, False, thresholds) if latest else None
     low = severity is not None and severity.is_low
-    if recent and not low and facts.magnesium_lab_orders:
-        return None  # a recent normal result and the monitoring plan already in place
+    ordered = facts.magnesium_lab_orders > 0
+    if recent and not low and ordered:
+        # Pinned by the golden answer order-start-plan-in-place (no cards); the reviewer's s17
+        # reading of section 6 wants the card here too: the lead decides (see the s17 report).
+        return None
     concern = "low" if low else (None if recent else f"not measured in {thresholds.order_recent_mg_days} days")
-    return TacrolimusStart(draft, latest, concern, suggest_baseline=not severity_card,
-                           due_now=due or concern is not None)
+    # A serum Mg already ordered: the card still gives the plan, and says so; its own order
+    # would duplicate that one (section 4).
+    return TacrolimusStart(draft, latest, concern, suggest_baseline=not severity_card and not ordered,
+                           due_now=due or concern is not None, mg_ordered=ordered)

@@ -213,16 +213,7 @@ def famotidine_instead(ctx: OrderContext, egfr: LabResult | None) -> dict:
     """Section 6: an H2 blocker in place of an oral PPI (PPIs waste magnesium), dosed to renal
     function as its labelling asks (famotidine is cleared by the kidney). Every dose is a whole
     20 mg tablet, the coded product: below 30 mL/min the label's 20 mg every other day."""
-    per_days = 1
-    if egfr is not None and egfr.normalised is not None and egfr.comparator not in (">", ">="):
-        if egfr.normalised < FAMOTIDINE_REDUCED_DOSE_EGFR:
-            per_day, per_days, why = 1, 2, f"reduced for eGFR {egfr.shown}"
-        elif egfr.normalised < FAMOTIDINE_FULL_DOSE_EGFR:
-            per_day, why = 1, f"reduced for eGFR {egfr.shown}"
-        else:
-            per_day, why = 2, None
-    else:
-        per_day, why = 1, "no eGFR on record: check renal function before increasing"
+    per_day, per_days, why = _famotidine_dose(egfr)
     frequency = {(2, 1): "twice daily", (1, 1): "once daily", (1, 2): "every other day"}[(per_day, per_days)]
     text = f"Famotidine 20 mg by mouth {frequency} in place of the proton pump inhibitor"
     if why:
@@ -231,3 +222,28 @@ def famotidine_instead(ctx: OrderContext, egfr: LabResult | None) -> dict:
         ctx, codes.FAMOTIDINE_20_TABLET, text, 20, codes.ORAL_ROUTE,
         {"repeat": {"frequency": per_day, "period": per_days, "periodUnit": "d"}}, None,
         reason=[{"text": "Acid suppression without PPI-related magnesium loss (patient on tacrolimus)"}])
+
+
+def _famotidine_dose(egfr: LabResult | None) -> tuple[int, int, str | None]:
+    """(tablets per period, period in days, why) for the eGFR on record.
+
+    A reported bound is dosed for the lowest eGFR it admits (be conservative): '>60' is at
+    least 60, normal renal function (full dose, the eGFR named); '>25' might be 26 (the dose
+    below 30, said to be a bound); '<15' or '<60' might be anything lower (20 mg every other
+    day; '<60' said to be a bound).
+    """
+    if egfr is None or egfr.normalised is None:
+        return 1, 1, "no eGFR on record: check renal function before increasing"
+    value, comparator = egfr.normalised, egfr.comparator
+    if comparator in ("<", "<="):
+        # Only an upper bound: certainly below 30 when the bound is, else possibly far lower.
+        certain = value <= FAMOTIDINE_REDUCED_DOSE_EGFR if comparator == "<" else value < FAMOTIDINE_REDUCED_DOSE_EGFR
+        return 1, 2, (f"reduced for eGFR {egfr.shown}" if certain else
+                      f"reduced: eGFR {egfr.shown} is only an upper bound; check renal function "
+                      "before increasing")
+    bound = comparator in (">", ">=")
+    if value >= FAMOTIDINE_FULL_DOSE_EGFR:
+        return 2, 1, f"full dose for eGFR {egfr.shown}" if bound else None
+    why = (f"reduced: eGFR {egfr.shown} is only a lower bound; check renal function before increasing"
+           if bound else f"reduced for eGFR {egfr.shown}")
+    return (1, 2, why) if value < FAMOTIDINE_REDUCED_DOSE_EGFR else (1, 1, why)

@@ -24,7 +24,9 @@ from .common import (
     _repeat_mg,
     capitalised,
     clinical_name,
+    first_fitting,
     listing,
+    mg_dated,
     mg_text,
 )
 
@@ -42,6 +44,20 @@ def _level_line(level: LabResult | None) -> str:
 def _mg_dated(latest: LabResult | None) -> str:
     """'Mg 1.6 mEq/L (2026-11-20)': the number and date of a summary (section 10)."""
     return f"{mg_text(latest)} ({latest.day})" if latest else "Mg never measured"
+
+
+def _mg_forms(latest: LabResult | None) -> list[str]:
+    """The latest Mg with its number and date for a summary, longest form first: both units,
+    then the date folded in, then the lab's unit only. A summary that does not fit shortens its
+    finding this way, never its action (section 10)."""
+    if latest is None:
+        return ["Mg never measured"]
+    return list(dict.fromkeys([_mg_dated(latest), mg_dated(latest), f"Mg {latest.shown} ({latest.day})"]))
+
+
+def _mg_on_forms(latest: LabResult) -> list[str]:
+    """'Mg 0.62 mmol/L (1.24 mEq/L) on 2026-10-01', then 'Mg 0.62 mmol/L on 2026-10-01'."""
+    return list(dict.fromkeys([f"{mg_text(latest)} on {latest.day}", f"Mg {latest.shown} on {latest.day}"]))
 
 
 def _every(days: int, word: str | None = None) -> str:
@@ -62,17 +78,22 @@ def tacrolimus_start_card(f: TacrolimusStart, a: Assessment, ctx: CardContext) -
     t = ctx.thresholds
     first = f"first {t.early_phase_days} days"
     early = "weekly" if t.early_interval_days == 7 else f"every {t.early_interval_days} days"
+    # Each summary from its fullest form to its shortest (section 10: the action stays whole).
     if f.concern == "low":
-        summary = (f"Starting tacrolimus with low {_mg_dated(f.latest)}: treat it (severity card), "
-                   f"then serum Mg {early} for the {first}")
+        summary = first_fitting(*(f"Starting tacrolimus with low {mg}: treat it (severity card), "
+                                  f"then serum Mg {early} for the {first}" for mg in _mg_forms(f.latest)))
     elif f.concern:
-        finding = (f"no Mg in {t.order_recent_mg_days} days (last {mg_text(f.latest)} on {f.latest.day})"
-                   if f.latest else "Mg never measured")
-        summary = f"Starting tacrolimus, {finding}: order a baseline serum Mg, then {early}"
+        findings = ([f"no Mg in {t.order_recent_mg_days} days (last {mg})" for mg in _mg_on_forms(f.latest)]
+                    if f.latest else ["Mg never measured"])
+        action = ("baseline serum Mg already ordered" if f.mg_ordered
+                  else "order a baseline serum Mg") + f", then {early}"
+        summary = first_fitting(*(f"Starting tacrolimus, {finding}: {action}" for finding in findings))
     else:
         when = "now" if f.due_now else f"in {t.early_interval_days} days"
-        summary = (f"Starting tacrolimus, baseline {_mg_dated(f.latest)} in range: first {early} "
-                   f"serum Mg check {when}")
+        action = (f"serum Mg already ordered, then {early} for the {first}" if f.mg_ordered
+                  else f"first {early} serum Mg check {when}")
+        summary = first_fitting(*(f"Starting tacrolimus, baseline {mg} in range: {action}"
+                                  for mg in _mg_forms(f.latest)))
     evidence = [f"Ordering {clinical_name(f.draft.name)}; no active tacrolimus on record.",
                 _latest_mg_line(f.latest)]
     plan = monitoring_plan(t)
@@ -81,10 +102,16 @@ def tacrolimus_start_card(f: TacrolimusStart, a: Assessment, ctx: CardContext) -
                   f"Mg, then {plan}."]
     else:
         advice = [f"The baseline is in range (within {t.order_recent_mg_days} days). Tacrolimus "
-                  f"wastes magnesium, most in the first weeks: check serum Mg {plan}. The "
-                  "suggested order is the first of these checks, not a new baseline."]
+                  f"wastes magnesium, most in the first weeks: check serum Mg {plan}."
+                  + ("" if f.mg_ordered else " The suggested order is the first of these checks, "
+                     "not a new baseline.")]
     suggestions: tuple[Suggestion, ...] = ()
-    if f.suggest_baseline:
+    if f.mg_ordered:
+        # The plan still stands; the order placed is its first check (section 4: never two).
+        advice.append("A serum magnesium is already ordered for this patient: it is the "
+                      + ("baseline" if f.concern else "first of these checks")
+                      + "; no second order is suggested. Make sure it is drawn.")
+    elif f.suggest_baseline:
         why = ("baseline before tacrolimus" if f.concern else
                f"first {early} check" + ("" if f.due_now else f" in {t.early_interval_days} days"))
         suggestions = (_repeat_mg(ctx, 1 if f.due_now else t.early_interval_days, why),)
@@ -98,11 +125,25 @@ def _ingredients(drafts: tuple[MedicationUse, ...]) -> list[str]:
     return list(dict.fromkeys(d.ingredient or clinical_name(d.name) for d in drafts))
 
 
-def _summary(finding: str, action: str, items: list[str], template: str = "{items}") -> str:
-    """Finding (with its list budgeted, '+N' for what does not fit), then the action."""
-    fixed = len(finding.replace("{list}", "")) + len(action) + 2
-    listed = listing(items, max(SUMMARY_LIMIT - fixed, 12))
-    return f"{finding.replace('{list}', template.format(items=listed))}: {action}"
+def _summary(findings: list[str], action: str, items: list[str], template: str = "{items}") -> str:
+    """The finding (with its list budgeted, '+N' for what does not fit), then the action.
+
+    Section 10: the summary ends with its whole action. `findings` are the same finding from
+    the fullest form to the shortest (e.g. the Mg in both units, then in the lab's unit only);
+    the first one that fits is used. Should none fit (a very long drug name), the finding is cut
+    at a word, never the action.
+    """
+    summary = ""
+    for finding in findings:
+        fixed = len(finding.replace("{list}", "")) + len(action) + 2
+        listed = listing(items, max(SUMMARY_LIMIT - fixed, 12))
+        summary = f"{finding.replace('{list}', template.format(items=listed))}: {action}"
+        if len(summary) <= SUMMARY_LIMIT:
+            return summary
+    head = summary[:-len(action) - 2]
+    room = SUMMARY_LIMIT - len(action) - 3  # ': ' and the ellipsis
+    cut = head[:room + 1].rfind(" ")
+    return f"{head[:cut if cut > 0 else room].rstrip(' ,;:(')}…: {action}"
 
 
 _MG_ALREADY_ORDERED = ("A serum magnesium is already ordered for this patient: no second order is "
@@ -111,22 +152,24 @@ _MG_ALREADY_ORDERED = ("A serum magnesium is already ordered for this patient: n
 
 def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -> Card:
     t = ctx.thresholds
-    names = _ingredients(f.drafts)
     ppis = [d for d in f.drafts if d.wasting_class == "ppi"]
     oral_ppis = [d for d in ppis if not d.is_intravenous and d.request_id]
+    # The PPI the famotidine swap replaces is named first: a list cut to "+N" must not leave
+    # "consider famotidine instead" next to a diuretic.
+    names = _ingredients(tuple(oral_ppis) + tuple(d for d in f.drafts if d not in oral_ppis))
     if f.concern == "not measured":
-        finding = "{list} ordered, " + (f"no Mg in {t.routine_interval_days} days (last "
-                                        f"{mg_text(f.latest)} on {f.latest.day})" if f.latest
-                                        else "Mg never measured")
+        findings = (["{list} ordered, " + f"no Mg in {t.routine_interval_days} days (last {mg})"
+                     for mg in _mg_on_forms(f.latest)] if f.latest else ["{list} ordered, Mg never measured"])
         action = "serum Mg already ordered" if f.mg_ordered else "check serum Mg now"
     else:
         state = {"low": "low", "below target": "below target", None: "at target"}[f.concern]
-        finding = "{list} ordered, " + f"{_mg_dated(f.latest)} {state}"
+        findings = ["{list} ordered, " + f"{mg} {state}" for mg in _mg_forms(f.latest)]
         action = ("use the lowest dose, recheck Mg in 1–2 weeks" if f.concern
                   else f"keep routine Mg checks (every {t.routine_interval_days} days)")
+    findings.append(findings[-1].replace("{list} ordered, ", "{list}, "))  # last: 'ordered' goes
     if oral_ppis:
         action = "consider famotidine instead; " + action
-    summary = capitalised(_summary(finding, action, names))
+    summary = capitalised(_summary(findings, action, names))
     evidence = [f"Ordering {clinical_name(d.name)} ({_class_label(d.wasting_class)}"
                 + (", intravenous" if d.is_intravenous else "") + ")." for d in f.drafts]
     evidence += [_latest_mg_line(f.latest), _level_line(f.tacrolimus_level)]
@@ -197,8 +240,10 @@ def interaction_order_card(f: InteractingDrugOrdered, a: Assessment, ctx: CardCo
         action = timing
     items = list(f.interacting) or raising + lowering  # strongest first
     verb = "change" if raising and lowering else ("raise" if raising else "lower")
-    finding = "{list} " + (verb + "s" if len(items) == 1 else verb) + " tacrolimus levels, " + level
-    summary = capitalised(_summary(finding, action, items))
+    verb = verb + "s" if len(items) == 1 else verb
+    # Shorter forms of the same finding for long inputs (section 10: never cut the action).
+    findings = ["{list} " + f"{verb} tacrolimus levels, {level}", "{list} " + f"{verb} tacrolimus, {level}"]
+    summary = capitalised(_summary(findings, action, items))
     evidence = []
     for d in f.raising:
         why = {InteractionStrength.BOOSTER: "a strong CYP3A inhibitor (booster): tacrolimus levels can "
