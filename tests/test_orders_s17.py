@@ -21,7 +21,6 @@ from .test_independent_patients import (
     trough,
 )
 
-discovery = patients.discovery  # the module's fixture: discovery answered once per module
 
 MODES = ("prefetch", "fallback")
 

@@ -185,8 +185,8 @@ def _tacrolimus_start(facts: PatientFacts, draft: MedicationUse, latest: UsableR
     low = severity is not None and severity.is_low
     ordered = facts.magnesium_lab_orders > 0
     if recent and not low and ordered:
-        # Pinned by the golden answer order-start-plan-in-place (no cards); the reviewer's s17
-        # reading of section 6 wants the card here too: the lead decides (see the s17 report).
+        # Section 6 as issue 4 specified it: a recent normal result and a serum Mg order in
+        # place leave nothing to say (golden answer order-start-plan-in-place: no cards).
         return None
     concern = "low" if low else (None if recent else f"not measured in {thresholds.order_recent_mg_days} days")
     # A serum Mg already ordered: the card still gives the plan, and says so; its own order
