@@ -427,7 +427,8 @@ SYMPTOMS = (
 # "Cramp" alone is not used: abdominal cramps (e.g. from oral magnesium itself) are not a sign
 # of hypomagnesemia; the coded SNOMED concept is the muscle cramp.
 SYMPTOM_WORDS = ("muscle cramp", "muscle cramps", "leg cramp", "leg cramps", "muscle spasm",
-                 "muscle spasms", "tremor", "tremors", "seizure", "seizures", "tetany",
+                 "muscle spasms", "tremor", "tremors", "seizure", "seizures", "convulsion",
+                 "convulsions", "tetany",
                  "arrhythmia", "ventricular tachycardia", "torsades", "torsade de pointes",
                  "torsades de pointes", "atrial fibrillation", "QT prolongation", "prolonged QT",
                  "long QT")
@@ -436,8 +437,8 @@ MINOR_SYMPTOMS = frozenset({"55300003", "26079004"})
 MINOR_SYMPTOM_WORDS = ("muscle cramp", "muscle cramps", "leg cramp", "leg cramps", "muscle spasm",
                        "muscle spasms", "tremor", "tremors")
 URGENT_SYMPTOMS = frozenset({"91175000", "698247007", "49436004"})
-URGENT_SYMPTOM_WORDS = ("seizure", "seizures", "arrhythmia", "tachycardia", "torsade", "torsades",
-                        "fibrillation")
+URGENT_SYMPTOM_WORDS = ("seizure", "seizures", "convulsion", "convulsions", "arrhythmia", "tachycardia",
+                        "torsade", "torsades", "fibrillation")
 
 HYPOMAGNESEMIA = Code(SNOMED, "190855004", "Hypomagnesemia")
 

@@ -18,8 +18,8 @@ _SYMPTOM_CODES = {c.code: c for c in codes.SYMPTOMS}
 _SYMPTOM_PATTERN = codes.name_pattern(codes.SYMPTOM_WORDS)
 _URGENT_PATTERN = codes.name_pattern(codes.URGENT_SYMPTOM_WORDS)
 _MINOR_PATTERN = codes.name_pattern(codes.MINOR_SYMPTOM_WORDS)
-_MAJOR_WORDS = codes.name_pattern(("seizure", "seizures", "tetany", "arrhythmia", "tachycardia",
-                                   "torsade", "torsades", "fibrillation", "QT"))
+_MAJOR_WORDS = codes.name_pattern(("seizure", "seizures", "convulsion", "convulsions", "tetany", "arrhythmia",
+                                   "tachycardia", "torsade", "torsades", "fibrillation", "QT"))
 _DIALYSIS_PATTERN = codes.name_pattern(codes.DIALYSIS_WORDS)
 _ESRD_CODES = codes.keys(codes.ESRD_CONDITIONS)
 _DIALYSIS_CODES = codes.keys(codes.DIALYSIS_PROCEDURES)

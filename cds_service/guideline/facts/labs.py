@@ -66,9 +66,15 @@ def lab_kind(obs: Resource, local_codes: LabCodes | None = None) -> LabKind | No
 _SHORT_MG_NAME = re.compile(r"^\s*(?:(?:serum|plasma|s|p)[\s-]+)?mg(?:[\s,(-]+(?:serum|plasma|level|total)\)?)?\s*$")
 
 
+# Specimens other than blood and urine (drains, dialysate, effusions: common after a
+# transplant): a text-only result naming one is not a serum or urine result (section 2).
+_OTHER_SPECIMEN = re.compile(r"\b(?:fluid|dialysate|drain|peritoneal|pleural|ascit\w*|csf|cerebrospinal|"
+                             r"synovial|pericardial|bile|stool|fa?eces|sweat|saliva|amniotic)\b")
+
+
 def _lab_kind_from_text(text: str) -> LabKind | None:
     """Section 2: codes first; text is the fallback for records that carry only text."""
-    if not text:
+    if not text or _OTHER_SPECIMEN.search(text):
         return None
     urine = "urine" in text or "urinary" in text
     if "magnesium" in text or _SHORT_MG_NAME.match(text):
@@ -110,6 +116,8 @@ def creatinine_mg_per_dl(value: float, unit_keys: Iterable[str]) -> float | None
             return value
         if key in ("umol/l", "µmol/l", "μmol/l"):
             return value / CREATININE_UMOL_PER_MG_DL
+        if key == "mmol/l":  # SI laboratories' urine creatinine
+            return value * 1000 / CREATININE_UMOL_PER_MG_DL
     return None
 
 
@@ -182,7 +190,13 @@ def read_lab(obs: Resource, local_codes: LabCodes | None = None) -> LabResult | 
             comparator = found
         unit = str(quantity.get("unit") or quantity.get("code") or "")
         if value is not None:
-            normalised = _normalise(kind, value, _unit_keys(quantity))
+            keys = _unit_keys(quantity)
+            normalised = _normalise(kind, value, keys)
+            # The UCUM code decides (section 2); a unit text that says another unit would show
+            # a number the conversion contradicts ("0.45 mg/dL (0.90 mEq/L)"): show the code.
+            if len(keys) == 2 and normalised is not None and _normalise(kind, value, keys[1:]) not in (
+                    None, normalised):
+                unit = str(quantity["code"])
     when, local_day = observation_time(obs)
     observation_id, issued = get("id"), get("issued")
     return LabResult(
