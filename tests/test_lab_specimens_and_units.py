@@ -89,3 +89,12 @@ def test_convulsions_are_a_major_urgent_symptom(text):
 def test_a_muscle_cramp_stays_minor():
     symptom = read_symptom(condition("Muscle cramps"))
     assert symptom is not None and not symptom.major
+
+
+@pytest.mark.parametrize("written, shown", [("2026-11", "2026-11"), ("2026", "2026"),
+                                            ("2026-11-24", "2026-11-24"), ("2026-11-24T23:30:00-05:00", "2026-11-24")])
+def test_a_result_is_dated_as_precisely_as_the_lab_wrote_it(written, shown):
+    obs = observation("Magnesium", 1.2, "mEq/L", "mEq/L", loinc="19123-9")
+    obs["effectiveDateTime"] = written
+    result = read_lab(obs)
+    assert result is not None and result.day == shown and result.when is not None

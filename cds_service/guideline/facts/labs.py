@@ -34,7 +34,10 @@ def observation_time(obs: Resource) -> tuple[datetime | None, str | None]:
                 break
         else:
             return None, None
-    return when, raw[:10] if isinstance(raw, str) and len(raw) >= 10 else None
+    if not isinstance(raw, str):
+        return when, None
+    # The date as written; a partial date ("2026-11") stays partial, not "2026-11-01".
+    return when, raw[:10] if len(raw) >= 10 else (raw if len(raw) in (4, 7) else None)
 
 
 LabCodes = Mapping[tuple[str, str], LabKind]  # (system, code) -> lab kind
