@@ -314,6 +314,15 @@ def test_hospitalized_patient_is_due_after_3_days(call_hook):
     body = f.hook_request([f.tacrolimus(), f.magnesium(1.8, days=4), f.encounter("IMP")], encounter_id="enc-1")
     [card] = call_hook(body)
     assert topic(card) == "mg-monitoring" and "3-day" in card["summary"]
+    # Due now, within the 3-day interval (not the outpatient week).
+    [order] = created(card, "ServiceRequest")
+    assert order["occurrencePeriod"] == {"start": "2026-11-25", "end": "2026-11-28"}
+
+
+def test_an_outpatient_due_test_is_ordered_within_a_week(call_hook):
+    [card] = hook(call_hook, f.magnesium(1.8, days=50))
+    [order] = created(card, "ServiceRequest")
+    assert order["occurrencePeriod"] == {"start": "2026-11-25", "end": "2026-12-02"}
 
 
 @pytest.mark.parametrize("value, days, indicator", [

@@ -42,4 +42,5 @@ def monitoring_card(f: MonitoringDue, a: Assessment, ctx: CardContext) -> Card:
     advice = ["Order a serum magnesium level now."]
     return _card(ctx, "mg-monitoring", "warning", summary,
                  _detail(evidence, advice, a, "mg-monitoring"),
-                 (_repeat_mg(ctx, 1 if f.symptoms else 7, "monitoring due"),))
+                 # Due now: within a week, or within the interval when it is shorter (inpatient).
+                 (_repeat_mg(ctx, 1 if f.symptoms else min(7, f.interval.days), "monitoring due"),))
