@@ -176,12 +176,26 @@ class MagnesiumGiven:
 
 
 @dataclass(frozen=True)
+class AgeAtOnset:
+    """Condition.onsetAge, or onsetRange's low and high (section 5): the patient's age when the
+    symptom began, each side as (value, UCUM unit 'a', 'mo', 'wk' or 'd'); None: open on that
+    side. Placing it in time needs the birth date, which is the patient's, not the Condition's:
+    the rules do it (rules/monitoring.py), so that this fact stays one resource's reading."""
+
+    low: tuple[float, str] | None
+    high: tuple[float, str] | None
+
+
+@dataclass(frozen=True)
 class Symptom:
     name: str
     code: str | None
-    when: datetime | None  # onset; recordedDate only when the Condition has no onset (section 5)
+    # The onset (dateTime or period start); recordedDate when the Condition has no onset, or
+    # when its onset is an age (`onset_age`) that the patient's birth date cannot place.
+    when: datetime | None
     urgent: bool
     major: bool = True  # seizure, tetany, arrhythmia, QT prolongation; cramp and tremor are minor
+    onset_age: AgeAtOnset | None = None  # onsetAge/onsetRange: decides over `when` (section 5)
 
 
 @dataclass(frozen=True)
