@@ -19,12 +19,12 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from cds_service.guideline.facts import AgeAtOnset, PatientFacts, read_symptom
+from cds_service.guideline.facts import AgeAtOnset, PatientFacts, build_facts, read_symptom
 from cds_service.guideline.rules import recent_symptoms
 from cds_service.guideline.thresholds import DEFAULT_THRESHOLDS
 
 from .test_independent_patients import (
-    NOW, Case, call, condition, expect_oral_mgo, expect_severe_adult_iv, mg, recipient, the,
+    NOW, PID, Case, call, condition, expect_oral_mgo, expect_severe_adult_iv, mg, recipient, the,
 )
 
 UCUM = "http://unitsofmeasure.org"
@@ -160,6 +160,18 @@ def test_fractional_age(value, recent):
     """Born 1968-11-12. Onset at 57.5 years: from about 2026-05-12 to 2027-05-12, now included.
     At 56.5 years: from about 2025-05-12 to about 2026-05-12, over months before the window."""
     assert is_recent(seizure(recorded_days=40, onsetAge=age(value, "a")), date(1968, 11, 12)) is recent
+
+
+@pytest.mark.parametrize("birth, recent", [("1968", True), ("1968-11", True), ("1968-03-14", False),
+                                           ("1968-10", False)])
+def test_partial_birth_date_counts_to_its_last_day(birth, recent):
+    """Born "1968" (a year-only birthDate): onset at 57 may be as late as the day before
+    2026-12-31, so now. Born "1968-11": up to 2026-11-29, in the window. Born "1968-10": up to
+    2026-10-30, not. A full date 1968-03-14: up to 2026-03-13, not."""
+    facts = build_facts([{"resourceType": "Patient", "id": PID, "birthDate": birth},
+                         seizure(recorded_days=40, onsetAge=age(57, "a"))], patient_id=PID, encounter_id=None)
+    assert len(facts.symptoms) == 1
+    assert (recent_symptoms(facts, NOW, DEFAULT_THRESHOLDS) == facts.symptoms) is recent
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ age and sex, and whether the patient is in hospital (sections 1, 5 and 7).
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, datetime
 from typing import Any
 
@@ -142,6 +143,20 @@ def read_patient(patient: Resource) -> tuple[date | None, str | None]:
     gender = patient.get("gender")
     return (born.date() if born else None,
             gender if gender in ("female", "male") else None)
+
+
+def last_birth_day(patient: Resource) -> date | None:
+    """The last day a (possibly partial) Patient.birthDate allows: '1968' -> 1968-12-31,
+    '1968-03' -> 1968-03-31, a full date itself; None when there is none to read."""
+    born = parse_datetime(patient.get("birthDate"))
+    if born is None:
+        return None
+    text = str(patient.get("birthDate")).strip()
+    if len(text) == 4:
+        return date(born.year, 12, 31)
+    if len(text) == 7:
+        return date(born.year, born.month, calendar.monthrange(born.year, born.month)[1])
+    return born.date()
 
 
 def read_transplant_date(procedure: Resource) -> datetime | None:

@@ -220,6 +220,9 @@ class PatientFacts:
     selected_magnesium_lab_drafts: int = 0
     # Section 3: who the patient is and what limits the doses.
     birth_date: date | None = None
+    # The last day a partial birthDate allows ('1968' -> 1968-12-31); birth_date's day when it
+    # is a full date. Section 5 places an onset age between the two (rules/monitoring.py).
+    birth_date_last: date | None = None
     sex: str | None = None  # "female", "male" or None (unknown)
     administrations: tuple[MagnesiumGiven, ...] = ()
     esrd: bool = False  # an active end-stage renal disease Condition

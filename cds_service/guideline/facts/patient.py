@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..codes import LabKind
-from .conditions import is_esrd, is_hospitalized, read_dialysis_date, read_patient, read_symptom, read_transplant_date
+from .conditions import (is_esrd, is_hospitalized, last_birth_day, read_dialysis_date, read_patient, read_symptom,
+                         read_transplant_date)
 from .labs import LabCodes, is_magnesium_lab_order, lab_kind, read_lab
 from .medications import read_administration, read_medication
 from .model import MedicationUse, PatientFacts
@@ -205,6 +206,7 @@ def _build(resources: tuple[Resource, ...], inputs: tuple, drafts_given: list[Re
     procedures = record.about_patient("Procedure")
     patients = [p for p in record.of_type("Patient") if patient_id is None or p.get("id") == patient_id]
     birth_date, sex = read_patient(patients[0]) if patients else (None, None)
+    birth_date_last = last_birth_day(patients[0]) if patients else None
     drafts = _draft_medications(drafts_given, medication_index)
     selected = set(selections) if selections is not None else None
     return PatientFacts(
@@ -222,6 +224,7 @@ def _build(resources: tuple[Resource, ...], inputs: tuple, drafts_given: list[Re
         magnesium_lab_orders=_magnesium_lab_orders(record, drafts_given, local_codes),
         selected_magnesium_lab_drafts=_selected_lab_drafts(drafts_given, selected, local_codes),
         birth_date=birth_date,
+        birth_date_last=birth_date_last,
         sex=sex,
         administrations=_each(lambda r: read_administration(r, medication_index),
                               record.about_patient("MedicationAdministration")),

@@ -52,7 +52,7 @@ def recent_symptoms(facts: PatientFacts, now: datetime, thresholds: Thresholds) 
     until = now + timedelta(days=1)  # a clock a little ahead of ours
 
     def recent(symptom: Symptom) -> bool:
-        interval = onset_interval(symptom, facts.birth_date)
+        interval = onset_interval(symptom, facts.birth_date, facts.birth_date_last)
         if interval is not None:
             start, end = interval
             return start <= until and (end is None or end > since)
@@ -60,7 +60,8 @@ def recent_symptoms(facts: PatientFacts, now: datetime, thresholds: Thresholds) 
     return tuple(s for s in facts.symptoms if recent(s))
 
 
-def onset_interval(symptom: Symptom, born: date | None) -> tuple[datetime, datetime | None] | None:
+def onset_interval(symptom: Symptom, born: date | None,
+                   born_last: date | None = None) -> tuple[datetime, datetime | None] | None:
     """Where an onset given as an age (onsetAge/onsetRange) places the onset: [start, end), end
     None when open; None when there is no such age or no birth date to count it from.
 
@@ -70,9 +71,10 @@ def onset_interval(symptom: Symptom, born: date | None) -> tuple[datetime, datet
     (birth + age <= onset < birth + age + 1 unit), and a range runs from its low age to its high
     age + 1 unit. The symptom is recent when that span can reach the window: a major symptom that
     may have begun in the last 14 days must not be dismissed (an onset at 58 years in a
-    58-year-old counts). For the same reason a side the EHR left open stays open. Without a
-    birth date the age cannot be placed: the caller falls back to the recorded date, as for a
-    Condition with no onset (the recorded date stands in for "today" in the patient's history)."""
+    58-year-old counts). For the same reason a side the EHR left open stays open, and a partial
+    birth date ('1968') counts the start from its first day and the end from its last
+    (`born_last`). Without a birth date the age cannot be placed: the caller falls back to the
+    recorded date, as for a Condition with no onset (the recorded date stands in for "today")."""
     age = symptom.onset_age
     if age is None or born is None:
         return None
@@ -81,7 +83,8 @@ def onset_interval(symptom: Symptom, born: date | None) -> tuple[datetime, datet
     except (OverflowError, ValueError):
         return None  # an age no one reaches (beyond year 9999): not an onset that can be placed
     try:
-        end = _plus(born, age.high[0] + 1, age.high[1], later=True) if age.high else None
+        last = max(born, born_last or born)
+        end = _plus(last, age.high[0] + 1, age.high[1], later=True) if age.high else None
     except (OverflowError, ValueError):
         end = None
     return _midnight(start), _midnight(end) if end is not None else None
