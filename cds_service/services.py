@@ -161,7 +161,7 @@ def _evaluate(request: HookRequest, env: HookEnvironment, keys: tuple[PrefetchKe
     facts = build_facts(
         data.resources, patient_id=request.patient_id, encounter_id=request.encounter_id,
         unavailable=data.unavailable, draft_orders=drafts, selections=selections,
-        local_codes=codes.local_kind_map(local) if local else None)
+        local_codes=codes.local_kind_map(local) if local else None, fhir_server=request.fhir_server)
     thresholds = env.settings.thresholds
     # Section 2: future-dated results are never used, by any rule (the assessment names them).
     future_free, _ = set_aside_future(facts, env.now, thresholds)

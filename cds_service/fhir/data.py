@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import quote
 
+from ..guideline.facts.values import literal_reference, server_base
 from ..metrics import FHIR_FETCHES
 from ..protocol.errors import DataUnobtainable
 from ..protocol.request import HookRequest
@@ -105,17 +106,27 @@ def gather(request: HookRequest, keys: Iterable[PrefetchKey], *, client: FhirCli
             f"Cannot evaluate the guideline: {labels} neither prefetched nor obtainable from the FHIR server.",
             expression=[f"prefetch.{spec.key}" for spec in missing_required])
     data.unavailable = [spec.label for spec in failed] + data.unavailable
-    _read_referenced_medications(data, extra, client, executor, deadline)
+    _read_referenced_medications(data, extra, client, executor, deadline, request.fhir_server)
     return data
 
 
 def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str, Any]],
                                  client: FhirClient | None, executor: Executor,
-                                 deadline: float) -> None:
-    """Read the Medication resources that medication orders reference but nobody sent."""
+                                 deadline: float, fhir_server: str | None = None) -> None:
+    """Read the Medication resources that medication orders reference but nobody sent.
+
+    A reference is read when it is relative ('Medication/id') or absolute on the hook's own
+    fhirServer ('<fhirServer>/Medication/id', compared in one canonical spelling: facts read
+    the same references the same way, facts/values.py), always as 'Medication/<id>' through the
+    client of that server. A reference to any other server is never fetched: the service must
+    not call a URL an EHR record names (SSRF); the cards say the medication details are
+    unavailable instead, as for a Medication that could not be read.
+    """
     # One walk over the resources: the Medications sent, and the ones orders reference.
     known: set[Any] = set()
     referenced: dict[str, None] = {}  # in order of first reference
+    elsewhere = 0  # absolute references to another server (or with no fhirServer to compare)
+    own_base = server_base(fhir_server)
     for resources, sent in ((data.resources, True), (extra, False)):
         for resource in resources:
             kind = resource.get("resourceType")
@@ -126,11 +137,14 @@ def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str,
             if kind not in _ORDER_TYPES:
                 continue
             reference = resource.get("medicationReference")
-            ref = reference.get("reference") if isinstance(reference, dict) else None
-            if isinstance(ref, str) and ref.startswith("Medication/"):
-                med_id = ref.split("/", 2)[1]
-                if med_id:
-                    referenced[med_id] = None
+            named = literal_reference(reference, "Medication")
+            if named is not None and named[0] in (None, own_base):
+                referenced[named[1]] = None
+            elif named is not None or _is_url(reference):
+                elsewhere += 1  # another server's, or a URL that names no Medication plainly
+    if elsewhere:
+        data.unavailable.append(f"medication details ({elsewhere} orders name a Medication outside the "
+                                "EHR's FHIR server, not read)")
     wanted = [med_id for med_id in referenced if med_id not in known]
     if not wanted:
         return
@@ -151,6 +165,11 @@ def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str,
             missing += 1
     if missing:
         data.unavailable.append(f"medication details ({missing} referenced Medication could not be read)")
+
+
+def _is_url(reference: Any) -> bool:
+    ref = reference.get("reference") if isinstance(reference, dict) else None
+    return isinstance(ref, str) and "://" in ref
 
 
 def _lost(spec: PrefetchKey, prefetch: Mapping[str, Any], failed: list[PrefetchKey],

@@ -440,6 +440,13 @@ URGENT_SYMPTOMS = frozenset({"91175000", "698247007", "49436004"})
 URGENT_SYMPTOM_WORDS = ("seizure", "seizures", "convulsion", "convulsions", "arrhythmia", "tachycardia",
                         "torsade", "torsades", "fibrillation")
 
+# Section 5: a Condition's onset may be an age (onsetAge, onsetRange: FHIR Age, UCUM time units).
+# UCUM code first, unit text second, case-insensitive (as for lab units, section 2); an age in
+# hours or minutes (newborns) is not read, and the recorded date decides instead.
+AGE_UNITS = {"a": "a", "mo": "mo", "wk": "wk", "d": "d",
+             "y": "a", "yr": "a", "yrs": "a", "year": "a", "years": "a",
+             "month": "mo", "months": "mo", "week": "wk", "weeks": "wk", "day": "d", "days": "d"}
+
 HYPOMAGNESEMIA = Code(SNOMED, "190855004", "Hypomagnesemia")
 
 # --- Encounters (HL7 v3 ActCode) — guideline section 4 ---------------------------------

@@ -60,10 +60,11 @@ RULES = {doc.topic: doc for doc in (
     RuleDoc("mg-symptoms", "Symptoms with normal serum magnesium", "5",
             "A symptom of hypomagnesemia (muscle cramp, tremor, seizure, tetany, arrhythmia, QT "
             "prolongation) with onset in the last {symptom_window_days} days (the recorded date "
-            "only when no onset is given) and a serum magnesium at target ({target_above} mEq/L "
-            "or more): serum levels may not reflect body stores; consider ionized magnesium, FEMg "
-            "or an empirical trial. Between {low_at_or_below} and {target_above} mEq/L the "
-            "below-target card names the symptom instead."),
+            "only when no onset is given; an onset given as an age counts when the span it "
+            "names, from that age to the next, can reach those days) and a serum magnesium at "
+            "target ({target_above} mEq/L or more): serum levels may not reflect body stores; "
+            "consider ionized magnesium, FEMg or an empirical trial. Between {low_at_or_below} "
+            "and {target_above} mEq/L the below-target card names the symptom instead."),
     RuleDoc("mg-contributing", "Factors worsening magnesium loss", "7",
             "With the latest magnesium at or below {low_at_or_below} mEq/L: active drugs that "
             "waste magnesium (each with a suggestion to stop it, not recommended by default), a "

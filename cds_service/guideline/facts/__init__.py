@@ -6,7 +6,8 @@ not interpretable) instead of an error, so one odd resource never hides the rest
 One module per resource kind, in the order data flows:
 
 - ``values``: FHIR dates, numbers, codings, references and statuses (shared by every reader)
-- ``model``: the facts themselves (LabResult, MedicationUse, MagnesiumGiven, Symptom, PatientFacts)
+- ``model``: the facts themselves (LabResult, MedicationUse, MagnesiumGiven, Symptom, AgeAtOnset,
+  PatientFacts)
 - ``labs``: Observations -> lab results (kind, unit, status, time)
 - ``medications``: requests, statements and administrations -> medication use and classification
 - ``conditions``: conditions, procedures, the patient and the encounter
@@ -56,6 +57,7 @@ from .model import (
     SHOWN_OBSERVATION_STATUSES,
     TREATMENT_INTENTS,
     USABLE_OBSERVATION_STATUSES,
+    AgeAtOnset,
     LabResult,
     MagnesiumGiven,
     MedicationUse,
@@ -92,6 +94,7 @@ __all__ = [
     "ACTIVE_STATEMENT_STATUSES",
     "CREATININE_UMOL_PER_MG_DL",
     "ENDED_MEDICATION_STATUSES",
+    "AgeAtOnset",
     "EXCLUDED_VERIFICATION",
     "GIVEN_ADMINISTRATION_STATUSES",
     "LOWERING_INDEX",

@@ -4,10 +4,12 @@ age and sex, and whether the patient is in hospital (sections 1, 5 and 7).
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, datetime
+from typing import Any
 
 from .. import codes
-from .model import Symptom
+from .model import AgeAtOnset, Symptom
 from .values import Resource, clip, coding_keys, codings, concept_text, first_code, parse_datetime, status_code
 
 ACTIVE_CONDITION_STATUSES = frozenset({"active", "recurrence", "relapse"})
@@ -41,20 +43,62 @@ def read_symptom(condition: Resource) -> Symptom | None:
     onset = parse_datetime(condition.get("onsetDateTime")) or (
         parse_datetime(onset_period.get("start")) if isinstance(onset_period, dict) else None)
     # Section 5: the onset decides; recordedDate only when there is no onset (a chronic atrial
-    # fibrillation re-recorded last week is not a new symptom).
+    # fibrillation re-recorded last week is not a new symptom). An onset given as an age is kept
+    # as such: the rules place it with the birth date, and fall back to the recorded date only
+    # when they cannot (onsetString is free text and is not read).
+    onset_age = _onset_age(condition) if onset is None else None
     when = onset if onset is not None else parse_datetime(condition.get("recordedDate"))
     for c in codings(code):
         code_value = c.get("code")
         if c.get("system") == codes.SNOMED and isinstance(code_value, str) and code_value in _SYMPTOM_CODES:
             known = _SYMPTOM_CODES[code_value]
             return Symptom(known.display, known.code, when, known.code in codes.URGENT_SYMPTOMS,
-                           major=known.code not in codes.MINOR_SYMPTOMS)
+                           major=known.code not in codes.MINOR_SYMPTOMS, onset_age=onset_age)
     text = concept_text(code)
     found = _SYMPTOM_PATTERN.search(text)
     if found is None:
         return None
     major = bool(_MAJOR_WORDS.search(text)) or not _MINOR_PATTERN.search(text)
-    return Symptom(clip(text, 60), None, when, bool(_URGENT_PATTERN.search(text)), major=major)
+    return Symptom(clip(text, 60), None, when, bool(_URGENT_PATTERN.search(text)), major=major,
+                   onset_age=onset_age)
+
+
+def _onset_age(condition: Resource) -> AgeAtOnset | None:
+    """Condition.onsetAge or onsetRange (FHIR Ages) -> the age at onset, or None when there is
+    none or it cannot be read. A side that cannot be read is left open: wider, never narrower,
+    than what the EHR recorded (section 5 must not dismiss a symptom that may be recent)."""
+    age = condition.get("onsetAge")
+    if isinstance(age, dict):
+        read = _age(age)
+        if read is None:
+            return None
+        comparator = age.get("comparator")
+        if comparator in ("<", "<="):
+            return AgeAtOnset(None, read)
+        if comparator in (">", ">="):
+            return AgeAtOnset(read, None)
+        return AgeAtOnset(read, read)
+    ages = condition.get("onsetRange")
+    if isinstance(ages, dict):
+        low, high = _age(ages.get("low")), _age(ages.get("high"))
+        return AgeAtOnset(low, high) if low is not None or high is not None else None
+    return None
+
+
+def _age(quantity: Any) -> tuple[float, str] | None:
+    """A FHIR Age -> (value, 'a' | 'mo' | 'wk' | 'd'); UCUM code first, unit text second."""
+    if not isinstance(quantity, dict):
+        return None
+    value = quantity.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
+        return None
+    for field in ("code", "unit"):
+        text = quantity.get(field)
+        if isinstance(text, str) and text.strip():
+            unit = codes.AGE_UNITS.get(text.strip().lower())
+            if unit is not None:
+                return float(value), unit
+    return None
 
 
 def is_esrd(condition: Resource) -> bool:
@@ -99,6 +143,20 @@ def read_patient(patient: Resource) -> tuple[date | None, str | None]:
     gender = patient.get("gender")
     return (born.date() if born else None,
             gender if gender in ("female", "male") else None)
+
+
+def last_birth_day(patient: Resource) -> date | None:
+    """The last day a (possibly partial) Patient.birthDate allows: '1968' -> 1968-12-31,
+    '1968-03' -> 1968-03-31, a full date itself; None when there is none to read."""
+    born = parse_datetime(patient.get("birthDate"))
+    if born is None:
+        return None
+    text = str(patient.get("birthDate")).strip()
+    if len(text) == 4:
+        return date(born.year, 12, 31)
+    if len(text) == 7:
+        return date(born.year, born.month, calendar.monthrange(born.year, born.month)[1])
+    return born.date()
 
 
 def read_transplant_date(procedure: Resource) -> datetime | None:

@@ -15,7 +15,8 @@ import orjson
 
 from .. import codes
 from .model import MagnesiumGiven, MedicationUse
-from .values import Resource, clip, coding_keys, codings, concept_text, parse_datetime, reference_id
+from .values import (Resource, clip, coding_keys, codings, concept_text, literal_reference, medication_key,
+                     parse_datetime)
 
 # Section 3: magnesium given since the result.
 GIVEN_ADMINISTRATION_STATUSES = frozenset({"completed", "in-progress"})
@@ -71,7 +72,9 @@ def medication_concept(request: Resource, medications: Mapping[str, Resource]) -
     """The medication's CodeableConcept and the Medication resource it came from, if any.
 
     Resolves medicationReference to a contained Medication ('#id') or to a Medication found
-    in the patient data ('Medication/id').
+    in the patient data: 'Medication/id', or '<fhirServer>/Medication/id' naming the hook's own
+    server (`medications` holds those under that absolute key: patient.py). A Medication on any
+    other server is not this patient data's: unresolved, as fhir/data.py never reads it.
     """
     concept = request.get("medicationCodeableConcept")
     if isinstance(concept, dict):
@@ -88,9 +91,10 @@ def medication_concept(request: Resource, medications: Mapping[str, Resource]) -
                 medication = contained
                 break
     else:
-        med_id = reference_id(reference, "Medication")
-        if med_id is not None:
-            medication = medications.get(med_id)
+        named = literal_reference(reference, "Medication")
+        if named is not None:
+            base, med_id = named
+            medication = medications.get(med_id if base is None else medication_key(base, med_id))
     display = reference.get("display")
     if medication is None:
         # An unresolvable reference still often carries a display.

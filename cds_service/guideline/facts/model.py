@@ -176,12 +176,26 @@ class MagnesiumGiven:
 
 
 @dataclass(frozen=True)
+class AgeAtOnset:
+    """Condition.onsetAge, or onsetRange's low and high (section 5): the patient's age when the
+    symptom began, each side as (value, UCUM unit 'a', 'mo', 'wk' or 'd'); None: open on that
+    side. Placing it in time needs the birth date, which is the patient's, not the Condition's:
+    the rules do it (rules/monitoring.py), so that this fact stays one resource's reading."""
+
+    low: tuple[float, str] | None
+    high: tuple[float, str] | None
+
+
+@dataclass(frozen=True)
 class Symptom:
     name: str
     code: str | None
-    when: datetime | None  # onset; recordedDate only when the Condition has no onset (section 5)
+    # The onset (dateTime or period start); recordedDate when the Condition has no onset, or
+    # when its onset is an age (`onset_age`) that the patient's birth date cannot place.
+    when: datetime | None
     urgent: bool
     major: bool = True  # seizure, tetany, arrhythmia, QT prolongation; cramp and tremor are minor
+    onset_age: AgeAtOnset | None = None  # onsetAge/onsetRange: decides over `when` (section 5)
 
 
 @dataclass(frozen=True)
@@ -206,6 +220,9 @@ class PatientFacts:
     selected_magnesium_lab_drafts: int = 0
     # Section 3: who the patient is and what limits the doses.
     birth_date: date | None = None
+    # The last day a partial birthDate allows ('1968' -> 1968-12-31); birth_date's day when it
+    # is a full date. Section 5 places an onset age between the two (rules/monitoring.py).
+    birth_date_last: date | None = None
     sex: str | None = None  # "female", "male" or None (unknown)
     administrations: tuple[MagnesiumGiven, ...] = ()
     esrd: bool = False  # an active end-stage renal disease Condition

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..codes import LabKind
-from .conditions import is_esrd, is_hospitalized, read_dialysis_date, read_patient, read_symptom, read_transplant_date
+from .conditions import (is_esrd, is_hospitalized, last_birth_day, read_dialysis_date, read_patient, read_symptom,
+                         read_transplant_date)
 from .labs import LabCodes, is_magnesium_lab_order, lab_kind, read_lab
 from .medications import read_administration, read_medication
 from .model import MedicationUse, PatientFacts
-from .values import Resource, reference_id
+from .values import Resource, medication_key, reference_id, server_base
 
 T = TypeVar("T")
 # Section 4: a lab order drafted in an order hook that answers the monitoring card.
@@ -103,11 +104,18 @@ def _medications(record: PatientRecord, medication_index: dict[str, Resource]) -
     return _each(lambda r: read_medication(r, {}), own, remember="medication")
 
 
-def _medication_index(record: PatientRecord, draft_orders: list[Resource]) -> dict[str, Resource]:
-    """Medication resources by id, the drafts' own (contained in the order hook) included."""
-    return {**record.by_type.get("Medication", {}),
-            **{r["id"]: r for r in draft_orders
-               if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}}
+def _medication_index(record: PatientRecord, draft_orders: list[Resource],
+                      fhir_server: str | None) -> dict[str, Resource]:
+    """Medication resources by id, the drafts' own (contained in the order hook) included, and
+    by their absolute URL on the hook's FHIR server (section 1: a reference may be absolute).
+    Every Medication here was sent by the EHR or read from that server (fhir/data.py)."""
+    index = {**record.by_type.get("Medication", {}),
+             **{r["id"]: r for r in draft_orders
+                if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}}
+    base = server_base(fhir_server)
+    if base is not None and index:
+        index.update({medication_key(base, med_id): m for med_id, m in list(index.items())})
+    return index
 
 
 def _draft_medications(draft_orders: list[Resource],
@@ -149,17 +157,19 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
                 encounter_id: str | None, unavailable: Iterable[str] = (),
                 draft_orders: Iterable[Resource] = (),
                 selections: Iterable[str] | None = None,
-                local_codes: LabCodes | None = None) -> PatientFacts:
+                local_codes: LabCodes | None = None,
+                fhir_server: str | None = None) -> PatientFacts:
     """Every resource of the patient's data (any prefetch key) -> PatientFacts.
 
     Resources are de-duplicated by type and id, so the same Observation arriving under two
     prefetch keys counts once. Resources about another patient are ignored. `draft_orders` are
     the order hooks' drafts; `selections` names the ones acted on (None: all of them).
+    `fhir_server` is the hook's: a medication reference to it may be absolute.
     """
     drafts_given: list[Resource] = [r for r in draft_orders if isinstance(r, dict)]
     resources = tuple(resources)
     inputs = (patient_id, encounter_id, tuple(unavailable),
-              frozenset(local_codes.items()) if local_codes else None)
+              frozenset(local_codes.items()) if local_codes else None, fhir_server)
     if drafts_given or not resources:
         return _build(resources, inputs, drafts_given, selections, local_codes)
     # Facts built from exactly these shared resources (the same objects, so the same bytes:
@@ -189,13 +199,14 @@ MAX_KEPT_FACTS_RESOURCES = 1000  # a larger record is read again at each call (m
 
 def _build(resources: tuple[Resource, ...], inputs: tuple, drafts_given: list[Resource],
            selections: Iterable[str] | None, local_codes: LabCodes | None) -> PatientFacts:
-    patient_id, encounter_id, unavailable, _ = inputs
+    patient_id, encounter_id, unavailable, _, fhir_server = inputs
     record = PatientRecord.of(resources, patient_id)
-    medication_index = _medication_index(record, drafts_given)
+    medication_index = _medication_index(record, drafts_given, fhir_server)
     conditions = record.about_patient("Condition")
     procedures = record.about_patient("Procedure")
     patients = [p for p in record.of_type("Patient") if patient_id is None or p.get("id") == patient_id]
     birth_date, sex = read_patient(patients[0]) if patients else (None, None)
+    birth_date_last = last_birth_day(patients[0]) if patients else None
     drafts = _draft_medications(drafts_given, medication_index)
     selected = set(selections) if selections is not None else None
     return PatientFacts(
@@ -213,6 +224,7 @@ def _build(resources: tuple[Resource, ...], inputs: tuple, drafts_given: list[Re
         magnesium_lab_orders=_magnesium_lab_orders(record, drafts_given, local_codes),
         selected_magnesium_lab_drafts=_selected_lab_drafts(drafts_given, selected, local_codes),
         birth_date=birth_date,
+        birth_date_last=birth_date_last,
         sex=sex,
         administrations=_each(lambda r: read_administration(r, medication_index),
                               record.about_patient("MedicationAdministration")),

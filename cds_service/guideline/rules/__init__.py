@@ -59,6 +59,7 @@ from .findings import (
 from .monitoring import (
     is_older_than,
     monitoring_interval,
+    onset_interval,
     recent_symptoms,
     symptom_class,
     tacrolimus_start,
@@ -127,6 +128,7 @@ __all__ = [
     "magnesium_results",
     "monitoring_interval",
     "on_tacrolimus",
+    "onset_interval",
     "persistent_low",
     "recent_symptoms",
     "renal_caution",
