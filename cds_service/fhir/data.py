@@ -16,11 +16,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import quote
 
-from ..guideline.facts.values import literal_reference, server_base
 from ..metrics import FHIR_FETCHES
 from ..protocol.errors import DataUnobtainable
 from ..protocol.request import HookRequest
 from .client import Fetched, FetchError, FhirClient, bundle_resources, next_link
+from .references import literal_reference, server_base
 from .templates import fillable, render, token_values
 
 

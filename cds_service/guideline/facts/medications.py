@@ -14,8 +14,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from .. import codes
+from ...fhir.references import literal_reference
 from .model import MagnesiumGiven, MedicationUse
-from .values import (Resource, clip, coding_keys, codings, concept_text, literal_reference, medication_key,
+from .values import (Resource, clip, coding_keys, codings, concept_text, medication_key,
                      parse_datetime)
 
 # Section 3: magnesium given since the result.

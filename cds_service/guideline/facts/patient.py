@@ -13,7 +13,8 @@ from .conditions import (is_esrd, is_hospitalized, last_birth_day, read_dialysis
 from .labs import LabCodes, is_magnesium_lab_order, lab_kind, read_lab
 from .medications import read_administration, read_medication
 from .model import MedicationUse, PatientFacts
-from .values import Resource, medication_key, reference_id, server_base
+from ...fhir.references import server_base
+from .values import Resource, medication_key, reference_id
 
 T = TypeVar("T")
 # Section 4: a lab order drafted in an order hook that answers the monitoring card.
