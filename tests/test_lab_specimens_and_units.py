@@ -98,3 +98,29 @@ def test_a_result_is_dated_as_precisely_as_the_lab_wrote_it(written, shown):
     obs["effectiveDateTime"] = written
     result = read_lab(obs)
     assert result is not None and result.day == shown and result.when is not None
+
+
+@pytest.mark.parametrize("code, name", [
+    ({"coding": [{"system": "urn:local", "code": "9", "display": "Long QT syndrome"}], "text": "Long QT syndrome"},
+     "Long QT syndrome"),
+    ({"coding": [{"system": "urn:local", "code": "9", "display": "Atrial fibrillation with RVR"}]},
+     "Atrial fibrillation with RVR"),
+    ({"text": "Tremors, hands"}, "Tremors, hands"),
+])
+def test_a_symptom_is_named_once_as_the_clinician_wrote_it(code, name):
+    condition = {"resourceType": "Condition", "id": "c1", "code": code,
+                 "clinicalStatus": {"coding": [{"code": "active"}]}, "onsetDateTime": "2026-11-22"}
+    symptom = read_symptom(condition)
+    assert symptom is not None and symptom.name == name
+
+
+@pytest.mark.parametrize("names, shown", [
+    (("Atrial fibrillation with RVR",), "atrial fibrillation with RVR"),
+    (("Prolonged QT interval", "Seizure"), "prolonged QT interval, seizure"),
+    (("MUSCLE CRAMPS",), "muscle cramps"),
+])
+def test_symptoms_read_in_a_sentence_keep_their_acronyms(names, shown):
+    from cds_service.guideline.cards.common import _symptom_names
+    from cds_service.guideline.facts.model import Symptom
+
+    assert _symptom_names(tuple(Symptom(n, None, None, False) for n in names)) == shown

@@ -250,7 +250,15 @@ def stop_active_orders(medications: tuple[MedicationUse, ...], why: str) -> list
 
 
 def _symptom_names(symptoms: tuple[Symptom, ...]) -> str:
-    return ", ".join(sorted({s.name.lower() for s in symptoms}))
+    """The symptoms in running text: 'seizure', 'atrial fibrillation with RVR' (acronyms kept)."""
+    return ", ".join(sorted({_in_sentence(s.name) for s in symptoms}))
+
+
+def _in_sentence(name: str) -> str:
+    """A name inside a sentence: all-caps EHR text lowered, else every word but acronyms."""
+    if name.isupper():
+        return name.lower()
+    return " ".join(word if word.isupper() else word.lower() for word in name.split(" "))
 
 
 def _repeat_mg(ctx: CardContext, within_days: float, why: str) -> Suggestion:

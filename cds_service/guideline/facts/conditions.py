@@ -59,8 +59,18 @@ def read_symptom(condition: Resource) -> Symptom | None:
     if found is None:
         return None
     major = bool(_MAJOR_WORDS.search(text)) or not _MINOR_PATTERN.search(text)
-    return Symptom(clip(text, 60), None, when, bool(_URGENT_PATTERN.search(text)), major=major,
-                   onset_age=onset_age)
+    return Symptom(clip(_condition_name(code) or text, 60), None, when, bool(_URGENT_PATTERN.search(text)),
+                   major=major, onset_age=onset_age)
+
+
+def _condition_name(concept: Any) -> str | None:
+    """What a clinician reads: the concept's text, else its first display (all of them joined
+    repeat the name: 'Long QT syndrome Long QT syndrome')."""
+    if not isinstance(concept, dict):
+        return None
+    if isinstance(concept.get("text"), str) and concept["text"].strip():
+        return concept["text"].strip()
+    return next((c["display"] for c in codings(concept) if isinstance(c.get("display"), str) and c["display"]), None)
 
 
 def _onset_age(condition: Resource) -> AgeAtOnset | None:
