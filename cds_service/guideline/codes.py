@@ -265,7 +265,8 @@ RAISES_TACROLIMUS = (
               {"ketoconazole": "", "itraconazole": "", "voriconazole": "",
                "posaconazole": "", "isavuconazonium": "",
                "isavuconazole": "", "fluconazole": ""},
-              {"Sporanox": "itraconazole", "Vfend": "voriconazole", "Noxafil": "posaconazole",
+              {"Sporanox": "itraconazole", "Tolsura": "itraconazole", "Vfend": "voriconazole",
+               "Noxafil": "posaconazole",
                "Cresemba": "isavuconazonium", "Diflucan": "fluconazole"}),
     DrugClass("macrolide", "macrolide antibiotic",
               {"clarithromycin": "", "erythromycin": ""},
@@ -300,8 +301,9 @@ LOWERS_TACROLIMUS = (
                                          "rifabutin": ""},
               {"Rifadin": "rifampin", "Mycobutin": "rifabutin"}),
     DrugClass("anticonvulsant_inducer", "enzyme-inducing anticonvulsant",
-              {"phenytoin": "", "carbamazepine": "2002", "phenobarbital": ""},
-              {"Dilantin": "phenytoin", "Tegretol": "carbamazepine"}),
+              # Fosphenytoin is phenytoin's IV prodrug (converted within minutes): the same inducer.
+              {"phenytoin": "", "fosphenytoin": "", "carbamazepine": "2002", "phenobarbital": ""},
+              {"Dilantin": "phenytoin", "Cerebyx": "fosphenytoin", "Tegretol": "carbamazepine"}),
     DrugClass("st_johns_wort", "St John's wort",
               {"St John's wort": "", "St. John's wort": "", "hypericum": ""}, {}),
 )
@@ -356,6 +358,10 @@ FAMOTIDINE_20_TABLET = Product(
 # Candidates 1658259 / 1658262 are not confirmed (section 9): text only.
 MAGNESIUM_SULFATE_IV = Product(
     "magnesium_sulfate_iv", "magnesium sulfate 40 mg/mL injection (2 g in 50 mL premix)", None)
+# The halved dose (renal impairment, section 3): the same product, named without the 2 g premix
+# so that nothing in a 1 g order reads "2 g".
+MAGNESIUM_SULFATE_IV_HALVED = Product(
+    "magnesium_sulfate_iv", "magnesium sulfate 40 mg/mL injection", None)
 # Magnesium supplements by RxNorm code (sections 3, 7 and 9: "Match codes by system and code"):
 # the supplement products section 9 lists with a verified code, i.e. the ones this service itself
 # suggests. An order placed from a suggestion often comes back with the code only (no text, no

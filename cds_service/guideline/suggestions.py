@@ -197,7 +197,9 @@ def intravenous_magnesium(ctx: OrderContext, caution: str | None, severe_below: 
     renal caution)."""
     if severe_below is None:
         severe_below = ctx.thresholds.severe_below
+    product = codes.MAGNESIUM_SULFATE_IV
     if caution:
+        product = codes.MAGNESIUM_SULFATE_IV_HALVED
         text, dose = "Magnesium sulfate 1 g IV over 1 hour: dose halved for renal impairment", 1000
     else:
         # The severe threshold as configured (section 10: no default left behind in prose).
@@ -205,7 +207,7 @@ def intravenous_magnesium(ctx: OrderContext, caution: str | None, severe_below: 
                       f"below {number(severe_below)} mEq/L or symptoms persist)"), 2000
     text += "; then oral replacement; cardiac monitoring if arrhythmia"
     return _medication_request(
-        ctx, codes.MAGNESIUM_SULFATE_IV, text, dose, codes.INTRAVENOUS_ROUTE,
+        ctx, product, text, dose, codes.INTRAVENOUS_ROUTE,
         {"repeat": {"count": 1, "duration": 1, "durationUnit": "h"}}, caution)
 
 

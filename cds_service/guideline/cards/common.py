@@ -261,10 +261,13 @@ def _in_sentence(name: str) -> str:
     return " ".join(word if word.isupper() else word.lower() for word in name.split(" "))
 
 
-def _repeat_mg(ctx: CardContext, within_days: float, why: str) -> Suggestion:
+def _repeat_mg(ctx: CardContext, within_days: float, why: str, *, not_before_days: float = 0) -> Suggestion:
+    """A serum Mg order due within `within_days`; with `not_before_days`, not drawn before
+    (a recheck "in 1–2 weeks" measures what oral magnesium did: not with tomorrow's bloods)."""
     test = ctx.orders.serum_mg_order
     return _create(f"Order serum magnesium ({why})", f"Order {test.display}",
-                   lab_order(ctx.orders, test, within_days=within_days, note=why))
+                   lab_order(ctx.orders, test, within_days=within_days, note=why,
+                             starting_in_days=not_before_days))
 
 
 def _drug_names(medications: tuple[MedicationUse, ...]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ...protocol.response import Card, Suggestion
+from ...protocol.response import Action, Card, Suggestion
 from .. import codes
 from ..facts import number, Symptom, UsableResult
 from ..rules import Assessment, ChildDosing, GivenSince, PersistentLow, RenalFunction, Severity, SeverityFinding
@@ -215,21 +215,30 @@ def _neurotoxicity(symptoms: tuple[Symptom, ...]) -> list[str]:
 
 
 def _femg_workup(ctx: CardContext) -> Suggestion:
-    """Section 7: the FEMg work-up. All four results must be within 24 h of each other, and
-    collected before the next magnesium dose (a dose makes FEMg uninterpretable)."""
+    """Section 7: the FEMg work-up, one description per test. All four results must be within
+    24 h of each other, and collected before the next magnesium dose (a dose makes FEMg
+    uninterpretable)."""
     note = ("for FEMg: collect with the next serum magnesium, before the next magnesium dose")
-    return _create("Order urine Mg, urine and serum creatinine for FEMg (before the next Mg dose)",
-                   "Order the FEMg work-up",
-                   lab_order(ctx.orders, codes.URINE_MG_ORDER, within_days=14, note=note),
-                   lab_order(ctx.orders, codes.URINE_CREATININE_ORDER, within_days=14, note=note),
-                   lab_order(ctx.orders, codes.SERUM_CREATININE_ORDER, within_days=14, note=note),
-                   recommended=False)
+    return Suggestion(
+        label="Order urine Mg, urine and serum creatinine for FEMg (before the next Mg dose)",
+        isRecommended=False,
+        actions=tuple(Action("create", description,
+                             resource=lab_order(ctx.orders, test, within_days=14, note=note))
+                      for test, description in (
+                          (codes.URINE_MG_ORDER, "Order a spot urine magnesium for FEMg"),
+                          (codes.URINE_CREATININE_ORDER, "Order a spot urine creatinine for FEMg"),
+                          (codes.SERUM_CREATININE_ORDER, "Order a serum creatinine for FEMg"))))
 
 
 def _serum_creatinine(ctx: CardContext, why: str) -> Suggestion:
     test = codes.SERUM_CREATININE_ORDER
     return _create(f"Order serum creatinine ({why})", f"Order {test.display}",
                    lab_order(ctx.orders, test, within_days=2, note=why))
+
+
+def _recheck_order(ctx: CardContext, days: float, text: str) -> Suggestion:
+    """The recheck the text names: 'in 1–2 weeks' is drawn from one week on, not today."""
+    return _repeat_mg(ctx, days, f"recheck {text}", not_before_days=7 if text == "in 1–2 weeks" else 0)
 
 
 def _recheck(f: SeverityFinding, a: Assessment) -> tuple[float, str]:
@@ -255,7 +264,7 @@ def _supplementation(f: SeverityFinding, a: Assessment, ctx: CardContext,
     acute = f.severity.is_acute
     minor = f.severity is Severity.SYMPTOMATIC_MINOR
     recheck_days, recheck_text = _recheck(f, a)
-    recheck = _repeat_mg(ctx, recheck_days, f"recheck {recheck_text}")
+    recheck = _recheck_order(ctx, recheck_days, recheck_text)
     urgent = ["**Urgent**: seizure or arrhythmia recorded."] if any(s.urgent for s in f.symptoms) else []
     monitor = "; cardiac monitoring if arrhythmia" if acute else ""
     recheck_line = f"Recheck serum Mg {recheck_text}{monitor}."
@@ -378,11 +387,13 @@ def persistent_card(f: PersistentLow, a: Assessment, ctx: CardContext,
             action = acute_action
         else:
             recheck_days, recheck_text = _recheck(severity, a)
-            suggestions.append(_repeat_mg(ctx, recheck_days, f"recheck {recheck_text}"))
-            advice.append(f"If the repeat confirms it, increase {regimen} (e.g. magnesium oxide 400 mg "
-                          "up to three times daily as tolerated)." if stale else
-                          f"Increase {regimen} (e.g. magnesium oxide 400 mg up to three times "
-                          f"daily as tolerated); recheck serum Mg {recheck_text}.")
+            suggestions.append(_recheck_order(ctx, recheck_days, recheck_text))
+            # Section 3 under renal impairment: no titration to three times daily.
+            how = ("only with close magnesium checks (renal impairment: hypermagnesemia risk; "
+                   "magnesium oxide 400 mg once daily is the renal dose)" if severity.renal.impaired
+                   else "(e.g. magnesium oxide 400 mg up to three times daily as tolerated)")
+            advice.append(f"If the repeat confirms it, increase {regimen} {how}." if stale else
+                          f"Increase {regimen} {how}; recheck serum Mg {recheck_text}.")
             if severity.severity is Severity.SYMPTOMATIC_MINOR:
                 caution_given = _caution(severity.renal, t)
                 suggestions.append(_iv_alternative(ctx, caution_given))
@@ -401,9 +412,9 @@ def persistent_card(f: PersistentLow, a: Assessment, ctx: CardContext,
     caution = renal_text(severity.renal, t) if severity is not None and severity.renal.impaired else None
     if f.renal_caution is not None and caution is None:
         caution = f"eGFR {f.renal_caution.shown} on {f.renal_caution.day}"
-    if caution:
-        advice.append(f"Caution: renal impairment ({caution}): increase the dose only with close "
-                      "magnesium checks.")
+    if caution and not any(line.startswith("Caution:") for line in advice):  # said once
+        advice.append(f"Caution: renal impairment ({caution}): hypermagnesemia risk; increase the "
+                      "dose only with close magnesium checks.")
     if severity is None or (severity.femg_workup and severity.dialysis is None):
         suggestions.append(_femg_workup(ctx))
     # Section 10: the action is never cut; the count of low results goes first, then the word
