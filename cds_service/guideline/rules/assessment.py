@@ -25,7 +25,13 @@ from .findings import (
     SymptomsWithNormalMagnesium,
     TacrolimusUse,
 )
-from .monitoring import is_older_than, monitoring_interval, recent_symptoms, symptom_class
+from .monitoring import (
+    is_first_tacrolimus_order,
+    is_older_than,
+    monitoring_interval,
+    recent_symptoms,
+    symptom_class,
+)
 from .renal import child_dosing, dialysis_reason, latest_egfr, renal_function
 from .severity import classify, latest_usable, set_aside_future, tacrolimus_use
 
@@ -158,10 +164,10 @@ def findings_for(facts: PatientFacts, use: TacrolimusUse, mg: MagnesiumResults, 
 
 
 def _starting_tacrolimus(use: TacrolimusUse, facts: PatientFacts) -> bool:
-    """In scope only through a draft order (section 6); a restart after a recent stop is a
-    start too (section 6: "no active tacrolimus")."""
-    return use.state == "starting" or (
-        use.state == "stopped" and any(m.is_systemic_tacrolimus for m in facts.draft_orders))
+    """Section 6's "starting tacrolimus": a systemic tacrolimus draft, no active tacrolimus, and
+    (section 4) no earlier one: an order renewed after it ran out or was stopped, or tacrolimus
+    known only from a statement, is a renewal or a resumption, not a start."""
+    return use.state == "starting" and is_first_tacrolimus_order(facts)
 
 
 def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assessment:
