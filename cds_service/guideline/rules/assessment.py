@@ -154,7 +154,9 @@ def findings_for(facts: PatientFacts, use: TacrolimusUse, mg: MagnesiumResults, 
     if latest is not None and severity is Severity.AT_TARGET and symptoms and high is None:
         findings.append(SymptomsWithNormalMagnesium(latest, symptoms))
     if latest is not None and severity is not None and severity.is_low:
-        factors = contributing_factors(facts, latest, now, thresholds)
+        trough_suggested = any(isinstance(f, SeverityFinding) and f.trough_missing_days is not None
+                               for f in findings)
+        factors = contributing_factors(facts, latest, now, thresholds, use, trough_suggested)
         if factors is not None:
             findings.append(factors)
     if not findings and (mg.unreadable or mg.preliminary or mg.future):
