@@ -55,8 +55,8 @@ RULES = {doc.topic: doc for doc in (
             "within the interval that applies, the shortest winning: {routine_interval_days} days "
             "routinely; {early_interval_days} days in the first {early_phase_days} days after a "
             "transplant or after tacrolimus was started (the earliest tacrolimus order, stopped "
-            "ones included); {inpatient_interval_days} days while hospitalized. Never measured "
-            "counts as due."),
+            "ones included: a renewal is not a start); {inpatient_interval_days} days while "
+            "hospitalized. Never measured counts as due."),
     RuleDoc("mg-symptoms", "Symptoms with normal serum magnesium", "5",
             "A symptom of hypomagnesemia (muscle cramp, tremor, seizure, tetany, arrhythmia, QT "
             "prolongation) with onset in the last {symptom_window_days} days (the recorded date "
@@ -70,7 +70,10 @@ RULES = {doc.topic: doc for doc in (
             "waste magnesium (each with a suggestion to stop it, not recommended by default), a "
             "tacrolimus level above {tacrolimus_high_above} ng/mL or the lab's range, drugs that "
             "raise tacrolimus levels (newest first), and eGFR up by {egfr_rise_fraction:.0%} or "
-            "more within {egfr_rise_window_days} days. A missing tacrolimus level is not a factor: "
+            "more within {egfr_rise_window_days} days. A drug raising tacrolimus levels started "
+            "with no tacrolimus level since (a level taken the day it started does not show its "
+            "effect) is said first, with a trough suggested unless another card asks for one; "
+            "never for stopped or held tacrolimus. A missing tacrolimus level is not a factor: "
             "the severity card suggests a trough instead."),
     RuleDoc("mg-persistent", "Persistent hypomagnesemia despite supplementation", "7",
             "At least {persistent_min_results} results at or below {low_at_or_below} mEq/L "

@@ -194,6 +194,9 @@ def _tacrolimus_line(a: Assessment) -> str:
     use = a.tacrolimus
     if a.starting_tacrolimus:
         return "Systemic tacrolimus is being ordered (no active tacrolimus on record)."
+    if use is not None and use.state == "starting":
+        # Sections 4 and 6: an earlier order (stopped long ago) makes this one a renewal.
+        return "Systemic tacrolimus is being ordered again (an earlier tacrolimus order is on record)."
     if use is not None and use.state == "on-hold":
         return "Tacrolimus on hold (its effect on magnesium outlasts a hold)."
     if use is not None and use.state == "stopped":

@@ -13,6 +13,7 @@ from ..rules import (
     ContributingFactors,
     FemgFinding,
     MagnesiumHigh,
+    NoLevelSince,
     ResultsNotUsed,
     SymptomsWithNormalMagnesium,
 )
@@ -33,7 +34,7 @@ from .common import (
     short_drug,
     stop_active_orders,
 )
-from .severity import _neurotoxicity, _serum_creatinine, renal_text
+from .severity import _neurotoxicity, _serum_creatinine, _trough, renal_text
 
 
 def high_card(f: MagnesiumHigh, a: Assessment, ctx: CardContext) -> Card:
@@ -73,8 +74,27 @@ def _drug_line(m: MedicationUse, why: str) -> str:
     return f"{clinical_name(m.name)} ({why}{started}, status {m.status})"
 
 
+def _name(m: MedicationUse) -> str:
+    return m.ingredient or clinical_name(m.name)
+
+
+def _no_level_line(u: NoLevelSince, f: ContributingFactors) -> str:
+    """Section 7: 'no tacrolimus level since <drug> started (<date>)', and the last level."""
+    line = f"No tacrolimus level since {_name(u.drug)} started ({u.started.date().isoformat()})"
+    level = f.tacrolimus_level
+    if level is None:
+        return line + ": no tacrolimus level on record."
+    if u.level_same_day:
+        return line + (f": the last, {level.shown}, was taken on {level.day}, the day it started, "
+                       "before its effect on the level could show.")
+    return line + f": the last, {level.shown}, was taken on {level.day}."
+
+
 def _contributing_action(f: ContributingFactors) -> str:
     """What to do about the factors listed (section 10: the summary ends with the action)."""
+    if f.no_level_since:
+        # Section 7: the first thing to say is a drug started with no trough since.
+        return ": check a tacrolimus trough, review them"
     if f.wasting_drugs or f.raising_drugs:
         return ": review them"
     if f.tacrolimus_high and f.egfr_rise is None:
@@ -87,7 +107,11 @@ def _contributing_action(f: ContributingFactors) -> str:
 
 def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -> Card:
     t = ctx.thresholds
-    named = [m.ingredient or clinical_name(m.name) for m in f.wasting_drugs + f.raising_drugs]
+    # Section 7: "the most actionable first": a drug started with no tacrolimus level since
+    # (raising_drugs holds those first), then the drugs wasting magnesium, then the others.
+    unknown = tuple(u.drug for u in f.no_level_since)
+    others = tuple(m for m in f.raising_drugs if m not in unknown)
+    named = [m.ingredient or clinical_name(m.name) for m in unknown + f.wasting_drugs + others]
     if f.tacrolimus_high and f.tacrolimus_level is not None:
         named.append(f"tacrolimus level {f.tacrolimus_level.shown}")
     if f.egfr_rise is not None:
@@ -97,9 +121,13 @@ def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -
     listed = listing(named, SUMMARY_LIMIT - len(head) - len(action))
     summary = f"{head}{listed}{action}"
     evidence = [f"Latest serum {mg_text(f.latest)} on {f.latest.day}."]
+    evidence += [_no_level_line(u, f) for u in f.no_level_since]
+    evidence += [_drug_line(m, "raises tacrolimus levels") for m in unknown]
     evidence += [_drug_line(m, "wastes magnesium") for m in f.wasting_drugs]
-    evidence += [_drug_line(m, "raises tacrolimus levels") for m in f.raising_drugs]
+    evidence += [_drug_line(m, "raises tacrolimus levels") for m in others]
     suggestions: list[Suggestion] = []
+    if f.suggest_trough:
+        suggestions.append(_trough(ctx))
     if f.tacrolimus_level is not None:
         level = f.tacrolimus_level
         line = f"Tacrolimus level {level.shown} on {level.day}"
@@ -115,6 +143,11 @@ def contributing_card(f: ContributingFactors, a: Assessment, ctx: CardContext) -
                         "increase magnesium excretion.")
     suggestions += stop_active_orders(f.wasting_drugs, "worsens magnesium loss")
     advice = []
+    if f.no_level_since:
+        names = ", ".join(dict.fromkeys(_name(u.drug) for u in f.no_level_since))
+        advice.append(f"Check a tacrolimus trough: {names} raises tacrolimus levels and no level was "
+                      "taken since it started (higher levels waste more magnesium; the transplant "
+                      "team adjusts the dose).")
     if f.wasting_drugs:
         advice.append("Review and, where possible, stop drugs that worsen magnesium loss (the clinician decides).")
     if any(m.wasting_class == "ppi" for m in f.wasting_drugs):

@@ -25,7 +25,13 @@ from .findings import (
     SymptomsWithNormalMagnesium,
     TacrolimusUse,
 )
-from .monitoring import is_older_than, monitoring_interval, recent_symptoms, symptom_class
+from .monitoring import (
+    is_first_tacrolimus_order,
+    is_older_than,
+    monitoring_interval,
+    recent_symptoms,
+    symptom_class,
+)
 from .renal import child_dosing, dialysis_reason, latest_egfr, renal_function
 from .severity import classify, latest_usable, set_aside_future, tacrolimus_use
 
@@ -148,7 +154,9 @@ def findings_for(facts: PatientFacts, use: TacrolimusUse, mg: MagnesiumResults, 
     if latest is not None and severity is Severity.AT_TARGET and symptoms and high is None:
         findings.append(SymptomsWithNormalMagnesium(latest, symptoms))
     if latest is not None and severity is not None and severity.is_low:
-        factors = contributing_factors(facts, latest, now, thresholds)
+        trough_suggested = any(isinstance(f, SeverityFinding) and f.trough_missing_days is not None
+                               for f in findings)
+        factors = contributing_factors(facts, latest, now, thresholds, use, trough_suggested)
         if factors is not None:
             findings.append(factors)
     if not findings and (mg.unreadable or mg.preliminary or mg.future):
@@ -158,10 +166,10 @@ def findings_for(facts: PatientFacts, use: TacrolimusUse, mg: MagnesiumResults, 
 
 
 def _starting_tacrolimus(use: TacrolimusUse, facts: PatientFacts) -> bool:
-    """In scope only through a draft order (section 6); a restart after a recent stop is a
-    start too (section 6: "no active tacrolimus")."""
-    return use.state == "starting" or (
-        use.state == "stopped" and any(m.is_systemic_tacrolimus for m in facts.draft_orders))
+    """Section 6's "starting tacrolimus": a systemic tacrolimus draft, no active tacrolimus, and
+    (section 4) no earlier one: an order renewed after it ran out or was stopped, or tacrolimus
+    known only from a statement, is a renewal or a resumption, not a start."""
+    return use.state == "starting" and is_first_tacrolimus_order(facts)
 
 
 def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assessment:

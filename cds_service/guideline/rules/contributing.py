@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from ..codes import LabKind
 from ..facts import MedicationUse, PatientFacts, UsableResult, is_usable
 from ..thresholds import COMPARISON_TOLERANCE, FEMG_FILTERED_FRACTION, Thresholds
-from .findings import ContributingFactors, EgfrRise, FemgFinding, GivenSince, PersistentLow, Severity, TacrolimusUse
+from .findings import (
+    ContributingFactors,
+    EgfrRise,
+    FemgFinding,
+    GivenSince,
+    NoLevelSince,
+    PersistentLow,
+    Severity,
+    TacrolimusUse,
+)
 from .monitoring import is_older_than, tacrolimus_start
 from .severity import classify, latest_usable, usable_by_time
 
@@ -72,16 +82,63 @@ def egfr_rise(facts: PatientFacts, thresholds: Thresholds) -> EgfrRise | None:
     return None
 
 
+# Orders that never were a course of the drug (sections 1 and 3 read them the same way).
+_NOT_A_COURSE = frozenset({"entered-in-error", "cancelled", "draft", "unknown", "not-taken"})
+
+
+def _newest_first(drugs: Iterable[MedicationUse]) -> list[MedicationUse]:
+    return sorted(drugs, key=lambda m: m.authored_on.timestamp() if m.authored_on else 0.0, reverse=True)
+
+
+def no_level_since(facts: PatientFacts, drug: MedicationUse,
+                   level: UsableResult | None) -> NoLevelSince | None:
+    """Section 7: `drug` (raising tacrolimus levels) was started with no tacrolimus level since.
+
+    A level reflects the drug when an order of the same ingredient was running when it was
+    taken, from an earlier day: an order renewed after the level does not make the level old
+    news, and a level drawn the day the drug started (before the first dose, usually, and before
+    a CYP3A inhibition builds up; section 6 asks for the trough 2-3 days after the start) does
+    not show its effect. The start said is the first order of the drug since that level (the
+    first one on record when there is no level at all)."""
+    key = drug.ingredient or drug.name
+    course = [m for m in facts.medications
+              if (m.ingredient or m.name) == key and m.raises_tacrolimus_class and m.is_treatment
+              and m.status not in _NOT_A_COURSE and m.authored_on is not None]
+    if drug.authored_on is None or not course:
+        return None
+    if level is None:
+        return NoLevelSince(drug, min(m.authored_on for m in course if m.authored_on is not None))
+    on_the_day = level.day
+
+    def reflected(m: MedicationUse) -> bool:
+        assert m.authored_on is not None
+        ended = m.stopped_at(level.when)
+        return m.authored_on.date().isoformat() < on_the_day and (ended is None or ended >= level.when)
+    if any(reflected(m) for m in course):
+        return None
+    since = [m.authored_on for m in course if m.authored_on is not None
+             and m.authored_on.date().isoformat() >= on_the_day]
+    started = min(since) if since else drug.authored_on
+    return NoLevelSince(drug, started, level_same_day=started.date().isoformat() == on_the_day)
+
+
 def contributing_factors(facts: PatientFacts, latest: UsableResult, now: datetime,
-                         thresholds: Thresholds) -> ContributingFactors | None:
-    """Section 7: what worsens magnesium loss. A missing tacrolimus level is not a factor (the
-    severity card asks for one instead)."""
+                         thresholds: Thresholds, use: TacrolimusUse | None = None,
+                         trough_suggested: bool = False) -> ContributingFactors | None:
+    """Section 7: what worsens magnesium loss, the most actionable first. A missing tacrolimus
+    level is not a factor (the severity card asks for one instead); a drug raising tacrolimus
+    levels started with no level since is said first, with a trough when none is suggested yet
+    (`trough_suggested`). Never for stopped or held tacrolimus (`use`; section 1)."""
     active = [m for m in facts.medications if m.active]
     wasting = tuple(m for m in active if m.wasting_class)
-    raising = tuple(sorted((m for m in active if m.raises_tacrolimus_class),
-                           key=lambda m: m.authored_on.timestamp() if m.authored_on else 0.0,
-                           reverse=True))  # newest first (section 7)
     level = latest_usable(facts.labs_of(LabKind.TACROLIMUS_LEVEL))
+    raising_newest = _newest_first(m for m in active if m.raises_tacrolimus_class)  # section 7
+    taking = use is not None and use.taking
+    unknown_effect = tuple(found for m in raising_newest if taking
+                           for found in [no_level_since(facts, m, level)] if found is not None)
+    said_first = {id(u.drug) for u in unknown_effect}
+    raising = tuple(u.drug for u in unknown_effect) + tuple(
+        m for m in raising_newest if id(m) not in said_first)
     window = trough_window_days(facts, now, thresholds)
     high = False
     # Only a recent level says anything about today's exposure.
@@ -93,7 +150,9 @@ def contributing_factors(facts: PatientFacts, latest: UsableResult, now: datetim
     rise = egfr_rise(facts, thresholds)
     if not (wasting or raising or high or rise):
         return None
-    return ContributingFactors(latest, wasting, raising, level, high, rise)
+    return ContributingFactors(latest, wasting, raising, level, high, rise,
+                               no_level_since=unknown_effect,
+                               suggest_trough=bool(unknown_effect) and not trough_suggested)
 
 
 def trough_missing(facts: PatientFacts, use: TacrolimusUse, now: datetime,

@@ -138,15 +138,28 @@ class EgfrRise:
 
 
 @dataclass(frozen=True)
+class NoLevelSince:
+    """Section 7: a drug that raises tacrolimus levels, started with no tacrolimus level since."""
+
+    drug: MedicationUse
+    started: datetime
+    # The latest level was taken the day the drug started: before its effect could show.
+    level_same_day: bool = False
+
+
+@dataclass(frozen=True)
 class ContributingFactors:
     latest: UsableResult
     wasting_drugs: tuple[MedicationUse, ...]
-    raising_drugs: tuple[MedicationUse, ...]
+    raising_drugs: tuple[MedicationUse, ...]  # those without a level since their start first
     tacrolimus_level: UsableResult | None  # the latest level, high or not
     tacrolimus_high: bool
     egfr_rise: EgfrRise | None
     # Section 7 (revision 2): a missing level is never a factor; kept False for readers of rev. 1.
     tacrolimus_level_missing: bool = False
+    # Section 7: "a drug started recently without a trough since is the first thing to say".
+    no_level_since: tuple[NoLevelSince, ...] = ()
+    suggest_trough: bool = False  # no other card of this answer suggests a trough already
 
 
 @dataclass(frozen=True)

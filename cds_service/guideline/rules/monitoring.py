@@ -19,8 +19,8 @@ def monitoring_interval(facts: PatientFacts, now: datetime,
     if facts.transplant_dates and max(facts.transplant_dates) >= early_since:
         candidates.append(MonitoringInterval(thresholds.early_interval_days,
                                              f"first {thresholds.early_phase_days} days after transplant"))
-    start = tacrolimus_start(facts) or (now if any(
-        m.is_systemic_tacrolimus for m in facts.draft_orders) else None)  # a first order starts now
+    # Section 4: "a new tacrolimus order ... with no earlier one, starts it now".
+    start = tacrolimus_start(facts) or (now if is_first_tacrolimus_order(facts) else None)
     if start is not None and start >= early_since:
         candidates.append(MonitoringInterval(thresholds.early_interval_days,
                                              f"first {thresholds.early_phase_days} days of tacrolimus"))
@@ -37,6 +37,33 @@ def tacrolimus_start(facts: PatientFacts) -> datetime | None:
              and m.resource_type == "MedicationRequest" and m.is_treatment
              and m.status not in ("entered-in-error", "draft", "cancelled", "unknown")]
     return min(dates) if dates else None
+
+
+# Records that never were a treatment: they do not make a later order a renewal (section 4).
+# `draft` outside draftOrders was never signed, `unknown` never counts (section 1); a statement
+# `not-taken` says the drug was not taken.
+_NOT_EARLIER_USE = frozenset({"entered-in-error", "cancelled", "draft", "unknown", "not-taken"})
+
+
+def has_earlier_tacrolimus(facts: PatientFacts) -> bool:
+    """An earlier systemic tacrolimus order or statement of use on record, whatever its status
+    or age (sections 4 and 6: a renewal or a resumption, not a start); the drafts being placed
+    are not earlier orders.
+
+    Section 4 defines the start as the earliest order "stopped and completed ones included" and
+    puts no age limit on it: an order stopped five years ago makes a new one a renewal by that
+    definition (the monitoring interval then follows the transplant date or the routine one)."""
+    placed = {m.request_id for m in facts.draft_orders if m.request_id is not None}
+    return any(m.is_systemic_tacrolimus and m.is_treatment and m.status not in _NOT_EARLIER_USE
+               and not (m.resource_type == "MedicationRequest" and m.request_id in placed)
+               for m in facts.medications)
+
+
+def is_first_tacrolimus_order(facts: PatientFacts) -> bool:
+    """A systemic tacrolimus draft with no earlier tacrolimus on record: it starts tacrolimus now
+    (sections 4 and 6)."""
+    return (any(m.is_systemic_tacrolimus for m in facts.draft_orders)
+            and not has_earlier_tacrolimus(facts))
 
 
 def is_older_than(result: UsableResult, days: int, now: datetime) -> bool:
