@@ -72,3 +72,12 @@ def test_brands_and_prodrugs_of_listed_drugs_interact(name, ingredient, mode, di
                 drafts=[draft({"text": name}, id="d-x", route=IV)])
     c = the(cards, "mg-order-interaction")
     assert ingredient in text(c)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_wasting_drug_below_target_asks_for_the_recheck_in_1_to_2_weeks(mode, discovery, monkeypatch):
+    """(At a low Mg the severity card carries the recheck: one order per test.)"""
+    ppi = draft({"text": "pantoprazole 40 mg EC tablet"}, id="d-ppi")
+    cards = run(recipient(mg(1.45, "mEq/L", days=10)), mode, discovery, monkeypatch, hook="order-select", drafts=[ppi])
+    c = the(cards, "mg-order-wasting", "warning")
+    assert serum_mg_window(c) == ((TODAY + timedelta(days=7)).isoformat(), (TODAY + timedelta(days=14)).isoformat())

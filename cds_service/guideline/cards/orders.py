@@ -205,9 +205,11 @@ def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -
         # Section 4: never two orders for the same test; the one placed is the recheck.
         advice.append(_MG_ALREADY_ORDERED)
     elif f.concern is not None:
-        suggestions.append(_repeat_mg(ctx, 1 if f.concern == "not measured" else 14,
-                                      "now: on a magnesium-wasting drug" if f.concern == "not measured"
-                                      else "recheck in 1–2 weeks on a magnesium-wasting drug"))
+        now = f.concern == "not measured"
+        suggestions.append(_repeat_mg(ctx, 1 if now else 14,
+                                      "now: on a magnesium-wasting drug" if now
+                                      else "recheck in 1–2 weeks on a magnesium-wasting drug",
+                                      not_before_days=0 if now else 7))
     return _card(ctx, "mg-order-wasting", "warning" if f.concern else "info", summary,
                  _detail(evidence, advice, a, "mg-order-wasting"), tuple(suggestions))
 
