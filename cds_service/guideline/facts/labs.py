@@ -197,8 +197,8 @@ def read_lab(obs: Resource, local_codes: LabCodes | None = None) -> LabResult | 
             normalised = _normalise(kind, value, keys)
             # The UCUM code decides (section 2); a unit text that says another unit would show
             # a number the conversion contradicts ("0.45 mg/dL (0.90 mEq/L)"): show the code.
-            if len(keys) == 2 and normalised is not None and _normalise(kind, value, keys[1:]) not in (
-                    None, normalised):
+            if (len(keys) == 2 and keys[0] != keys[1] and normalised is not None
+                    and _normalise(kind, value, keys[1:]) not in (None, normalised)):
                 unit = str(quantity["code"])
     when, local_day = observation_time(obs)
     observation_id, issued = get("id"), get("issued")
