@@ -296,6 +296,24 @@ def test_kept_facts_keep_no_resource_alive_and_follow_the_last_call():
     assert patient.readings.get(facts_patient._FACTS) is None
 
 
+def test_the_facts_of_at_most_max_kept_facts_calls_are_kept(monkeypatch):
+    """A memory bound of their own: the facts of many patients' calls over the same shared
+    resources are not counted by the memo, so only the most recent MAX_KEPT_FACTS are kept."""
+    monkeypatch.setattr(facts_patient, "MAX_KEPT_FACTS", 5)
+    monkeypatch.setattr(facts_patient, "_kept_owners", type(facts_patient._kept_owners)())
+    shared_mg = SharedResource({"resourceType": "Observation", "id": "mg1", "status": "final",
+                                "code": {"coding": [{"system": "http://loinc.org", "code": "19123-9"}]},
+                                "effectiveDateTime": "2026-11-20T08:00:00Z",
+                                "valueQuantity": {"value": 0.8, "unit": "mmol/L"}})
+    patients = [SharedResource({"resourceType": "Patient", "id": f"p{i}"}) for i in range(12)]
+    for i, patient in enumerate(patients):
+        build_facts((patient, shared_mg), patient_id=f"p{i}", encounter_id=None)
+    holding = [i for i, p in enumerate(patients) if facts_patient._FACTS in p.readings]
+    assert holding == [7, 8, 9, 10, 11]
+    again = build_facts((patients[11], shared_mg), patient_id="p11", encounter_id=None)
+    assert again is patients[11].readings[facts_patient._FACTS][2]  # the recent ones still hit
+
+
 def test_plain_resources_are_always_read_again():
     """Resources parsed for one call only (a patient's first call, the memo off) may be changed
     by their caller: their facts are never kept."""

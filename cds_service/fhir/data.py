@@ -81,13 +81,15 @@ def gather(request: HookRequest, keys: Iterable[PrefetchKey], *, client: FhirCli
             pending[executor.submit(client.resources, query, deadline)] = spec
 
     if pending:
-        done, not_done = wait(pending, timeout=max(0.0, deadline - time.monotonic()))
-        for future in not_done:
-            future.cancel()
-            FHIR_FETCHES.labels(outcome="deadline").inc()
-            _lost(pending[future], prefetch, failed, data)
-        for future in done:
-            spec = pending[future]
+        done, _ = wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+        # In the order of the prefetch keys, not of completion: the same request reads its
+        # resources and names what is missing in the same order every time.
+        for future, spec in pending.items():
+            if future not in done:
+                future.cancel()
+                FHIR_FETCHES.labels(outcome="deadline").inc()
+                _lost(spec, prefetch, failed, data)
+                continue
             try:
                 fetched: Fetched = future.result()
             except FetchError:
@@ -123,7 +125,7 @@ def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str,
     unavailable instead, as for a Medication that could not be read.
     """
     # One walk over the resources: the Medications sent, and the ones orders reference.
-    known: set[Any] = set()
+    known: set[str] = set()
     referenced: dict[str, None] = {}  # in order of first reference
     elsewhere = 0  # absolute references to another server (or with no fhirServer to compare)
     own_base = server_base(fhir_server)
@@ -131,8 +133,9 @@ def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str,
         for resource in resources:
             kind = resource.get("resourceType")
             if kind == "Medication":
-                if sent:
-                    known.add(resource.get("id"))
+                medication_id = resource.get("id")
+                if sent and isinstance(medication_id, str):  # an id that is a list names nothing
+                    known.add(medication_id)
                 continue
             if kind not in _ORDER_TYPES:
                 continue

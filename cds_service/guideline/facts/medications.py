@@ -323,7 +323,8 @@ def read_medication(request: Resource, medications: Mapping[str, Resource]) -> M
 def read_administration(administration: Resource,
                         medications: Mapping[str, Resource]) -> MagnesiumGiven | None:
     """A completed or in-progress magnesium MedicationAdministration (section 3)."""
-    if administration.get("status") not in GIVEN_ADMINISTRATION_STATUSES:
+    status = administration.get("status")
+    if not isinstance(status, str) or status not in GIVEN_ADMINISTRATION_STATUSES:  # a list is no status
         return None
     concept, medication = medication_concept(administration, medications)
     # The same classification as orders (by code, then by name): a code-only magnesium oxide

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+import threading
 import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -188,14 +190,33 @@ def build_facts(resources: Iterable[Resource], *, patient_id: str | None,
     facts = _build(resources, inputs, drafts_given, selections, local_codes)
     if len(resources) <= MAX_KEPT_FACTS_RESOURCES and all(
             type(r) is not dict and getattr(r, "readings", None) is not None for r in resources):
-        readings[_FACTS] = (inputs, tuple(map(weakref.ref, resources)), facts)
+        _keep(first, readings, (inputs, tuple(map(weakref.ref, resources)), facts))
     else:
         readings.pop(_FACTS, None)
     return facts
 
 
 _FACTS = ("patient facts",)  # the key of build_facts' result among a shared resource's readings
-MAX_KEPT_FACTS_RESOURCES = 1000  # a larger record is read again at each call (memory bound)
+# Memory bound: the facts of at most MAX_KEPT_FACTS calls (the most recent patients) are kept
+# per process, each of a record of at most MAX_KEPT_FACTS_RESOURCES resources: the facts are
+# not in the memo's count (a record of shared resources may be read into new facts for every
+# patient), so they have a bound of their own (~15 MB at worst, ~2 MB for typical records).
+MAX_KEPT_FACTS = 64
+MAX_KEPT_FACTS_RESOURCES = 1000
+_kept_owners: OrderedDict[int, weakref.ref] = OrderedDict()  # id(first resource) -> it, oldest first
+_kept_lock = threading.Lock()
+
+
+def _keep(first: Resource, readings: dict, kept: tuple) -> None:
+    """Keep `kept` on `first`, and drop the oldest kept facts beyond MAX_KEPT_FACTS."""
+    readings[_FACTS] = kept
+    with _kept_lock:
+        _kept_owners.pop(id(first), None)
+        _kept_owners[id(first)] = weakref.ref(first)
+        while len(_kept_owners) > MAX_KEPT_FACTS:
+            owner = _kept_owners.popitem(last=False)[1]()
+            if owner is not None:
+                getattr(owner, "readings", {}).pop(_FACTS, None)
 
 
 def _build(resources: tuple[Resource, ...], inputs: tuple, drafts_given: list[Resource],
