@@ -17,15 +17,11 @@ import re
 import pytest
 
 from .test_independent_patients import (
-    ORAL, Case, at, call, day, mg, patient, procedure, prograf, recipient, rx, text, the, trough,
+    MODES, run,
+    ORAL, at, day, mg, patient, procedure, prograf, recipient, rx, text, the, trough,
 )
 
-MODES = ("prefetch", "fallback")
 NO_LEVEL_SINCE = re.compile(r"no tacrolimus level since voriconazole started \((\d{4}-\d{2}-\d{2})\)")
-
-
-def run(resources, mode, discovery, monkeypatch) -> list[dict]:
-    return call(Case("trough-since", resources, lambda c, m: None), mode, discovery, monkeypatch)
 
 
 def furosemide() -> dict:

@@ -424,6 +424,23 @@ def check_section_10(cards: list[dict], case: Case) -> None:
 # --------------------------------------------------------------------------------------------
 # Expectation helpers
 
+MODES = ("prefetch", "fallback")  # the EHR's prefetch; no prefetch and a mocked FHIR server
+
+
+def run(resources: list[dict], mode: str, discovery: dict, monkeypatch, **case) -> list[dict]:
+    """The cards for these resources in one data mode (`case`: Case's fields, such as hook,
+    drafts, encounter); for tests that assert on the answer themselves."""
+    return call(Case(case.pop("name", "scenario"), resources, lambda c, m: None, **case), mode, discovery, monkeypatch)
+
+
+def topics(cards: list[dict]) -> list[str]:
+    return [c["source"]["topic"]["code"] for c in cards]
+
+
+def summaries(cards: list[dict]) -> str:
+    return " | ".join(c["summary"] for c in cards)
+
+
 def the(cards: list[dict], topic: str, indicator: str | None = None) -> dict:
     found = [c for c in cards if c["source"]["topic"]["code"] == topic]
     assert len(found) == 1, f"expected one {topic} card, got {[c['source']['topic']['code'] for c in cards]}: " \

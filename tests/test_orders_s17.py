@@ -17,16 +17,10 @@ from cds_service.guideline.cards.orders import _summary
 
 from . import test_independent_patients as patients
 from .test_independent_patients import (
-    ORAL, Case, call, day, draft, egfr, med_suggestions, mg, obs, patient, recipient, rx, rxcode, the,
+    MODES, run,
+    ORAL, day, draft, egfr, med_suggestions, mg, obs, patient, recipient, rx, rxcode, the,
     trough,
 )
-
-
-MODES = ("prefetch", "fallback")
-
-
-def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
-    return call(Case("orders-s17", resources, lambda c, m: None, **kw), mode, discovery, monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------

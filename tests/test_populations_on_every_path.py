@@ -9,16 +9,12 @@ import pytest
 
 
 from .test_independent_patients import (
-    Case, call, created, draft, mg, mgo_order, mgso4, procedure, recipient, rxcode, text, the,
+    MODES, run,
+    created, draft, mg, mgo_order, mgso4, procedure, recipient, rxcode, text, the,
 )
 
-MODES = ("prefetch", "fallback")
 
 MGO = rxcode("198741", "magnesium oxide 400 MG Oral Tablet", "magnesium oxide 400 mg tablet")
-
-
-def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
-    return call(Case("populations", resources, lambda c, m: None, **kw), mode, discovery, monkeypatch)
 
 
 @pytest.mark.parametrize("mode", MODES)

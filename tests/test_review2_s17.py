@@ -19,25 +19,13 @@ from datetime import timedelta
 import pytest
 
 from .test_independent_patients import (
-    EPIC_LOCAL, FHIR_BASE, LOINC, NOW, ORAL, PID, RXNORM, SNOMED, TOPICAL, Case, at, call, condition, day,
+    MODES, run, topics, summaries,
+    EPIC_LOCAL, FHIR_BASE, LOINC, NOW, ORAL, PID, RXNORM, SNOMED, TOPICAL, at, condition, day,
     deleted, draft, encounter, expect_oral_mgo, expect_severe_adult_iv, mg,
     mgo_order, none_of, obs, recipient, rx, rxcode, serum_mg_lab, statement, text, the,
 )
 
-MODES = ("prefetch", "fallback")
 OPHTHALMIC = {"coding": [{"system": SNOMED, "code": "54485002", "display": "Ophthalmic route"}], "text": "Both Eyes"}
-
-
-def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
-    return call(Case(kw.pop("name", "review2-s17"), resources, lambda c, m: None, **kw), mode, discovery, monkeypatch)
-
-
-def topics(cards):
-    return [c["source"]["topic"]["code"] for c in cards]
-
-
-def summaries(cards):
-    return " | ".join(c["summary"] for c in cards)
 
 
 def add_to(key: str, *resources: dict):

@@ -9,14 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from .test_independent_patients import IV, NOW, Case, call, created, draft, egfr, mg, mgo_order, recipient, text, the
+from .test_independent_patients import MODES, run, IV, NOW, created, draft, egfr, mg, mgo_order, recipient, text, the
 
-MODES = ("prefetch", "fallback")
 TODAY = NOW.date()
-
-
-def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
-    return call(Case("review3-fixes", resources, lambda c, m: None, **kw), mode, discovery, monkeypatch)
 
 
 def serum_mg_window(card: dict) -> tuple[str, str]:

@@ -18,26 +18,14 @@ from datetime import date, timedelta
 import pytest
 
 from .test_independent_patients import (
-    IV, LOINC, NOW, ORAL, PID, SNOMED, TOPICAL, Case, at, call, condition, created, day, deleted, draft,
+    MODES, run, topics, summaries,
+    IV, LOINC, NOW, ORAL, PID, SNOMED, TOPICAL, at, condition, created, day, deleted, draft,
     egfr, mg, mgo_order, mgso4, none_of, obs, patient, procedure, prograf, recipient, rx, rxcode, statement, text, the,
     trough,
 )
 
-MODES = ("prefetch", "fallback")
 OPHTHALMIC = {"coding": [{"system": SNOMED, "code": "54485002", "display": "Ophthalmic route"}], "text": "Both Eyes"}
 VAGINAL = {"coding": [{"system": SNOMED, "code": "16857009", "display": "Vaginal route"}], "text": "Vaginal"}
-
-
-def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
-    return call(Case(kw.pop("name", "review3-s17"), resources, lambda c, m: None, **kw), mode, discovery, monkeypatch)
-
-
-def topics(cards):
-    return [c["source"]["topic"]["code"] for c in cards]
-
-
-def summaries(cards):
-    return " | ".join(c["summary"] for c in cards)
 
 
 def d(txt: str, id: str, **kw) -> dict:

@@ -14,24 +14,10 @@ import re
 import pytest
 
 from .test_independent_patients import (
-    IV, LOINC, ORAL, PID, RXNORM, UCUM, Case, at, call, condition, day,
+    MODES, run, topics, IV, LOINC, ORAL, PID, RXNORM, UCUM, at, condition, day,
     deleted, dose_mg, draft, egfr, encounter, expect_oral_mgo, expect_severe_adult_iv,
     lab_codes, med_suggestions, mg, mgo, mgo_order, mgso4, none_of, obs, patient, procedure, recipient, recommended, rx, rxcode, serum_mg_lab, statement, text, the,
 )
-
-MODES = ("prefetch", "fallback")
-
-
-def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
-    return call(Case(kw.pop("name", "review-s17"), resources, lambda c, m: None, **kw), mode, discovery, monkeypatch)
-
-
-def topics(cards):
-    return [c["source"]["topic"]["code"] for c in cards]
-
-
-def summaries(cards):
-    return " | ".join(c["summary"] for c in cards)
 
 
 # ---------------------------------------------------------------------------------------------

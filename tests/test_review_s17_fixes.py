@@ -20,16 +20,12 @@ from cds_service.guideline.thresholds import DEFAULT_THRESHOLDS
 from cds_service.testing import factories as f
 
 from .test_independent_patients import (
+    MODES, run,
     LOINC, ORAL, PID, RXNORM, SNOMED, UCUM, Case, at, call, mg, mgo, mgso4, none_of, obs, recipient, rx,
     serum_mg_lab, statement, text, the,
 )
 
-MODES = ("prefetch", "fallback")
 MGO_CODE_ONLY = {"coding": [{"system": RXNORM, "code": "198741"}]}
-
-
-def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
-    return call(Case(kw.pop("name", "s17-fixes"), resources, lambda c, m: None, **kw), mode, discovery, monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,11 +24,11 @@ from cds_service.guideline.rules import recent_symptoms
 from cds_service.guideline.thresholds import DEFAULT_THRESHOLDS
 
 from .test_independent_patients import (
-    NOW, PID, Case, call, condition, expect_oral_mgo, expect_severe_adult_iv, mg, recipient, the,
+    MODES, run,
+    NOW, PID, condition, expect_oral_mgo, expect_severe_adult_iv, mg, recipient, the,
 )
 
 UCUM = "http://unitsofmeasure.org"
-MODES = ("prefetch", "fallback")
 assert NOW == datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)  # the dates below count from it
 
 
@@ -199,10 +199,6 @@ def test_onset_age_comparator(comparator, value, recent):
 
 # --------------------------------------------------------------------------------------------
 # Through the hook, in both data modes (the EHR's prefetch; no prefetch, FHIR server reads)
-
-
-def run(resources: list[dict], mode: str, discovery, monkeypatch) -> list[dict]:
-    return call(Case("onset-age", resources, lambda c, m: None), mode, discovery, monkeypatch)
 
 
 @pytest.mark.parametrize("mode", MODES)

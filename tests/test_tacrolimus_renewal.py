@@ -16,13 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_independent_patients import Case, at, call, draft, mg, none_of, patient, prograf, rxcode, statement, text, the
-
-MODES = ("prefetch", "fallback")
-
-
-def run(resources, mode, discovery, monkeypatch, **kw) -> list[dict]:
-    return call(Case("tacrolimus-renewal", resources, lambda c, m: None, **kw), mode, discovery, monkeypatch)
+from .test_independent_patients import MODES, run, at, draft, mg, none_of, patient, prograf, rxcode, statement, text, the
 
 
 def prograf_draft(id: str = "d-prograf") -> dict:
