@@ -85,7 +85,8 @@ def test_a_bad_period_is_a_400(sqlite_url, query):
 
 @pytest.mark.parametrize("timestamp", ["last tuesday", "2026-11-25T25:00:00Z", "0001-01-01T00:00:00+05:00", ""])
 def test_feedback_with_a_bad_timestamp_is_a_400(sqlite_url, timestamp):
-    item = {"card": "c-1", "outcome": "accepted", "outcomeTimestamp": timestamp}
+    item = {"card": "c-1", "outcome": "accepted", "outcomeTimestamp": timestamp,
+            "acceptedSuggestions": [{"id": "s-1"}]}
     response = make_app(sqlite_url).test_client().post(FEEDBACK, json={"feedback": [item]})
     assert response.status_code == 400
     assert response.get_json()["issue"][0]["expression"] == ["feedback[0].outcomeTimestamp"]

@@ -185,7 +185,8 @@ def test_discovery_is_open_but_a_signed_discovery_is_checked(secure_app, jwks):
 
 
 def test_feedback_audience_is_the_feedback_url(secure_app, jwks):
-    body = {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-25T00:00:00Z"}]}
+    body = {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-25T00:00:00Z",
+                          "acceptedSuggestions": [{"id": "s-1"}]}]}
     path = PATIENT_VIEW + "/feedback"
     assert call(secure_app, token(aud="http://localhost" + path), path, body).status_code == 200
     assert call(secure_app, token(), path, body).status_code == 401

@@ -52,6 +52,9 @@ def figures(app, **params) -> dict:
 
 
 def feedback_item(card: dict, outcome: str, at: str = "2026-11-25T12:05:00Z", **extra) -> dict:
+    """A feedback item as the spec has it: an acceptance names the suggestions accepted."""
+    if outcome == "accepted" and "acceptedSuggestions" not in extra:
+        extra["acceptedSuggestions"] = [{"id": s["uuid"]} for s in card.get("suggestions", [])[:1]] or [{"id": "s-1"}]
     return {"card": card["uuid"], "outcome": outcome, "outcomeTimestamp": at, **extra}
 
 
@@ -246,7 +249,8 @@ def test_feedback_that_cannot_be_stored_is_a_503(tmp_path, monkeypatch):
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
 
     monkeypatch.setattr(app.extensions["cds"].store, "add_feedback", database_down)
-    item = {"card": "c-1", "outcome": "accepted", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
+    item = {"card": "c-1", "outcome": "accepted", "outcomeTimestamp": "2026-11-25T10:00:00Z",
+            "acceptedSuggestions": [{"id": "s-1"}]}
     response = app.test_client().post(FEEDBACK, json={"feedback": [item]})
     assert response.status_code == 503 and response.get_json()["resourceType"] == "OperationOutcome"
 

@@ -184,7 +184,17 @@ class RequestValidator:
         if not isinstance(body, dict):
             raise InvalidRequest("request body must be a JSON object")
         self._check(self._feedback, body)
+        if _holds_nul(body["feedback"]):  # no database stores it alike (PostgreSQL refuses it)
+            raise InvalidRequest("feedback: a text holds a NUL character")
         return body["feedback"]
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return isinstance(value, list) and any(_holds_nul(v) for v in value)
 
 
 def _entry_count(body: Mapping[str, Any]) -> int:

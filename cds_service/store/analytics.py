@@ -77,12 +77,15 @@ def summary(engine: Engine, period: Period = Period()) -> dict:
     kind_of_feedback = sa.func.coalesce(cards_issued.c.kind, UNKNOWN_KIND)
     joined = feedback.outerjoin(cards_issued, feedback.c.card_uuid == cards_issued.c.card_uuid)
     day_outcome = sa.func.date(feedback.c.outcome_at)
-    outcomes = (sa.select(kind_of_feedback, feedback.c.outcome, day_outcome, sa.func.count(),
+    # Figures about cards: a card answered twice alike (an EHR's retry with a new timestamp, one
+    # message per accepted suggestion) counts once (CDS Hooks 2.0: the card uuid identifies it).
+    cards_answered = sa.func.count(sa.distinct(feedback.c.card_uuid))
+    outcomes = (sa.select(kind_of_feedback, feedback.c.outcome, day_outcome, cards_answered,
                           sa.func.sum(sa.case((feedback.c.comment_given, 1), else_=0)))
                 .select_from(joined).where(*period.bounds(feedback.c.outcome_at))
                 .group_by(kind_of_feedback, feedback.c.outcome, day_outcome))
     reasons = (sa.select(kind_of_feedback, feedback.c.override_code,
-                         sa.func.max(feedback.c.override_display), sa.func.count())
+                         sa.func.max(feedback.c.override_display), cards_answered)
                .select_from(joined)
                .where(feedback.c.outcome == "overridden", *period.bounds(feedback.c.outcome_at))
                .group_by(kind_of_feedback, feedback.c.override_code))
