@@ -83,7 +83,8 @@ def test_a_bad_period_is_a_400(sqlite_url, query):
     assert make_app(sqlite_url).test_client().get(f"/analytics?{query}").status_code == 400
 
 
-@pytest.mark.parametrize("timestamp", ["last tuesday", "2026-11-25T25:00:00Z", "0001-01-01T00:00:00+05:00", ""])
+@pytest.mark.parametrize("timestamp", ["last tuesday", "2026-11-25T25:00:00Z", "0001-01-01T00:00:00+05:00", "",
+                                       "2026-11-25", "20261125T120500Z"])
 def test_feedback_with_a_bad_timestamp_is_a_400(sqlite_url, timestamp):
     item = {"card": "c-1", "outcome": "accepted", "outcomeTimestamp": timestamp,
             "acceptedSuggestions": [{"id": "s-1"}]}

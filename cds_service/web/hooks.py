@@ -157,9 +157,13 @@ def feedback(service_id: str) -> Response:
 
 
 def parse_instant(value: str, where: str) -> datetime:
-    """An ISO 8601 date-time (a missing offset is read as UTC), or a 400 naming the field."""
+    """An ISO 8601 date-time (a missing offset is read as UTC), or a 400 naming the field. A date
+    alone is no outcome time (CDS Hooks 2.0: a date-time)."""
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        text = value.strip()
+        if len(text) < 16 or text[10] not in "Tt ":
+            raise ValueError("a date-time has a time")
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
     except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset
         raise InvalidRequest(f"{where} is not an ISO 8601 date-time", expression=[where]) from None
