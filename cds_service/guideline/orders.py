@@ -25,6 +25,7 @@ from .rules import (
     MonitoringDue,
     Severity,
     SeverityFinding,
+    child_dosing,
     classify,
     is_older_than,
     latest_egfr,
@@ -69,6 +70,8 @@ class WastingDrugOrdered:
     concern: str | None  # "low", "below target", "not measured": warning; None (at target): info
     # A serum Mg is already ordered (placed or being signed): the card says so, orders no second.
     mg_ordered: bool = False
+    # Section 3, children: no fixed-dose medication suggestion (the famotidine swap included).
+    child_age: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,9 +148,11 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
 
     wasting = tuple(d for d in drafts if d.wasting_class and not d.is_systemic_tacrolimus)
     if wasting:
+        child = child_dosing(facts, now, thresholds)
         findings.append(WastingDrugOrdered(wasting, latest, level, latest_egfr(facts),
                                            _wasting_concern(latest, now, thresholds),
-                                           mg_ordered=facts.magnesium_lab_orders > 0))
+                                           mg_ordered=facts.magnesium_lab_orders > 0,
+                                           child_age=child.age_years if child else None))
     raising = tuple(d for d in drafts if d.raises_tacrolimus_class)
     lowering = tuple(d for d in drafts if d.lowers_tacrolimus_class)
     if raising or lowering:

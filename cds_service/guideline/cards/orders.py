@@ -189,6 +189,10 @@ def wasting_order_card(f: WastingDrugOrdered, a: Assessment, ctx: CardContext) -
             continue
         advice.append(f"Instead of {ppi}, an H2 blocker such as {codes.PPI_ALTERNATIVE} does not "
                       "waste magnesium.")
+        if f.child_age is not None:  # section 3: no fixed adult dose for a child
+            advice.append(f"Child ({f.child_age} years): dose {codes.PPI_ALTERNATIVE} by weight per the "
+                          "paediatric protocol (no one-click adult dose is offered).")
+            continue
         famotidine = famotidine_instead(ctx.orders, f.egfr)
         dose = famotidine["dosageInstruction"][0]["text"].split(" in place of")[0]
         # Create first, then delete: a client that applies actions in order and stops at the

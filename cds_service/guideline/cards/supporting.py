@@ -48,6 +48,12 @@ def high_card(f: MagnesiumHigh, a: Assessment, ctx: CardContext) -> Card:
                 f"Renal function: {renal_text(f.renal, t)}."]
     advice = ["Hold or reduce the magnesium supplement; recheck serum Mg.",
               "Check renal function (magnesium is cleared by the kidney)."]
+    drafts = tuple(m for m in f.supplements if m.status == "draft")
+    taking = tuple(m for m in f.supplements if m.status != "draft")
+    if drafts and taking:
+        # Order hooks: only the draft can be removed from here (build.py); say what else to hold.
+        advice.insert(0, f"Do not sign {_drug_names(drafts)}; hold or reduce the supplements already "
+                         f"taken ({_drug_names(taking)}) in the medication list.")
     if f.renal.impaired:
         advice.append(f"Renal impairment ({renal_text(f.renal, t)}) is the likely cause.")
     suggestions = stop_active_orders(f.supplements, "magnesium above target")
