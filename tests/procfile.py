@@ -24,6 +24,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(process: subprocess.Popen, timeout: float) -> None:
+    """Terminate a server started by a test; kill it if it has not exited within `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def web_command() -> str:
     return next(line.split(":", 1)[1].strip() for line in (ROOT / "Procfile").read_text().splitlines()
                 if line.startswith("web:"))
@@ -60,9 +70,4 @@ def procfile_server(env: Mapping[str, str] | None = None, *, port: int | None = 
                 time.sleep(0.1)
             yield base, process, log_path
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout=30)

@@ -26,7 +26,7 @@ from cds_service.config import Settings
 
 from cds_service.testing import factories as f
 from .test_attacks import gunicorn
-from .procfile import ROOT, free_port
+from .procfile import ROOT, free_port, stop
 from .test_integration import SERVICES, record
 
 CONFIG = ROOT / "deploy" / "nginx.conf"
@@ -105,11 +105,7 @@ def proxied_service() -> Iterator[int]:
         try:
             yield proxy_port
         finally:
-            nginx.terminate()
-            try:
-                nginx.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
+            stop(nginx, timeout=10)
             shutil.rmtree(workdir, ignore_errors=True)
 
 
