@@ -17,6 +17,9 @@ ACTIVE_MEDICATION_STATUSES = frozenset({"active", "on-hold"})
 # Section 1: home medications count when active, intended or on hold.
 ACTIVE_STATEMENT_STATUSES = frozenset({"active", "intended", "on-hold"})
 ENDED_MEDICATION_STATUSES = frozenset({"stopped", "completed"})
+# Records that never were a course of the drug (sections 1 and 4): `draft` outside draftOrders
+# was never signed, `unknown` never counts, a statement `not-taken` says it was not taken.
+NEVER_TAKEN_STATUSES = frozenset({"entered-in-error", "cancelled", "draft", "unknown", "not-taken"})
 # Section 1: a plan or proposal is not yet a treatment.
 TREATMENT_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order",
                                "instance-order"})

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from ..codes import LabKind
-from ..facts import MedicationUse, PatientFacts, UsableResult, is_usable
+from ..facts import NEVER_TAKEN_STATUSES, MedicationUse, PatientFacts, UsableResult, is_usable
 from ..thresholds import COMPARISON_TOLERANCE, FEMG_FILTERED_FRACTION, Thresholds
 from .findings import (
     ContributingFactors,
@@ -82,10 +82,6 @@ def egfr_rise(facts: PatientFacts, thresholds: Thresholds) -> EgfrRise | None:
     return None
 
 
-# Orders that never were a course of the drug (sections 1 and 3 read them the same way).
-_NOT_A_COURSE = frozenset({"entered-in-error", "cancelled", "draft", "unknown", "not-taken"})
-
-
 def _newest_first(drugs: Iterable[MedicationUse]) -> list[MedicationUse]:
     return sorted(drugs, key=lambda m: m.authored_on.timestamp() if m.authored_on else 0.0, reverse=True)
 
@@ -103,7 +99,7 @@ def no_level_since(facts: PatientFacts, drug: MedicationUse,
     key = drug.ingredient or drug.name
     course = [m for m in facts.medications
               if (m.ingredient or m.name) == key and m.raises_tacrolimus_class and m.is_treatment
-              and m.status not in _NOT_A_COURSE and m.authored_on is not None]
+              and m.status not in NEVER_TAKEN_STATUSES and m.authored_on is not None]
     if drug.authored_on is None or not course:
         return None
     if level is None:

@@ -6,7 +6,7 @@ import calendar
 import math
 from datetime import date, datetime, timedelta, timezone
 
-from ..facts import PatientFacts, Symptom, UsableResult
+from ..facts import NEVER_TAKEN_STATUSES, PatientFacts, Symptom, UsableResult
 from ..thresholds import Thresholds
 from .findings import MonitoringInterval
 
@@ -39,12 +39,6 @@ def tacrolimus_start(facts: PatientFacts) -> datetime | None:
     return min(dates) if dates else None
 
 
-# Records that never were a treatment: they do not make a later order a renewal (section 4).
-# `draft` outside draftOrders was never signed, `unknown` never counts (section 1); a statement
-# `not-taken` says the drug was not taken.
-_NOT_EARLIER_USE = frozenset({"entered-in-error", "cancelled", "draft", "unknown", "not-taken"})
-
-
 def has_earlier_tacrolimus(facts: PatientFacts) -> bool:
     """An earlier systemic tacrolimus order or statement of use on record, whatever its status
     or age (sections 4 and 6: a renewal or a resumption, not a start); the drafts being placed
@@ -54,7 +48,7 @@ def has_earlier_tacrolimus(facts: PatientFacts) -> bool:
     puts no age limit on it: an order stopped five years ago makes a new one a renewal by that
     definition (the monitoring interval then follows the transplant date or the routine one)."""
     placed = {m.request_id for m in facts.draft_orders if m.request_id is not None}
-    return any(m.is_systemic_tacrolimus and m.is_treatment and m.status not in _NOT_EARLIER_USE
+    return any(m.is_systemic_tacrolimus and m.is_treatment and m.status not in NEVER_TAKEN_STATUSES
                and not (m.resource_type == "MedicationRequest" and m.request_id in placed)
                for m in facts.medications)
 
