@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from cds_service.fhir.client import bundle_resources
 from cds_service.guideline.facts import build_facts
 from cds_service.guideline.facts import patient as facts_patient
-from cds_service.protocol.body import ResourceMemo, SharedResource, parse_body
+from cds_service.protocol.body import ResourceMemo, SharedEntries, SharedResource, parse_body
 
 from .conftest import PATIENT_VIEW
 
@@ -191,7 +191,7 @@ def test_a_resource_is_forgotten_about_seconds_after_it_was_last_sent():
         now[0] = float(second)
         shared.rotate_if_due()
         if second <= 599 + 290:  # at least half the time
-            assert len(shared) == 1
+            assert len(shared) == 2  # the resource and its Bundle's entry array
     assert len(shared) == 0  # gone about `seconds` after it was last sent
 
 
@@ -388,7 +388,13 @@ def test_no_call_changes_a_remembered_resource(app, client):
     remembered = {**shared._previous, **shared._current}
     assert len(remembered) > 100
     for raw, resource in remembered.items():
-        assert resource == orjson.loads(raw)
+        if isinstance(resource, SharedEntries):  # an entry array: the members the service reads
+            assert resource == [{k: v for k, v in entry.items() if k in ("resource", "search")}
+                                for entry in orjson.loads(raw)]
+            assert resource.resources is None or resource.resources == bundle_resources(
+                {"resourceType": "Bundle", "entry": orjson.loads(raw)})
+        else:
+            assert resource == orjson.loads(raw)
     from cds_service.protocol import body
     for raw, search in body._SEARCHES.items():  # the shared search members too
         assert search == orjson.loads(raw) and len(raw) <= 64
@@ -406,7 +412,7 @@ def test_an_idle_process_forgets_too():
     raw = one_bundle({"resourceType": "Observation", "id": "o1"})
     parse_body(raw, shared)
     parse_body(raw, shared)
-    assert len(shared) == 1
+    assert len(shared) == 2  # the resource and its Bundle's entry array
     assert any(t.name == "resource-memo-expiry" and t.is_alive() for t in threading.enumerate())
     for second in range(0, 80, 10):  # no call: only the sweeps
         now[0] = float(second)
@@ -518,3 +524,110 @@ def test_the_patients_noted_are_bounded():
     for i in range(10_000):
         shared.called_before(f"patient-{i}")
     assert len(shared._patients) + len(shared._patients_before) <= 100
+
+
+def search_body(patient: str, resources: list[dict], search_id: str) -> bytes:
+    """A hook body whose prefetch is one searchset as a FHIR server answers it: the Bundle's own
+    id, meta and self link are new at every search; fullUrl and search.mode are per entry."""
+    return orjson.dumps({"hook": "patient-view", "context": {"patientId": patient}, "prefetch": {"mg": {
+        "resourceType": "Bundle", "id": search_id, "type": "searchset",
+        "meta": {"lastUpdated": f"2026-12-07T12:00:00.{search_id}Z"},
+        "link": [{"relation": "self", "url": f"https://ehr.example/fhir/Observation?_search={search_id}"}],
+        "entry": [{"fullUrl": f"https://ehr.example/fhir/Observation/{r['id']}", "resource": r,
+                   "search": {"mode": "match"}} for r in resources]}}})
+
+
+def test_the_same_entries_in_a_new_search_are_one_shared_array_and_a_new_result_reuses_the_rest():
+    """A search answered again with the same entries is the same shared entry array (neither
+    walked nor looked up entry by entry), whatever the Bundle's own members say; one new result
+    makes a new array whose other resources are the remembered ones."""
+    results = [{"resourceType": "Observation", "id": f"mg{i}", "status": "final",
+                "valueQuantity": {"value": 1.1 + i / 10, "unit": "mg/dL"}} for i in range(3)]
+    shared = memo()
+
+    def call(resources, search_id):
+        parsed = parse_body(search_body("p1", resources, search_id), shared)
+        return parsed, parsed.body["prefetch"]["mg"]
+
+    assert call(results, "1")[0].tally is None  # the patient's first call: read as usual
+    _, second = call(results, "2")
+    parsed, third = call(results, "3")
+    assert isinstance(third["entry"], SharedEntries) and third["entry"] is second["entry"]
+    assert (parsed.tally.hits, parsed.tally.misses) == (3, 0)
+    assert third["link"][0]["url"].endswith("=3")  # the Bundle's own members are this call's
+    assert bundle_resources(third) == results
+    assert all(a is b for a, b in zip(bundle_resources(second), bundle_resources(third), strict=True))
+    mine = bundle_resources(third)
+    mine.clear()  # each caller gets its own list
+    assert bundle_resources(third) == results
+
+    new = {"resourceType": "Observation", "id": "mg9", "status": "final", "valueQuantity": {"value": 0.9}}
+    parsed, fourth = call(results + [new], "4")
+    assert fourth["entry"] is not third["entry"] and (parsed.tally.hits, parsed.tally.misses) == (3, 1)
+    assert all(a is b for a, b in zip(bundle_resources(fourth)[:3], bundle_resources(third), strict=True))
+    assert bundle_resources(fourth)[3] == new
+
+    outcome = orjson.loads(search_body("p1", results, "5"))
+    outcome["prefetch"]["mg"]["entry"][0]["search"]["mode"] = "outcome"  # other bytes: other entries
+    again = parse_body(orjson.dumps(outcome), shared).body["prefetch"]["mg"]
+    assert again["entry"] is not third["entry"] and bundle_resources(again) == results[1:]
+
+
+def test_entry_arrays_that_are_not_lists_of_objects_or_are_outsized_are_read_as_sent_and_not_kept():
+    from cds_service.protocol.body import KEPT_ENTRIES_SHARE
+
+    shared = memo(size=40)  # generations of 20 resources, 40 KB of JSON
+    odd = b'[7,null,{"resource":null},{"resource":"x"},{}]'
+    raw = (b'{"hook":"patient-view","context":{"patientId":"p1"},"prefetch":{"b":{"resourceType":"Bundle","entry":'
+           + odd + b'}}}')
+    for _ in range(3):
+        assert parse_body(raw, shared).body["prefetch"]["b"]["entry"] == orjson.loads(odd)
+    assert not any(isinstance(v, SharedEntries) for v in shared._current.values())
+    large = [{"resourceType": "Observation", "id": f"o{i}", "note": [{"text": "z" * 2000}]} for i in range(4)]
+    assert len(orjson.dumps(large)) > shared._half_bytes // KEPT_ENTRIES_SHARE
+    for _ in range(3):
+        entries = parse_body(search_body("p2", large, "1"), shared).body["prefetch"]["mg"]["entry"]
+        assert type(entries) is list and [e["resource"] for e in entries] == large
+    assert all(isinstance(r, SharedResource) for r in (e["resource"] for e in entries))  # kept one by one
+
+
+def test_resources_found_through_their_entry_array_are_found_again():
+    """Returning patients answered from whole entry arrays while other patients fill the memo:
+    their resources were found again (through the array), so dropping the generation that holds
+    them is not judged thrashing (the memo does not step aside)."""
+    def record(patient: str, n: int = 5) -> bytes:
+        return search_body(patient, [{"resourceType": "Observation", "id": f"{patient}-{i}"} for i in range(n)],
+                           "1")
+
+    shared = memo(size=40)  # generations of 20
+    for _ in range(3):  # the gate, then 15 resources and 3 arrays kept, then the arrays found again
+        for patient in ("a", "b", "c"):
+            parse_body(record(patient), shared)
+    kept = [raw for raw, value in shared._current.items() if isinstance(value, SharedResource)]
+    assert len(kept) == 15
+    for i in range(5):  # others, each twice: they fill a generation, then the next
+        for _ in range(2):
+            parse_body(record(f"other-{i}", 3), shared)
+        for patient in ("a", "b", "c"):
+            assert parse_body(record(patient), shared).tally.hits == 5
+    assert not any(raw in shared._current or raw in shared._previous for raw in kept)  # their generation went
+    assert shared._paused_calls == 0
+
+
+def test_an_entry_array_and_a_resource_with_the_same_bytes_never_stand_for_each_other():
+    """Resources and entry arrays share the memo, keyed by their JSON: an 'entry' member that
+    is an object, or a 'resource' member that is an array, must still read as sent."""
+    shared = memo(called_for="p1")
+
+    def bundle(entry) -> bytes:
+        return orjson.dumps({"hook": "patient-view", "context": {"patientId": "p1"},
+                             "prefetch": {"b": {"resourceType": "Bundle", "entry": entry}}})
+
+    entries = [{"resource": {"resourceType": "Observation", "id": "o1"}}]
+    for _ in range(2):  # an empty resource and an entry array, both kept
+        parse_body(bundle([{"resource": {}}]), shared)
+        parse_body(bundle(entries), shared)
+    for odd in ({}, {"resourceType": "Observation", "id": "o1"}):
+        assert parse_body(bundle(odd), shared).body["prefetch"]["b"]["entry"] == odd
+    as_resource = parse_body(bundle([{"resource": entries}]), shared).body["prefetch"]["b"]["entry"]
+    assert as_resource == [{"resource": entries}] and type(as_resource[0]["resource"]) is list

@@ -16,6 +16,7 @@ from typing import Any
 from collections.abc import Mapping
 
 from .. import logs
+from ..protocol.body import SharedEntries
 from ..security.outbound import FetchFailure, bounded_get, parse_json
 from ..security.urlpolicy import Target, UrlRefused, parse_url
 
@@ -177,8 +178,16 @@ def bundle_resources(value: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if value.get("resourceType") != "Bundle":
         return [value]
     entries = value.get("entry")
+    if type(entries) is SharedEntries:  # the same entries as an earlier call's: read once
+        if entries.resources is None:
+            entries.resources = _entry_resources(entries)
+        return entries.resources[:]
     if not isinstance(entries, list):
         return []
+    return _entry_resources(entries)
+
+
+def _entry_resources(entries: list) -> list[Mapping[str, Any]]:
     resources: list[Mapping[str, Any]] = []
     append = resources.append
     for entry in entries:

@@ -31,6 +31,23 @@ import msgspec
 import orjson
 
 
+class SharedEntries(list):
+    """A prefetched Bundle's `entry` array shared by the calls that send the same bytes: never
+    modified. A search answered again with the same entries (the patient's medications, the
+    results with no new one) gives the same array, so its entries are neither walked nor looked
+    up one by one; `resources` keeps what fhir/client.bundle_resources made of it. The
+    `fullUrl`, `search` and `resource` of each entry are in the bytes: the same bytes, the same
+    entries (a Bundle's own `id`, `meta` and `link`, new at every search, are not)."""
+
+    __slots__ = ("found_again", "resources", "resource_count")
+
+    def __init__(self, entries: list, resource_count: int) -> None:
+        super().__init__(entries)
+        self.found_again = False
+        self.resources: list | None = None
+        self.resource_count = resource_count
+
+
 class SharedResource(dict):
     """A prefetched resource shared by the calls that send the same bytes: never modified.
     `readings` holds what each fact reader made of it (guideline/facts/patient.py);
@@ -48,6 +65,9 @@ class SharedResource(dict):
 # most this much per resource of CDS_RESOURCE_MEMO_SIZE (an EHR's decorated lab result is ~1.3
 # KB; parsed, a kept resource takes about five times its JSON).
 MAX_KEPT_BYTES = 16 * 1024
+# A Bundle's entry array is kept (besides its resources, by its own bytes, in the same count of
+# JSON) when it is at most this share of a generation's JSON: one search's answer never fills it.
+KEPT_ENTRIES_SHARE = 8
 AVERAGE_KEPT_BYTES = 2 * 1024
 # Admission: when the older generation is dropped full and more than this share of what it
 # held was never found again, the memo is thrashing; it is then left aside for PAUSE_CALLS calls.
@@ -82,8 +102,9 @@ class ResourceMemo:
         self.seconds = seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._current: dict[bytes, SharedResource] = {}
-        self._previous: dict[bytes, SharedResource] = {}
+        # Resources (bytes '{...}') and Bundle entry arrays (bytes '[...]') by their JSON.
+        self._current: dict[bytes, SharedResource | SharedEntries] = {}
+        self._previous: dict[bytes, SharedResource | SharedEntries] = {}
         self._previous_size = 0  # entries the older generation had when it became the older
         self._patients: set[int] = set()  # hashes of the patient ids called for
         self._patients_before: set[int] = set()
@@ -141,7 +162,7 @@ class ResourceMemo:
         self._previous_size = len(self._previous)
         self._current_bytes = 0
 
-    def _keep(self, raw: bytes, resource: SharedResource) -> None:
+    def _keep(self, raw: bytes, resource: SharedResource | SharedEntries) -> None:
         if len(self._current) >= self._half or self._current_bytes >= self._half_bytes:
             with self._lock:  # the newer generation is full: the older one goes
                 if len(self._current) >= self._half or self._current_bytes >= self._half_bytes:
@@ -152,6 +173,9 @@ class ResourceMemo:
     def parsed(self, raw: bytes, tally: Tally) -> Any:
         """The JSON value of these bytes: the remembered one, or parsed now (and remembered
         when it is an object of at most MAX_KEPT_BYTES)."""
+        if raw[:1] == b"[":  # not a resource (the readers skip it); never an entry array's twin
+            tally.misses += 1
+            return orjson.loads(raw)
         found = self._current.get(raw)
         if found is not None:
             tally.hits += 1
@@ -168,6 +192,33 @@ class ResourceMemo:
             tally.hits += 1
             found.found_again = True
         self._keep(raw, found)
+        return found
+
+    def entries(self, raw: bytes, tally: Tally) -> Any:
+        """The entry array of a prefetched Bundle, from these bytes (its JSON text): the
+        remembered one, or read now (each resource through `parsed`) and remembered when it is
+        a list of objects of at most a KEPT_ENTRIES_SHARE-th of a generation's JSON. (The keys
+        of entry arrays start with '[', those of resources with '{'.)"""
+        if raw[:1] != b"[":
+            return orjson.loads(raw)  # not a list: read as sent, never a resource's twin
+        found = self._current.get(raw)
+        if found is None:
+            found = self._previous.pop(raw, None)
+            if found is None:
+                entries, count = _read_entries(raw, self, tally)
+                if entries is None or len(raw) > self._half_bytes // KEPT_ENTRIES_SHARE:
+                    return entries if entries is not None else orjson.loads(raw)
+                found = SharedEntries(entries, count)
+                self._keep(raw, found)
+                return found
+            self._keep(raw, found)
+        tally.hits += found.resource_count
+        if not found.found_again:  # its resources are found again too (what admission counts)
+            found.found_again = True
+            for entry in found:
+                resource = entry.get("resource")
+                if type(resource) is SharedResource:
+                    resource.found_again = True
         return found
 
 
@@ -194,7 +245,7 @@ class _Entry(TypedDict, total=False):
 class _Bundle(TypedDict, total=False):
     # What the service reads of a prefetched Bundle: its type, entries and paging links.
     resourceType: msgspec.Raw
-    entry: list[_Entry]
+    entry: msgspec.Raw  # ResourceMemo.entries
     link: msgspec.Raw
 
 
@@ -210,6 +261,7 @@ class _Request(TypedDict, total=False):
 
 _REQUEST = msgspec.json.Decoder(_Request)
 _BUNDLE = msgspec.json.Decoder(_Bundle)
+_ENTRIES = msgspec.json.Decoder(list[_Entry])
 
 
 def parse_body(raw: bytes, memo: ResourceMemo | None) -> Parsed:
@@ -259,21 +311,30 @@ def _prefetch_value(raw: bytes, memo: ResourceMemo, tally: Tally) -> Any:
         return orjson.loads(raw)
     if "resourceType" not in members or orjson.loads(memoryview(members["resourceType"])) != "Bundle":
         return memo.parsed(raw, tally)  # a single resource (Patient, Encounter): all of it
-    bundle: dict[str, Any] = {}
-    for name, value in members.items():
-        if name != "entry":
-            bundle[name] = orjson.loads(memoryview(value))
-            continue
-        entries = bundle[name] = []
-        parsed = memo.parsed  # hot loop: every entry of every prefetched Bundle
-        for member in value:
-            entry = {}
-            if "resource" in member:
-                entry["resource"] = parsed(bytes(member["resource"]), tally)
-            if "search" in member:
-                entry["search"] = _search(bytes(member["search"]))
-            entries.append(entry)
-    return bundle
+    return {name: memo.entries(bytes(value), tally) if name == "entry" else orjson.loads(memoryview(value))
+            for name, value in members.items()}
+
+
+def _read_entries(raw: bytes, memo: ResourceMemo, tally: Tally) -> tuple[list | None, int]:
+    """A Bundle's entry array read entry by entry (each resource through the memo), and the
+    number of resources in it; (None, 0) when it is not a list of objects (it is then parsed
+    as it is, and never kept)."""
+    try:
+        members = _ENTRIES.decode(raw)
+    except msgspec.ValidationError:
+        return None, 0
+    entries = []
+    count = 0
+    parsed = memo.parsed  # hot loop: every entry of every prefetched Bundle not seen as a whole
+    for member in members:
+        entry = {}
+        if "resource" in member:
+            entry["resource"] = parsed(bytes(member["resource"]), tally)
+            count += 1
+        if "search" in member:
+            entry["search"] = _search(bytes(member["search"]))
+        entries.append(entry)
+    return entries, count
 
 
 _SEARCHES: dict[bytes, Any] = {}  # {"mode":"match"} and the like: a few short values, shared
