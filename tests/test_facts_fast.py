@@ -143,3 +143,65 @@ def test_the_subject_shortcut_agrees_with_reading_the_reference():
             found = values.reference_id(reference, "Patient")
             assert record._is_about_patient(resource) == (found is None or found == patient_id), (
                 patient_id, reference)
+
+
+def _random_results(rng: random.Random, count: int):
+    from datetime import datetime, timedelta
+
+    from cds_service.guideline.codes import LabKind
+    from cds_service.guideline.facts import LabResult
+
+    base = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+    for i in range(count):
+        yield LabResult(
+            kind=rng.choice([LabKind.MG_SERUM, LabKind.EGFR]), observation_id=f"o{i}",
+            when=rng.choice([None, base + timedelta(hours=rng.randint(-48, 48))]),
+            status=rng.choice(["final", "amended", "corrected", "preliminary", "entered-in-error"]),
+            value=1.0, unit="mEq/L", comparator=rng.choice([None, "<", ">="]),
+            normalised=rng.choice([None, 0.9, 1.2, 1.5]),
+            issued_text=rng.choice([None, "2026-12-02T09:00:00Z", "2026-12-02T10:00:00Z"]))
+
+
+def test_latest_usable_and_the_kinds_usable_results_agree_with_their_definitions():
+    """latest_usable in one pass = the usable results, the newest time, the best result at it;
+    PatientFacts.usable_labs_of = the usable ones of a kind, in order, as a new list each time."""
+    from cds_service.guideline.codes import LabKind
+    from cds_service.guideline.facts import PatientFacts, usable_only
+    from cds_service.guideline.rules.severity import best_at_same_time, latest_usable
+
+    def reference_latest(results):
+        usable = usable_only(results)
+        if not usable:
+            return None
+        newest = max(r.when for r in usable)
+        return best_at_same_time([r for r in usable if r.when == newest])
+
+    rng = random.Random(13)
+    for _ in range(2000):
+        results = list(_random_results(rng, rng.randint(0, 8)))
+        assert latest_usable(results) is reference_latest(results)
+        facts = PatientFacts(patient_id="p1", encounter_id=None, labs=tuple(results))
+        for kind in (LabKind.MG_SERUM, LabKind.EGFR, LabKind.MG_IONIZED):
+            mine = facts.usable_labs_of(kind)
+            assert mine == [r for r in results if r.kind == kind and r.usable]
+            mine.clear()
+            assert facts.usable_labs_of(kind) == [r for r in results if r.kind == kind and r.usable]
+
+
+def test_setting_aside_future_results_without_a_walk_agrees_with_the_walk():
+    from datetime import datetime, timedelta
+
+    from cds_service.guideline.facts import PatientFacts
+    from cds_service.guideline.rules.severity import is_future, set_aside_future
+    from cds_service.guideline.thresholds import Thresholds
+
+    rng = random.Random(7)
+    thresholds = Thresholds()
+    for _ in range(2000):
+        results = tuple(_random_results(rng, rng.randint(0, 6)))
+        facts = PatientFacts(patient_id="p1", encounter_id=None, labs=results)
+        now = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc) + timedelta(minutes=rng.randint(-3000, 3000))
+        kept, future = set_aside_future(facts, now, thresholds)
+        assert future == tuple(r for r in results if is_future(r, now, thresholds))
+        assert kept.labs == tuple(r for r in results if not is_future(r, now, thresholds))
+        assert (kept is facts) == (not future)

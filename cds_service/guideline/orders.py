@@ -121,7 +121,7 @@ def assess_orders(facts: PatientFacts, base: Assessment, now: datetime,
     if not base.on_tacrolimus:
         return ()
     latest = base.latest
-    level = latest_usable(facts.labs_of(LabKind.TACROLIMUS_LEVEL))
+    level = latest_usable(facts.usable_labs_of(LabKind.TACROLIMUS_LEVEL))
     findings: list = list(base.findings)
     if facts.magnesium_lab_orders:
         # A serum Mg is already ordered: asking for it again would be noise (section 4).

@@ -235,6 +235,22 @@ class PatientFacts:
         """The results of one kind, in their order (a new list: the caller may change it)."""
         return list(self._labs_by_kind.get(kind, ()))
 
+    def usable_labs_of(self, kind: LabKind) -> list[UsableResult]:
+        """The usable results of one kind, in their order (a new list)."""
+        usable = self._usable_by_kind.get(kind)
+        if usable is None:
+            usable = self._usable_by_kind[kind] = usable_only(self._labs_by_kind.get(kind, ()))
+        return list(usable)
+
+    @cached_property
+    def latest_lab_time(self) -> datetime | None:
+        """The latest time of any result (whether any is in the future is asked twice a call)."""
+        return max((lab.when for lab in self.labs if lab.when is not None), default=None)
+
+    @cached_property
+    def _usable_by_kind(self) -> dict[LabKind, list[UsableResult]]:
+        return {}  # filled per kind by usable_labs_of
+
     @cached_property
     def _labs_by_kind(self) -> dict[LabKind, list[LabResult]]:
         """The results grouped once (the rules ask for a kind about ten times per call)."""

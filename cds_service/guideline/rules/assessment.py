@@ -69,7 +69,8 @@ def magnesium_results(facts: PatientFacts, future_labs: Iterable[LabResult],
     future = _newest_first(r for r in future_labs if r.kind == LabKind.MG_SERUM)
     serum = facts.labs_of(LabKind.MG_SERUM)
     # A lower bound below target ('> 1.0') cannot be classified: it is reported, not used.
-    bounds = [r for r in serum if is_usable(r) and classify(r.normalised, r.comparator, False, thresholds) is None]
+    bounds = [r for r in serum if r.comparator in (">", ">=") and is_usable(r)
+              and classify(r.normalised, r.comparator, False, thresholds) is None]
     latest = latest_usable(r for r in serum if r not in bounds)
 
     def newer(r: LabResult) -> bool:
@@ -78,7 +79,7 @@ def magnesium_results(facts: PatientFacts, future_labs: Iterable[LabResult],
     superseded: set[int] = set()
     if latest is not None:  # same time, lower standing: corrected away, not "could not be read"
         superseded = {id(r) for r in serum if r.when == latest.when and r is not latest}
-    unreadable = _newest_first(r for r in serum if (r.unreadable_reason or r in bounds) and newer(r)
+    unreadable = _newest_first(r for r in serum if newer(r) and (r.unreadable_reason or r in bounds)
                                and id(r) not in superseded)
     preliminary = _newest_first(r for r in serum if r.status == "preliminary" and not r.unreadable_reason
                                 and newer(r))
@@ -181,6 +182,6 @@ def assess(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> Assess
     mg = magnesium_results(facts, future_labs, thresholds)
     findings = findings_for(facts, use, mg, now, thresholds)
     return Assessment(on_tacrolimus=True, findings=tuple(findings), unreadable=mg.unreadable,
-                      ionized=latest_usable(facts.labs_of(LabKind.MG_IONIZED)), preliminary=mg.preliminary,
+                      ionized=latest_usable(facts.usable_labs_of(LabKind.MG_IONIZED)), preliminary=mg.preliminary,
                       unavailable=facts.unavailable, starting_tacrolimus=_starting_tacrolimus(use, facts),
                       latest=mg.latest, tacrolimus=use, future=mg.future)

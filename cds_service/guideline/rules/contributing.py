@@ -127,7 +127,7 @@ def contributing_factors(facts: PatientFacts, latest: UsableResult, now: datetim
     (`trough_suggested`). Never for stopped or held tacrolimus (`use`; section 1)."""
     active = [m for m in facts.medications if m.active]
     wasting = tuple(m for m in active if m.wasting_class)
-    level = latest_usable(facts.labs_of(LabKind.TACROLIMUS_LEVEL))
+    level = latest_usable(facts.usable_labs_of(LabKind.TACROLIMUS_LEVEL))
     raising_newest = _newest_first(m for m in active if m.raises_tacrolimus_class)  # section 7
     taking = use is not None and use.taking
     unknown_effect = tuple(found for m in raising_newest if taking
@@ -158,7 +158,7 @@ def trough_missing(facts: PatientFacts, use: TacrolimusUse, now: datetime,
     if not use.taking:
         return None
     window = trough_window_days(facts, now, thresholds)
-    level = latest_usable(facts.labs_of(LabKind.TACROLIMUS_LEVEL))
+    level = latest_usable(facts.usable_labs_of(LabKind.TACROLIMUS_LEVEL))
     return window if level is None or is_older_than(level, window, now) else None
 
 
@@ -177,7 +177,7 @@ def persistent_low(facts: PatientFacts, thresholds: Thresholds) -> PersistentLow
         return None
     medication, started = supplement
     # One result per time, corrections applied (section 2).
-    results = usable_by_time(r for r in facts.labs_of(LabKind.MG_SERUM) if is_usable(r) and r.when >= started)
+    results = usable_by_time(r for r in facts.usable_labs_of(LabKind.MG_SERUM) if r.when >= started)
     run: list[UsableResult] = []
     for result in reversed(results):
         if classify(result.normalised, result.comparator, False, thresholds) not in (
@@ -198,7 +198,7 @@ def femg(facts: PatientFacts, latest: UsableResult, thresholds: Thresholds) -> F
     window = timedelta(hours=thresholds.femg_window_hours)
 
     def near(kind: LabKind) -> UsableResult | None:
-        close = [r for r in facts.labs_of(kind) if is_usable(r) and r.comparator is None
+        close = [r for r in facts.usable_labs_of(kind) if r.comparator is None
                  and abs(r.when - latest.when) <= window]
         return min(close, key=lambda r: abs(r.when - latest.when)) if close else None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..codes import LabKind
-from ..facts import LabResult, PatientFacts, UsableResult, is_usable
+from ..facts import LabResult, PatientFacts, UsableResult
 from ..thresholds import Thresholds
 from .findings import ChildDosing, RenalFunction
 from .severity import latest_usable
@@ -14,7 +14,7 @@ ADULT_AGE_YEARS = 18  # section 3: children get weight-based text, never a fixed
 
 
 def latest_egfr(facts: PatientFacts) -> UsableResult | None:
-    return latest_usable(facts.labs_of(LabKind.EGFR))
+    return latest_usable(facts.usable_labs_of(LabKind.EGFR))
 
 
 def age_years(facts: PatientFacts, now: datetime) -> int | None:
@@ -40,7 +40,7 @@ def renal_function(facts: PatientFacts, now: datetime, thresholds: Thresholds) -
     unknown."""
     since = now - timedelta(days=thresholds.renal_function_recent_days)
     limit = thresholds.egfr_caution_below
-    egfr = latest_usable(r for r in facts.labs_of(LabKind.EGFR) if is_usable(r) and r.when >= since)
+    egfr = latest_usable(r for r in facts.usable_labs_of(LabKind.EGFR) if r.when >= since)
     if egfr is not None:
         if egfr.comparator in (">", ">="):
             impaired = False
@@ -49,8 +49,8 @@ def renal_function(facts: PatientFacts, now: datetime, thresholds: Thresholds) -
         else:
             impaired = egfr.normalised < limit
         return RenalFunction(egfr.normalised, egfr.comparator, egfr, False, impaired)
-    creatinine = latest_usable(r for r in facts.labs_of(LabKind.CREATININE_SERUM)
-                               if is_usable(r) and r.when >= since and r.comparator is None)
+    creatinine = latest_usable(r for r in facts.usable_labs_of(LabKind.CREATININE_SERUM)
+                               if r.when >= since and r.comparator is None)
     age = age_years(facts, now)
     if creatinine is None or age is None or age < ADULT_AGE_YEARS:
         return RenalFunction(None)
@@ -93,6 +93,6 @@ def child_dosing(facts: PatientFacts, now: datetime, thresholds: Thresholds) -> 
     if age is None or age >= ADULT_AGE_YEARS:
         return None
     since = now - timedelta(days=thresholds.body_weight_recent_days)
-    weight = latest_usable(r for r in facts.labs_of(LabKind.BODY_WEIGHT)
-                           if is_usable(r) and r.when >= since and r.comparator is None)
+    weight = latest_usable(r for r in facts.usable_labs_of(LabKind.BODY_WEIGHT)
+                           if r.when >= since and r.comparator is None)
     return ChildDosing(age, weight)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from ..facts import LabResult, MedicationUse, PatientFacts, UsableResult, usable_only
+from ..facts import LabResult, MedicationUse, PatientFacts, UsableResult, is_usable, usable_only
 from ..thresholds import COMPARISON_TOLERANCE, Thresholds
 from .findings import Severity, TacrolimusUse
 
@@ -80,11 +80,16 @@ def usable_by_time(results: Iterable[LabResult]) -> list[UsableResult]:
 
 def latest_usable(results: Iterable[LabResult]) -> UsableResult | None:
     """The newest usable result (corrections applied at equal times, section 2)."""
-    usable = usable_only(results)
-    if not usable:
-        return None
-    newest = max(r.when for r in usable)
-    return best_at_same_time(r for r in usable if r.when == newest)
+    newest: datetime | None = None
+    at_newest: list[UsableResult] = []
+    for r in results:  # one pass: the rules ask this about ten times a call
+        if not is_usable(r):
+            continue
+        if newest is None or r.when > newest:
+            newest, at_newest = r.when, [r]
+        elif r.when == newest:
+            at_newest.append(r)
+    return best_at_same_time(at_newest) if at_newest else None
 
 
 def is_future(result: LabResult, now: datetime, thresholds: Thresholds) -> bool:
@@ -104,6 +109,8 @@ def set_aside_future(facts: PatientFacts, now: datetime,
                      thresholds: Thresholds) -> tuple[PatientFacts, tuple[LabResult, ...]]:
     """The facts without future-dated results (never used for anything), and those results."""
     latest = _future_from(now, thresholds)  # once per call, not per result
+    if facts.latest_lab_time is None or facts.latest_lab_time <= latest:
+        return facts, ()  # the usual case, known without a walk (kept facts keep their latest time)
     future = tuple(r for r in facts.labs if _dated_after(r, latest))
     if not future:
         return facts, ()
