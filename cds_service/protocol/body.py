@@ -242,26 +242,21 @@ class _Entry(TypedDict, total=False):
     search: msgspec.Raw  # search.mode 'outcome' entries are skipped (fhir/client.py)
 
 
-class _Bundle(TypedDict, total=False):
-    # What the service reads of a prefetched Bundle: its type, entries and paging links.
-    resourceType: msgspec.Raw
-    entry: msgspec.Raw  # ResourceMemo.entries
-    link: msgspec.Raw
-
-
 class _Request(TypedDict, total=False):
-    # The members of a CDS Hooks 2.0 request; other top-level members are not read.
+    # The members of a CDS Hooks 2.0 request; other top-level members are not read. Each
+    # prefetch value is an object read member by member (or null): one pass over the body.
     hook: msgspec.Raw
     hookInstance: msgspec.Raw
     fhirServer: msgspec.Raw
     fhirAuthorization: msgspec.Raw
     context: msgspec.Raw
-    prefetch: dict[str, msgspec.Raw] | None
+    prefetch: dict[str, dict[str, msgspec.Raw] | None] | None
 
 
 _REQUEST = msgspec.json.Decoder(_Request)
-_BUNDLE = msgspec.json.Decoder(_Bundle)
 _ENTRIES = msgspec.json.Decoder(list[_Entry])
+# What the service reads of a prefetched Bundle: its type, entries and paging links.
+_BUNDLE_MEMBERS = ("resourceType", "entry", "link")
 
 
 def parse_body(raw: bytes, memo: ResourceMemo | None) -> Parsed:
@@ -278,8 +273,9 @@ def parse_body(raw: bytes, memo: ResourceMemo | None) -> Parsed:
     try:
         return _parse_with_memo(raw, memo)
     except (msgspec.DecodeError, ValueError, RecursionError):
-        # Not a JSON object of the expected shape, or not JSON at all: the plain parse gives
-        # the answer (the same data, or the error the client is told about).
+        # Not a JSON object of the expected shape (a prefetch value that is neither an object
+        # nor null, say), or not JSON at all: the plain parse gives the answer (the same data,
+        # or the error the client is told about).
         return Parsed(orjson.loads(raw), None)
 
 
@@ -300,19 +296,23 @@ def _parse_with_memo(raw: bytes, memo: ResourceMemo) -> Parsed:
         elif name != "prefetch":
             body[name] = orjson.loads(memoryview(value))
         else:
-            body[name] = {key: _prefetch_value(bytes(item), memo, tally) for key, item in value.items()}
+            body[name] = {key: _prefetch_value(item, memo, tally) for key, item in value.items()}
     return Parsed(body, tally)
 
 
-def _prefetch_value(raw: bytes, memo: ResourceMemo, tally: Tally) -> Any:
-    try:
-        members: dict[str, Any] = cast(dict, _BUNDLE.decode(raw))
-    except msgspec.ValidationError:  # not an object, or not a Bundle's shape
-        return orjson.loads(raw)
-    if "resourceType" not in members or orjson.loads(memoryview(members["resourceType"])) != "Bundle":
-        return memo.parsed(raw, tally)  # a single resource (Patient, Encounter): all of it
-    return {name: memo.entries(bytes(value), tally) if name == "entry" else orjson.loads(memoryview(value))
-            for name, value in members.items()}
+def _prefetch_value(members: dict[str, msgspec.Raw] | None, memo: ResourceMemo, tally: Tally) -> Any:
+    """A prefetch value from its members' JSON: a Bundle's members the service reads, its
+    entry array through the memo; or a single resource (Patient, Encounter) through the memo."""
+    if members is None:
+        return None
+    kind = members.get("resourceType")
+    if kind is not None and orjson.loads(memoryview(kind)) == "Bundle":
+        return {name: memo.entries(bytes(value), tally) if name == "entry" else orjson.loads(memoryview(value))
+                for name, value in members.items() if name in _BUNDLE_MEMBERS}
+    # The resource's JSON as an object of its members' exact JSON (only the white space between
+    # members may differ from what was sent): the same text, the same resource, as for entries.
+    text = b"{" + b",".join(orjson.dumps(name) + b":" + bytes(value) for name, value in members.items()) + b"}"
+    return memo.parsed(text, tally)
 
 
 def _read_entries(raw: bytes, memo: ResourceMemo, tally: Tally) -> tuple[list | None, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ...protocol.response import Action, Card, Coding, Link, Source, Suggestion
 from ..facts import LabResult, MedicationUse, Symptom, clip
@@ -122,6 +123,7 @@ _FORM_WORDS = re.compile(
     r"Sprinkle|Buccal|Sublingual|Effervescent)\b")
 
 
+@lru_cache(maxsize=2048)  # drug names, not patient data: the same few in every call (README Security)
 def clinical_name(name: str) -> str:
     """A drug name as a clinician writes it (RxNorm capitals and all-caps EHR text lowered)."""
     if name.isupper():

@@ -54,7 +54,7 @@ class LabResult:
         """When the lab released this version (corrections, section 2)."""
         return parse_datetime(self.issued_text)
 
-    @property
+    @cached_property  # asked of the same result by several cards, and again for kept facts
     def shown(self) -> str:
         """The value as the lab reported it, e.g. '<0.5 mmol/L'."""
         if self.value is None:
