@@ -212,6 +212,7 @@ class ResourceMemo:
                 self._keep(raw, found)
                 return found
             self._keep(raw, found)
+        found = cast(SharedEntries, found)  # a key starting with '[' is an entry array's
         tally.hits += found.resource_count
         if not found.found_again:  # its resources are found again too (what admission counts)
             found.found_again = True
