@@ -125,6 +125,11 @@ ODD_BODIES = [
     b'{"hook":"patient-view","context":{"patientId":"p1"},"hook":"order-sign","prefetch":{"p":{"resourceType":"Patient","id":"a"},'
     b'"p":{"resourceType":"Patient","id":"b"}}}',  # duplicate members: the last one counts
     b'{"hook":"patient-view","context":{"patientId":"p1"},"prefetch":{"b":{"resourceType":"Bundle","resourceType":"Patient","id":"x"}}}',
+    # A single prefetched resource is remembered by its members' JSON: duplicate members (the
+    # last counts), escaped names and white space read as orjson reads them.
+    b'{"hook":"patient-view","context":{"patientId":"p1"},"prefetch":{"patient":{"resourceType":"Patient",'
+    b'"id":"x","gender":"male","id":"y","n\\u0061me":[ {"text" : "A"} ] , "birthDate":"1970"}}}',
+    b'{"hook":"patient-view","context":{"patientId":"p1"},"prefetch":{"patient":{},"encounter":{"resourceType":7}}}',
     b' \n{"hook" : "patient-view" , "context" : {"patientId" : "p1"} ,'
     b'"prefetch" : { "b" : { "resourceType" : "Bundle" , "entry" : [ { "resource" : {"id" : "x"} } ] } } } \n',
 ]
@@ -631,3 +636,18 @@ def test_an_entry_array_and_a_resource_with_the_same_bytes_never_stand_for_each_
         assert parse_body(bundle(odd), shared).body["prefetch"]["b"]["entry"] == odd
     as_resource = parse_body(bundle([{"resource": entries}]), shared).body["prefetch"]["b"]["entry"]
     assert as_resource == [{"resource": entries}] and type(as_resource[0]["resource"]) is list
+
+
+def test_a_single_prefetched_resource_is_the_same_object_only_for_the_same_members():
+    shared = memo(called_for="p1")
+
+    def patient(text: bytes):
+        raw = b'{"hook":"patient-view","context":{"patientId":"p1"},"prefetch":{"patient":' + text + b"}}"
+        return parse_body(raw, shared).body["prefetch"]["patient"]
+
+    first = patient(b'{"resourceType":"Patient","id":"p1","gender":"female"}')
+    assert isinstance(first, SharedResource) and first == {"resourceType": "Patient", "id": "p1", "gender": "female"}
+    assert patient(b'{ "resourceType" : "Patient",\n "id":"p1", "gender": "female" }') is first  # white space only
+    other = patient(b'{"resourceType":"Patient","id":"p1","gender":"male"}')
+    assert other is not first and other["gender"] == "male" and first["gender"] == "female"
+    assert patient(b'{"resourceType":"Patient","id":"p1","gender":"female","gender":"male"}') == other
