@@ -10,12 +10,14 @@ neither parsed nor read again (the fact readers keep what they made of it on the
 the same only when the data is the same: no client can make the service use facts of a
 resource it did not send.
 
-Only prefetched resources are remembered: the entries of prefetched Bundles and a prefetch
-value that is a single resource (Patient, Encounter). Everything else (the context, draft
-orders, the Bundles themselves) is parsed as usual, and any body the
-skeleton decoder does not accept is parsed whole with orjson, which gives the same data and
-the same errors as before (tests/test_body.py compares the two over every fixture). msgspec
-finds the members' bytes without parsing them (orjson cannot); orjson parses them.
+Only prefetched resources are remembered: the entries of prefetched Bundles, a Bundle's whole
+entry array (a search answered again with the same entries is one look-up, `SharedEntries`),
+and a prefetch value that is a single resource (Patient, Encounter; by its members' JSON).
+Everything else (the context, draft orders, a Bundle's own members) is parsed as usual, and
+any body the skeleton decoder does not accept is parsed whole with orjson, which gives the
+same data and the same errors as before (tests/test_body.py compares the two over every
+fixture). msgspec finds the members' bytes in one pass without parsing them (orjson cannot);
+orjson parses them.
 """
 
 from __future__ import annotations
