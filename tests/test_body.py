@@ -596,27 +596,36 @@ def test_entry_arrays_that_are_not_lists_of_objects_or_are_outsized_are_read_as_
     assert all(isinstance(r, SharedResource) for r in (e["resource"] for e in entries))  # kept one by one
 
 
-def test_resources_found_through_their_entry_array_are_found_again():
-    """Returning patients answered from whole entry arrays while other patients fill the memo:
-    their resources were found again (through the array), so dropping the generation that holds
-    them is not judged thrashing (the memo does not step aside)."""
+def test_a_returning_patients_resources_stay_with_their_entry_array_while_others_fill_the_memo():
+    """Returning patients answered from whole entry arrays while other patients fill the memo,
+    generation after generation: each array found brings its resources along (a search with
+    one new result still finds them), the memo holds every resource its arrays keep alive,
+    and it does not judge itself thrashing."""
     def record(patient: str, n: int = 5) -> bytes:
         return search_body(patient, [{"resourceType": "Observation", "id": f"{patient}-{i}"} for i in range(n)],
                            "1")
 
-    shared = memo(size=40)  # generations of 20
+    shared = memo(size=400)  # generations of 200 resources; arrays of up to 25 are kept whole
     for _ in range(3):  # the gate, then 15 resources and 3 arrays kept, then the arrays found again
         for patient in ("a", "b", "c"):
             parse_body(record(patient), shared)
-    kept = [raw for raw, value in shared._current.items() if isinstance(value, SharedResource)]
+    kept = {raw: value for raw, value in shared._current.items() if isinstance(value, SharedResource)}
     assert len(kept) == 15
-    for i in range(5):  # others, each twice: they fill a generation, then the next
-        for _ in range(2):
-            parse_body(record(f"other-{i}", 3), shared)
-        for patient in ("a", "b", "c"):
-            assert parse_body(record(patient), shared).tally.hits == 5
-    assert not any(raw in shared._current or raw in shared._previous for raw in kept)  # their generation went
+    generations = set()
+    for _ in range(5):  # 12 others of 20 resources each, coming back: more than a generation
+        for i in range(12):
+            parse_body(record(f"other-{i}", 20), shared)
+            generations.add(id(shared._previous))
+            for patient in ("a", "b", "c"):
+                tally = parse_body(record(patient), shared).tally
+                assert (tally.hits, tally.misses) == (5, 0)
+                generations.add(id(shared._previous))
+    assert len(generations) >= 3  # the memo rotated while they came back
+    assert all((shared._current.get(raw) or shared._previous.get(raw)) is value for raw, value in kept.items())
     assert shared._paused_calls == 0
+    grown = [{"resourceType": "Observation", "id": f"a-{i}"} for i in range(6)]  # one new result
+    tally = parse_body(search_body("a", grown, "2"), shared).tally
+    assert (tally.hits, tally.misses) == (5, 1)
 
 
 def test_an_entry_array_and_a_resource_with_the_same_bytes_never_stand_for_each_other():

@@ -53,14 +53,16 @@ class SharedEntries(list):
 class SharedResource(dict):
     """A prefetched resource shared by the calls that send the same bytes: never modified.
     `readings` holds what each fact reader made of it (guideline/facts/patient.py);
-    `found_again` whether a later call found it (what the memo's admission watches)."""
+    `found_again` whether a later call found it (what the memo's admission watches); `key` the
+    JSON it is kept by (an entry array found again brings its resources along by it)."""
 
-    __slots__ = ("readings", "found_again", "__weakref__")  # weak: guideline/facts/patient.py
+    __slots__ = ("readings", "found_again", "key", "__weakref__")  # weak: guideline/facts/patient.py
 
     def __init__(self, data: dict) -> None:
         super().__init__(data)
         self.readings: dict[object, Any] = {}
         self.found_again = False
+        self.key = b""
 
 
 # Memory: a resource larger than this is read but never kept, and the JSON kept may average at
@@ -114,11 +116,13 @@ class ResourceMemo:
         self._half = max(1, size // 2)
         self._half_bytes = self._half * AVERAGE_KEPT_BYTES
         self._current_bytes = 0
+        self._current_arrays = 0  # entry arrays in the newer generation: not in its count
         self._paused_calls = 0
         _MEMOS.add(self)
         _start_sweeper()
 
     def __len__(self) -> int:
+        """Resources and entry arrays kept."""
         return len(self._current) + len(self._previous)
 
     def rotate_if_due(self) -> None:
@@ -157,20 +161,30 @@ class ResourceMemo:
     def _rotate_resources(self, *, full: bool) -> None:
         """The newer generation becomes the older; the older is dropped (called under the lock)."""
         if full and self._previous_size >= self._half // 2:
-            unused = sum(1 for resource in self._previous.values() if not resource.found_again)
+            # A copy first: other threads take what they find out of the older generation
+            # without the lock (iterating the dict itself could fail the call).
+            unused = sum(1 for resource in list(self._previous.values()) if not resource.found_again)
             if unused > MAX_UNUSED_SHARE * self._previous_size:
                 self._paused_calls = PAUSE_CALLS
         self._previous, self._current = self._current, {}
         self._previous_size = len(self._previous)
         self._current_bytes = 0
+        self._current_arrays = 0
+
+    def _full(self) -> bool:
+        # Resources count (an entry array only holds resources the memo counts); JSON counts all.
+        return (len(self._current) - self._current_arrays >= self._half
+                or self._current_bytes >= self._half_bytes)
 
     def _keep(self, raw: bytes, resource: SharedResource | SharedEntries) -> None:
-        if len(self._current) >= self._half or self._current_bytes >= self._half_bytes:
+        if self._full():
             with self._lock:  # the newer generation is full: the older one goes
-                if len(self._current) >= self._half or self._current_bytes >= self._half_bytes:
+                if self._full():
                     self._rotate_resources(full=True)
         self._current[raw] = resource
         self._current_bytes += len(raw)
+        if type(resource) is SharedEntries:
+            self._current_arrays += 1
 
     def parsed(self, raw: bytes, tally: Tally) -> Any:
         """The JSON value of these bytes: the remembered one, or parsed now (and remembered
@@ -183,24 +197,27 @@ class ResourceMemo:
             tally.hits += 1
             found.found_again = True
             return found
-        found = self._previous.pop(raw, None)
-        if found is None:
+        kept = cast("SharedResource | None", self._previous.pop(raw, None))  # '{': a resource
+        if kept is None:
             tally.misses += 1
             parsed = orjson.loads(raw)
             if type(parsed) is not dict or len(raw) > MAX_KEPT_BYTES:
                 return parsed  # not a resource (the readers skip it), or outsized: not kept
-            found = SharedResource(parsed)
+            kept = SharedResource(parsed)
         else:
             tally.hits += 1
-            found.found_again = True
-        self._keep(raw, found)
-        return found
+            kept.found_again = True
+        kept.key = raw
+        self._keep(raw, kept)
+        return kept
 
     def entries(self, raw: bytes, tally: Tally) -> Any:
         """The entry array of a prefetched Bundle, from these bytes (its JSON text): the
-        remembered one, or read now (each resource through `parsed`) and remembered when it is
-        a list of objects of at most a KEPT_ENTRIES_SHARE-th of a generation's JSON. (The keys
-        of entry arrays start with '[', those of resources with '{'.)"""
+        remembered one, or read now (each resource through `parsed`) and remembered when it is a
+        list of at most a KEPT_ENTRIES_SHARE-th of a generation (resources and JSON) whose every entry holds a
+        resource the memo keeps itself (so an array keeps alive nothing the memo would not:
+        never a resource over MAX_KEPT_BYTES). The keys of entry arrays start with '[', those of
+        resources with '{'."""
         if raw[:1] != b"[":
             return orjson.loads(raw)  # not a list: read as sent, never a resource's twin
         found = self._current.get(raw)
@@ -208,21 +225,44 @@ class ResourceMemo:
             found = self._previous.pop(raw, None)
             if found is None:
                 entries, count = _read_entries(raw, self, tally)
-                if entries is None or len(raw) > self._half_bytes // KEPT_ENTRIES_SHARE:
-                    return entries if entries is not None else orjson.loads(raw)
-                found = SharedEntries(entries, count)
-                self._keep(raw, found)
-                return found
-            self._keep(raw, found)
-        found = cast(SharedEntries, found)  # a key starting with '[' is an entry array's
+                if entries is None:
+                    return orjson.loads(raw)
+                if (count < len(entries) or count > self._half // KEPT_ENTRIES_SHARE
+                        or len(raw) > self._half_bytes // KEPT_ENTRIES_SHARE
+                        or any(type(entry["resource"]) is not SharedResource for entry in entries)):
+                    return entries
+                kept = SharedEntries(entries, count)
+                return kept if self._keep_with_resources(raw, kept) else entries
+            found = cast(SharedEntries, found)  # a key starting with '[' is an entry array's
+            if not self._keep_with_resources(raw, found):
+                return list(found)
+        found = cast(SharedEntries, found)
         tally.hits += found.resource_count
-        if not found.found_again:  # its resources are found again too (what admission counts)
-            found.found_again = True
-            for entry in found:
-                resource = entry.get("resource")
-                if type(resource) is SharedResource:
-                    resource.found_again = True
+        found.found_again = True  # its resources move with it: never left behind unused
         return found
+
+    def _keep_with_resources(self, raw: bytes, entries: SharedEntries) -> bool:
+        """Keep an entry array in the newer generation with its resources (those in the older
+        one are taken out of it first, so that a rotation while they move cannot drop them):
+        the memo holds, and counts, every resource an array keeps alive, and a search with one
+        new result still finds the others. False, and the array not kept, when some of its
+        resources are no longer in the memo (a generation dropped while the call read them)."""
+        current, previous = self._current, self._previous
+        moving = []
+        for entry in entries:
+            key = entry["resource"].key
+            resource = previous.pop(key, None)  # other threads may take it too: pop, never del
+            if resource is not None:
+                moving.append((key, resource))
+        self._keep(raw, entries)
+        for key, resource in moving:
+            self._keep(key, resource)
+        if all(current.get(entry["resource"].key) is entry["resource"]
+               or previous.get(entry["resource"].key) is entry["resource"] for entry in entries):
+            return True
+        current.pop(raw, None)
+        previous.pop(raw, None)
+        return False
 
 
 class Tally:
