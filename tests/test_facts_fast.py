@@ -205,3 +205,19 @@ def test_setting_aside_future_results_without_a_walk_agrees_with_the_walk():
         assert future == tuple(r for r in results if is_future(r, now, thresholds))
         assert kept.labs == tuple(r for r in results if not is_future(r, now, thresholds))
         assert (kept is facts) == (not future)
+
+
+def test_cached_values_are_computed_once_per_object_and_follow_no_replaced_copy():
+    """facts/model.py `cached` (cached_property without its 3.11 lock): one computation per
+    object, the value stored on it; a dataclasses.replace copy computes its own."""
+    from dataclasses import replace
+    from datetime import datetime
+
+    from cds_service.guideline.codes import LabKind
+    from cds_service.guideline.facts import LabResult
+
+    result = LabResult(kind=LabKind.MG_SERUM, observation_id="o1", when=datetime(2026, 12, 1, tzinfo=timezone.utc),
+                       status="final", value=0.6, unit="mmol/L", comparator="<", normalised=1.2)
+    assert result.shown == "<0.6 mmol/L" and result.__dict__["shown"] == "<0.6 mmol/L"
+    assert replace(result, value=0.7).shown == "<0.7 mmol/L" and result.shown == "<0.6 mmol/L"
+    assert type(LabResult.__dict__["shown"]).__name__ == "cached"

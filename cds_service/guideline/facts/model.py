@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar, overload
 
 from ..codes import LabKind
 from .values import number, parse_datetime
+
+T = TypeVar("T")
 
 USABLE_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected"})
 SHOWN_OBSERVATION_STATUSES = USABLE_OBSERVATION_STATUSES | {"preliminary"}
@@ -23,6 +24,32 @@ NEVER_TAKEN_STATUSES = frozenset({"entered-in-error", "cancelled", "draft", "unk
 # Section 1: a plan or proposal is not yet a treatment.
 TREATMENT_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order",
                                "instance-order"})
+
+
+class cached(Generic[T]):  # noqa: N801 - used as a decorator, like cached_property
+    """functools.cached_property without its lock: Python 3.11 holds one lock per property for
+    every instance, which the threads of a worker wait on when they read new facts at the same
+    time. Two threads may compute the same value; both store it (the facts never change)."""
+
+    def __init__(self, func: Callable[[Any], T]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> cached[T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> T | cached[T]:
+        if instance is None:
+            return self
+        value = self.func(instance)
+        instance.__dict__[self.name] = value  # found there from now on (not a data descriptor)
+        return value
 
 
 @dataclass(frozen=True)
@@ -54,7 +81,7 @@ class LabResult:
         """When the lab released this version (corrections, section 2)."""
         return parse_datetime(self.issued_text)
 
-    @cached_property  # asked of the same result by several cards, and again for kept facts
+    @cached  # asked of the same result by several cards, and again for kept facts
     def shown(self) -> str:
         """The value as the lab reported it, e.g. '<0.5 mmol/L'."""
         if self.value is None:
@@ -242,16 +269,16 @@ class PatientFacts:
             usable = self._usable_by_kind[kind] = usable_only(self._labs_by_kind.get(kind, ()))
         return list(usable)
 
-    @cached_property
+    @cached
     def latest_lab_time(self) -> datetime | None:
         """The latest time of any result (whether any is in the future is asked twice a call)."""
         return max((lab.when for lab in self.labs if lab.when is not None), default=None)
 
-    @cached_property
+    @cached
     def _usable_by_kind(self) -> dict[LabKind, list[UsableResult]]:
         return {}  # filled per kind by usable_labs_of
 
-    @cached_property
+    @cached
     def _labs_by_kind(self) -> dict[LabKind, list[LabResult]]:
         """The results grouped once (the rules ask for a kind about ten times per call)."""
         grouped: dict[LabKind, list[LabResult]] = {}
