@@ -660,3 +660,28 @@ def test_a_single_prefetched_resource_is_the_same_object_only_for_the_same_membe
     other = patient(b'{"resourceType":"Patient","id":"p1","gender":"male"}')
     assert other is not first and other["gender"] == "male" and first["gender"] == "female"
     assert patient(b'{"resourceType":"Patient","id":"p1","gender":"female","gender":"male"}') == other
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_resource_a_kept_entry_array_holds_is_in_the_memo_whatever_the_order_of_calls(seed):
+    """The invariant behind the memo's bounds, over random calls into a memo that rotates often
+    (arrays kept while generations fill and drop): each resource of each kept entry array is
+    itself in the memo, and each call reads what orjson reads."""
+    import random
+
+    rng = random.Random(seed)
+    shared = memo(size=160)  # generations of 80 resources; arrays of up to 10 kept whole
+    for _ in range(1500):
+        patient = f"p{rng.randrange(12)}"
+        results = [{"resourceType": "Observation", "id": f"{patient}-{i}"}
+                   for i in range(rng.randrange(12)) if rng.random() > 0.1]
+        raw = search_body(patient, results, str(rng.randrange(3)))
+        parsed = parse_body(raw, shared)
+        assert what_the_service_reads(parsed.body) == what_the_service_reads(orjson.loads(raw))
+        held = {**shared._previous, **shared._current}
+        for value in held.values():
+            if isinstance(value, SharedEntries):
+                for entry in value:
+                    resource = entry["resource"]
+                    assert held.get(resource.key) is resource
+    assert shared._paused_calls == 0 or shared._previous_size > 0

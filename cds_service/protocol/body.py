@@ -242,25 +242,29 @@ class ResourceMemo:
         return found
 
     def _keep_with_resources(self, raw: bytes, entries: SharedEntries) -> bool:
-        """Keep an entry array in the newer generation with its resources (those in the older
-        one are taken out of it first, so that a rotation while they move cannot drop them):
-        the memo holds, and counts, every resource an array keeps alive, and a search with one
-        new result still finds the others. False, and the array not kept, when some of its
-        resources are no longer in the memo (a generation dropped while the call read them)."""
-        current, previous = self._current, self._previous
+        """Keep an entry array in the newer generation, then its resources that are in the
+        older one (taken out of it all at once, so that a rotation while they move cannot drop
+        them): every resource of a kept array is in the same generation as the array or a newer
+        one, so the memo holds, and counts, every resource an array keeps alive, and a search
+        with one new result still finds the others. False, and the array not kept, when some
+        of its resources are no longer in the memo (a generation dropped while the call read
+        them)."""
+        self._keep(raw, entries)  # first: a rotation it brings moves the resources too
+        previous = self._previous
         moving = []
         for entry in entries:
             key = entry["resource"].key
             resource = previous.pop(key, None)  # other threads may take it too: pop, never del
             if resource is not None:
                 moving.append((key, resource))
-        self._keep(raw, entries)
-        for key, resource in moving:
+        for key, resource in moving:  # out of the older generation: a rotation cannot drop them
             self._keep(key, resource)
+        current, previous = self._current, self._previous  # as they are now (a rotation may have come)
         if all(current.get(entry["resource"].key) is entry["resource"]
                or previous.get(entry["resource"].key) is entry["resource"] for entry in entries):
             return True
-        current.pop(raw, None)
+        if current.pop(raw, None) is not None:
+            self._current_arrays -= 1
         previous.pop(raw, None)
         return False
 
