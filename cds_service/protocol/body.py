@@ -41,13 +41,12 @@ class SharedEntries(list):
     `fullUrl`, `search` and `resource` of each entry are in the bytes: the same bytes, the same
     entries (a Bundle's own `id`, `meta` and `link`, new at every search, are not)."""
 
-    __slots__ = ("found_again", "resources", "resource_count")
+    __slots__ = ("found_again", "resources")
 
-    def __init__(self, entries: list, resource_count: int) -> None:
-        super().__init__(entries)
+    def __init__(self, entries: list) -> None:
+        super().__init__(entries)  # every entry holds a kept resource (ResourceMemo.entries)
         self.found_again = False
         self.resources: list | None = None
-        self.resource_count = resource_count
 
 
 class SharedResource(dict):
@@ -224,20 +223,20 @@ class ResourceMemo:
         if found is None:
             found = self._previous.pop(raw, None)
             if found is None:
-                entries, count = _read_entries(raw, self, tally)
+                entries = _read_entries(raw, self, tally)
                 if entries is None:
                     return orjson.loads(raw)
-                if (count < len(entries) or count > self._half // KEPT_ENTRIES_SHARE
+                if (len(entries) > self._half // KEPT_ENTRIES_SHARE
                         or len(raw) > self._half_bytes // KEPT_ENTRIES_SHARE
-                        or any(type(entry["resource"]) is not SharedResource for entry in entries)):
+                        or any(type(entry.get("resource")) is not SharedResource for entry in entries)):
                     return entries
-                kept = SharedEntries(entries, count)
+                kept = SharedEntries(entries)
                 return kept if self._keep_with_resources(raw, kept) else entries
             found = cast(SharedEntries, found)  # a key starting with '[' is an entry array's
             if not self._keep_with_resources(raw, found):
                 return list(found)
         found = cast(SharedEntries, found)
-        tally.hits += found.resource_count
+        tally.hits += len(found)  # one kept resource per entry
         found.found_again = True  # its resources move with it: never left behind unused
         return found
 
@@ -362,26 +361,23 @@ def _prefetch_value(members: dict[str, msgspec.Raw] | None, memo: ResourceMemo, 
     return memo.parsed(text, tally)
 
 
-def _read_entries(raw: bytes, memo: ResourceMemo, tally: Tally) -> tuple[list | None, int]:
-    """A Bundle's entry array read entry by entry (each resource through the memo), and the
-    number of resources in it; (None, 0) when it is not a list of objects (it is then parsed
-    as it is, and never kept)."""
+def _read_entries(raw: bytes, memo: ResourceMemo, tally: Tally) -> list | None:
+    """A Bundle's entry array read entry by entry (each resource through the memo); None when
+    it is not a list of objects (it is then parsed as it is, and never kept)."""
     try:
         members = _ENTRIES.decode(raw)
     except msgspec.ValidationError:
-        return None, 0
+        return None
     entries = []
-    count = 0
     parsed = memo.parsed  # hot loop: every entry of every prefetched Bundle not seen as a whole
     for member in members:
         entry = {}
         if "resource" in member:
             entry["resource"] = parsed(bytes(member["resource"]), tally)
-            count += 1
         if "search" in member:
             entry["search"] = _search(bytes(member["search"]))
         entries.append(entry)
-    return entries, count
+    return entries
 
 
 _SEARCHES: dict[bytes, Any] = {}  # {"mode":"match"} and the like: a few short values, shared

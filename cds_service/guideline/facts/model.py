@@ -264,10 +264,7 @@ class PatientFacts:
 
     def usable_labs_of(self, kind: LabKind) -> list[UsableResult]:
         """The usable results of one kind, in their order (a new list)."""
-        usable = self._usable_by_kind.get(kind)
-        if usable is None:
-            usable = self._usable_by_kind[kind] = usable_only(self._labs_by_kind.get(kind, ()))
-        return list(usable)
+        return list(self._usable_by_kind.get(kind, ()))
 
     @cached
     def latest_lab_time(self) -> datetime | None:
@@ -276,7 +273,7 @@ class PatientFacts:
 
     @cached
     def _usable_by_kind(self) -> dict[LabKind, list[UsableResult]]:
-        return {}  # filled per kind by usable_labs_of
+        return {kind: usable_only(labs) for kind, labs in self._labs_by_kind.items()}
 
     @cached
     def _labs_by_kind(self) -> dict[LabKind, list[LabResult]]:
