@@ -67,10 +67,10 @@ class Settings:
     fhir_read_timeout: float = 1.0  # seconds, per request
     fhir_deadline: float = 1.5  # seconds, all fetches of one hook call together
     fhir_max_pages: int = 5  # Bundle.link[next] pages followed per query
-    fhir_max_workers: int = 64  # concurrent fetches per process (beyond: answered from prefetch)
+    fhir_max_workers: int = 104  # concurrent fetches per process (beyond: answered from prefetch)
     fhir_max_response_bytes: int = 4 * 1024 * 1024  # per FHIR response and per JWKS, decoded
     fhir_max_entries: int = 5000  # resources read from FHIR servers per hook call
-    fhir_max_per_server: int = 48  # concurrent fetches per FHIR server per process (4 threads x 11 queries)
+    fhir_max_per_server: int = 88  # concurrent fetches per FHIR server per process (8 threads x 11 queries)
     allowed_hosts: str = "localhost,127.0.0.1,[::1]"  # Host headers accepted when public_base_url is unset
     # Guideline
     serum_mg_order_loinc: str = "19123-9"  # 19123-9 (mg/dL) or 2601-3 (mmol/L), for suggestions
