@@ -79,6 +79,25 @@ def test_the_deadline_ends_a_trickling_fetch_itself():
     assert outcome[0].value.kind == "timeout"
 
 
+def test_a_deadline_beyond_what_a_lock_can_wait_for_leaves_the_others_cut_at_theirs():
+    """CDS_FHIR_DEADLINE accepts any finite number: a fetch with a deadline years away must not
+    end the process's one deadline thread (it did: OverflowError in Condition.wait), or no
+    later fetch would be cut at its own deadline."""
+    with HostileServer("hang") as hanging:
+        with pytest.raises(FetchError):  # its own read timeout ends it
+            client(hanging.base_url, read_timeout=0.3).get_json(f"{hanging.base_url}/Patient/p",
+                                                                time.monotonic() + 1e12)
+    with HostileServer("trickle") as slow:
+        fhir = client(slow.base_url, read_timeout=5.0)
+        outcome = []
+        worker = threading.Thread(target=lambda: outcome.append(
+            pytest.raises(FetchError, fhir.get_json, f"{slow.base_url}/Patient/p", time.monotonic() + 0.5)))
+        worker.start()
+        worker.join(timeout=30)  # a hang detector, not a timing assertion
+        assert not worker.is_alive(), "the fetch outlived its deadline"
+    assert outcome[0].value.kind == "timeout"
+
+
 def test_a_hanging_server_is_cut_at_the_deadline():
     with HostileServer("hang") as hanging:
         with pytest.raises(FetchError) as error:

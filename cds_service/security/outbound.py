@@ -152,7 +152,10 @@ class _DeadlineTimer:
         while True:
             with self._condition:
                 while not self._heap or self._heap[0][0] > time.monotonic():
-                    self._condition.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                    # At most a minute at a time: a deadline far off (CDS_FHIR_DEADLINE is any
+                    # finite number) beyond what a lock can wait for would end this thread, and
+                    # no fetch of the process would be cut at its deadline again.
+                    self._condition.wait(min(self._heap[0][0] - time.monotonic(), 60.0) if self._heap else None)
                 _, _, due = heapq.heappop(self._heap)
             due._fire()
 
