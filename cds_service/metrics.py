@@ -24,6 +24,10 @@ PREFETCH_RESOURCES = Counter("cds_prefetch_resources_total",
                              "Prefetched resources (Bundle entries and single resources), by whether an "
                              "earlier call had sent the same resource (memo hit) or it was parsed and read "
                              "(miss)", ["memo"])
+FETCHED_RESOURCES = Counter("cds_fetched_resources_total",
+                            "Resources a FHIR server answered with when prefetch was missing, for calls that "
+                            "use the resource memo, by whether it already held the same resource (hit) or "
+                            "it was parsed and read (miss)", ["memo"])
 CARDS_NOT_RECORDED = Counter("cds_cards_not_recorded_total",
                              "Cards issued but not written to the state store (queue full or database down)")
 

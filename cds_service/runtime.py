@@ -95,9 +95,11 @@ class Runtime:
                                                       self.settings.fhir_max_per_server)
         return self._executor
 
-    def fhir_client(self, request: HookRequest, caller: Client | None = None) -> FhirClient | None:
+    def fhir_client(self, request: HookRequest, caller: Client | None = None, *,
+                    memo: ResourceMemo | None = None) -> FhirClient | None:
         """A client for the request's FHIR server, or None when there is none or it is not allowed
-        (an issuer's own list, when it has one, replaces the global list)."""
+        (an issuer's own list, when it has one, replaces the global list). `memo`: the call
+        uses the resource memo (protocol/body.Parsed.tally), so do its fetches."""
         if not request.fhir_server:
             return None
         policy = self._issuer_policies.get(caller.iss) if caller else None
@@ -110,7 +112,7 @@ class Runtime:
         return FhirClient(target, request.access_token,
                           connect_timeout=s.fhir_connect_timeout, read_timeout=s.fhir_read_timeout,
                           max_pages=s.fhir_max_pages, max_response_bytes=s.fhir_max_response_bytes,
-                          max_entries=s.fhir_max_entries)
+                          max_entries=s.fhir_max_entries, memo=memo)
 
 
 class SheddingExecutor(Executor):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from collections.abc import Mapping
 
 from .. import logs
-from ..protocol.body import SharedEntries
+from ..metrics import FETCHED_RESOURCES
+from ..protocol.body import ResourceMemo, SharedEntries, Tally, parse_fetched
 from ..security.outbound import FetchFailure, bounded_get, parse_json
 from ..security.urlpolicy import Target, UrlRefused, parse_url
 
@@ -37,12 +38,13 @@ class FetchError(Exception):
 
 class FhirClient:
     """One hook call's view of one FHIR server (created per call: the token and the entry
-    budget belong to the call)."""
+    budget belong to the call). With `memo` (a call that uses the resource memo), answers are
+    read through it (protocol/body.parse_fetched)."""
 
     def __init__(self, base: Target | str, access_token: str | None, *, connect_timeout: float,
                  read_timeout: float, max_pages: int,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-                 max_entries: int = DEFAULT_MAX_ENTRIES):
+                 max_entries: int = DEFAULT_MAX_ENTRIES, memo: ResourceMemo | None = None):
         # A plain string is a base the caller vouches for (listed); the runtime passes the
         # Target its URL policy approved.
         target = base if isinstance(base, Target) else Target(parse_url(base), listed=True)
@@ -60,6 +62,7 @@ class FhirClient:
         self._max_entries = max_entries
         self._entries = 0
         self._entries_lock = threading.Lock()
+        self._memo = memo
 
     @property
     def origin(self) -> tuple[str, str, int]:
@@ -106,13 +109,25 @@ class FhirClient:
             message = "timed out" if failure.kind == "timeout" else str(failure)
             raise FetchError(message, failure.kind, failure.status) from None
         try:
-            body = parse_json(raw)  # from bytes: UTF-8 only, no character-set guessing
+            body = parse_json(raw) if self._memo is None else self._parse_through_memo(raw)
         except FetchFailure as failure:
             raise FetchError(str(failure), failure.kind) from None
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
             raise FetchError("response was not a FHIR resource")
         if body["resourceType"] == "OperationOutcome":
             raise FetchError("server answered with an OperationOutcome")
+        return body
+
+    def _parse_through_memo(self, raw: bytes) -> object:
+        """parse_json's checks and errors, the resources from the memo (one tally per fetch:
+        the fetches of a call run in threads of their own)."""
+        memo = cast(ResourceMemo, self._memo)
+        tally = Tally()
+        body = parse_json(raw, loads=lambda data: parse_fetched(data, memo, tally))
+        if tally.hits:
+            FETCHED_RESOURCES.labels(memo="hit").inc(tally.hits)
+        if tally.misses:
+            FETCHED_RESOURCES.labels(memo="miss").inc(tally.misses)
         return body
 
     def _take(self, resources: list[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], bool]:

@@ -10,9 +10,10 @@ neither parsed nor read again (the fact readers keep what they made of it on the
 the same only when the data is the same: no client can make the service use facts of a
 resource it did not send.
 
-Only prefetched resources are remembered: the entries of prefetched Bundles, a Bundle's whole
+Remembered: the entries of prefetched Bundles, a Bundle's whole
 entry array (a search answered again with the same entries is one look-up, `SharedEntries`),
-and a prefetch value that is a single resource (Patient, Encounter; by its members' JSON).
+and a prefetch value that is a single resource (Patient, Encounter; by its members' JSON); and,
+in the same way, what the FHIR server answers when the EHR sent no prefetch (`parse_fetched`).
 Everything else (the context, draft orders, a Bundle's own members) is parsed as usual, and
 any body the skeleton decoder does not accept is parsed whole with orjson, which gives the
 same data and the same errors as before (tests/test_body.py compares the two over every
@@ -280,7 +281,7 @@ class Tally:
 
 class Parsed(NamedTuple):
     body: Any
-    tally: Tally | None  # None: parsed without the memo
+    tally: Tally | None  # None: parsed without the memo, and what is fetched for the call too
 
 
 class _Entry(TypedDict, total=False):
@@ -331,10 +332,13 @@ def _parse_with_memo(raw: bytes, memo: ResourceMemo) -> Parsed:
     members: dict[str, Any] = cast(dict, _REQUEST.decode(raw))
     context = orjson.loads(memoryview(members["context"])) if "context" in members else None
     patient_id = context.get("patientId") if isinstance(context, dict) else None
-    if (members.get("prefetch") is None or not isinstance(patient_id, str)
-            or not memo.called_before(patient_id) or memo.paused()):
+    if not isinstance(patient_id, str) or not memo.called_before(patient_id) or memo.paused():
         return Parsed(orjson.loads(raw), None)  # the first call for this patient: read as usual
     tally = Tally()
+    if members.get("prefetch") is None:
+        # Nothing prefetched: parsed as usual; what is fetched for it may use the memo
+        # (parse_fetched).
+        return Parsed(orjson.loads(raw), tally)
     body: dict[str, Any] = {}
     for name, value in members.items():
         if name == "context":
@@ -359,6 +363,24 @@ def _prefetch_value(members: dict[str, msgspec.Raw] | None, memo: ResourceMemo, 
     # members may differ from what was sent): the same text, the same resource, as for entries.
     text = b"{" + b",".join(orjson.dumps(name) + b":" + bytes(value) for name, value in members.items()) + b"}"
     return memo.parsed(text, tally)
+
+
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def parse_fetched(raw: bytes, memo: ResourceMemo, tally: Tally) -> Any:
+    """A FHIR server's answer (a search Bundle or one resource) read like a prefetch value,
+    through the memo: a search answered again with the same entries, or a resource read again,
+    is neither parsed nor read again. For the calls that use the memo (`Parsed.tally` set):
+    without prefetch, an EHR's FHIR server answers every chart opening with the same bytes
+    but for a new result. Raises orjson.JSONDecodeError where orjson.loads would (anything
+    that is not a JSON object, or not UTF-8, is parsed by orjson as it is)."""
+    try:
+        if not raw.isascii():
+            raw.decode("utf-8")
+        return _prefetch_value(_MEMBERS.decode(raw), memo, tally)
+    except (msgspec.DecodeError, ValueError, RecursionError):  # as parse_body: orjson answers
+        return orjson.loads(raw)
 
 
 def _read_entries(raw: bytes, memo: ResourceMemo, tally: Tally) -> list | None:

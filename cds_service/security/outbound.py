@@ -21,7 +21,7 @@ import time
 import zlib
 from http.cookiejar import Cookie, CookiePolicy
 from typing import TYPE_CHECKING, Any
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.request import Request
 
 import orjson
@@ -342,13 +342,15 @@ def bounded_get(url: str, *, check_addresses: bool, headers: Mapping[str, str], 
                 response.close()  # unread or cut short: the connection is dropped
 
 
-def parse_json(raw: bytes, max_values: int = MAX_JSON_VALUES) -> object:
+def parse_json(raw: bytes, max_values: int = MAX_JSON_VALUES,
+               loads: Callable[[bytes], object] = orjson.loads) -> object:
     """JSON from bytes (UTF-8 only: no character-set guessing), refused before parsing when it
-    holds more values than `max_values`. Raises FetchFailure."""
+    holds more values than `max_values`. Raises FetchFailure. `loads` parses (orjson.loads, or
+    a reader that raises orjson.JSONDecodeError where it would)."""
     if raw.count(b",") + raw.count(b"{") + raw.count(b"[") > max_values:
         raise FetchFailure("too large", f"response holds more than {max_values} JSON values")
     try:
-        return orjson.loads(raw)
+        return loads(raw)
     except orjson.JSONDecodeError:  # not JSON, not UTF-8, or nested deeper than the parser goes
         raise FetchFailure("invalid", "response was not JSON") from None
 

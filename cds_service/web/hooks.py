@@ -32,14 +32,15 @@ def json_response(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
-def read_json_body(memo: ResourceMemo | None = None) -> object:
-    """The request's JSON body, or a ServiceError with the status the problem deserves.
-    With a memo, prefetched resources already seen are not parsed again (protocol/body.py)."""
+def read_json_body(memo: ResourceMemo | None = None) -> Parsed:
+    """The request's JSON body (`.body`), or a ServiceError with the status the problem
+    deserves. With a memo, prefetched resources already seen are not parsed again, and `.tally`
+    says that the call uses the memo (protocol/body.py)."""
     parsed = _parse_json_body(memo)
     if parsed.tally is not None:
         PREFETCH_RESOURCES.labels(memo="hit").inc(parsed.tally.hits)
         PREFETCH_RESOURCES.labels(memo="miss").inc(parsed.tally.misses)
-    return parsed.body
+    return parsed
 
 
 def _parse_json_body(memo: ResourceMemo | None) -> Parsed:
@@ -101,12 +102,14 @@ def call_hook(service_id: str) -> Response:
         raise UnknownService("no CDS service with this id; see GET /cds-services")
     g.service_id = service.id
     runtime = current_app.extensions["cds"]
-    hook_request = request_validator().parse(read_json_body(runtime.resource_memo), service.hook,
+    parsed = read_json_body(runtime.resource_memo)
+    hook_request = request_validator().parse(parsed.body, service.hook,
                                              max_entries=runtime.settings.max_prefetch_entries)
     g.hook_instance = hook_request.hook_instance
+    memo = runtime.resource_memo if parsed.tally is not None else None  # so do its fetches
     env = HookEnvironment(settings=runtime.settings, now=utc_now(),
                           executor=runtime.executor, docs_base_url=docs_base_url(),
-                          client=runtime.fhir_client(hook_request, g.get("client")))
+                          client=runtime.fhir_client(hook_request, g.get("client"), memo=memo))
     cards = service.handler(hook_request, env)
     # Silent mode: a kind the hospital is still measuring is evaluated and recorded, not shown.
     shown = [card for card in cards if card.topic not in runtime.silent_kinds]
@@ -135,7 +138,7 @@ def feedback(service_id: str) -> Response:
     if service_id not in SERVICES_BY_ID:
         raise UnknownService("no CDS service with this id; see GET /cds-services")
     g.service_id = service_id
-    items = request_validator().check_feedback(read_json_body())
+    items = request_validator().check_feedback(read_json_body().body)
     outcomes: dict[str, int] = {}
     for index, item in enumerate(items):
         outcomes[item["outcome"]] = outcomes.get(item["outcome"], 0) + 1
