@@ -9,6 +9,7 @@ When a key the rules cannot do without can be obtained neither way, the hook ans
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ def gather(request: HookRequest, keys: Iterable[PrefetchKey], *, client: FhirCli
             pending[executor.submit(client.resources, query, deadline)] = spec
 
     if pending:
-        done, _ = wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+        done, _ = wait(pending, timeout=_time_left(deadline))
         # In the order of the prefetch keys, not of completion: the same request reads its
         # resources and names what is missing in the same order every time.
         for future, spec in pending.items():
@@ -156,7 +157,7 @@ def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str,
         return
     futures = [executor.submit(client.resources, f"Medication/{quote(med_id, safe='')}", deadline)
                for med_id in wanted[:MAX_MEDICATION_READS]]
-    done, _ = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+    done, _ = wait(futures, timeout=_time_left(deadline))
     missing = len(wanted) - len(wanted[:MAX_MEDICATION_READS])
     for future in futures:
         if future in done and future.exception() is None:
@@ -168,6 +169,12 @@ def _read_referenced_medications(data: PatientData, extra: Iterable[Mapping[str,
             missing += 1
     if missing:
         data.unavailable.append(f"medication details ({missing} referenced Medication could not be read)")
+
+
+def _time_left(deadline: float) -> float:
+    """Seconds until `deadline`, as a wait accepts them (CDS_FHIR_DEADLINE may be any finite
+    number; a wait beyond threading.TIMEOUT_MAX raises OverflowError)."""
+    return min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
 
 
 def _is_url(reference: Any) -> bool:
