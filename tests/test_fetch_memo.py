@@ -1,7 +1,8 @@
 """What a FHIR server answers when prefetch is missing goes through the resource memo for the
 calls that use it (protocol/body.parse_fetched): the service reads the same data and gives the
-same errors as with a plain parse, a changed answer is read anew, and a patient's first call
-keeps nothing.
+same errors as with a plain parse (but for parse_body's leniency towards unread members,
+tests/test_review_s19.py), a changed answer is read anew, and a patient's first call keeps
+nothing.
 """
 
 from __future__ import annotations

@@ -374,7 +374,10 @@ def parse_fetched(raw: bytes, memo: ResourceMemo, tally: Tally) -> Any:
     is neither parsed nor read again. For the calls that use the memo (`Parsed.tally` set):
     without prefetch, an EHR's FHIR server answers every chart opening with the same bytes
     but for a new result. Raises orjson.JSONDecodeError where orjson.loads would (anything
-    that is not a JSON object, or not UTF-8, is parsed by orjson as it is)."""
+    that is not a JSON object, or not UTF-8, is parsed by orjson as it is), with parse_body's
+    one leniency: a member the service does not read (a Bundle's `total` or `meta`, an entry's
+    `response`, the first of two members of one name) is checked for JSON syntax only, so a
+    number beyond orjson's range there (1e400) is not refused as it is on a first call."""
     try:
         if not raw.isascii():
             raw.decode("utf-8")
