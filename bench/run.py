@@ -612,8 +612,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
         if "store" in sections else None
     without_memo = service_with("without resource memo", "without-memo", CDS_RESOURCE_MEMO_SIZE="0") \
         if "memo" in sections or "fallback" in sections else None
+    # The records of patients never seen go to a service of their own: sent to the same one,
+    # they fill its resource memo until it pauses (protocol/body.py, admission), and the same
+    # record measured after them in the next round would be read without the memo.
+    new_wanted = "memo" in sections or ("load" in sections
+                                        and any(n in endpoint_names for n in ("hooknew", "hook84new")))
+    server_new = service_with("for the new patients", "new") if new_wanted else None
     floor = Server("floor", floor_command(command), free_port(), env_extra, workdir / "floor.log")
-    baseline = None
+    baseline = baseline_new = None
     if args.baseline_dir or args.baseline_command:
         baseline = Server("baseline", args.baseline_command or command, free_port(),
                           {**env_extra, "CDS_DATABASE_URL": f"sqlite:///{workdir / 'state-base.sqlite3'}"},
@@ -622,6 +628,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
             endpoint_names.append("base")
         if "hooknew" in endpoint_names and "basenew" not in endpoint_names:
             endpoint_names.append("basenew")  # the baseline with the same new patients
+        if "basenew" in endpoint_names:
+            state_new = f"sqlite:///{workdir / 'state-base-new.sqlite3'}"
+            baseline_new = Server("baseline for the new patients", baseline.command, free_port(),
+                                  {**baseline.env, "CDS_DATABASE_URL": state_new},
+                                  workdir / "baseline-new.log", cwd=baseline.cwd)
 
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           "(shared machine: absolute figures are noisy; compare the ratios)")
@@ -648,8 +659,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
     try:
         startup = server.start()
         floor.start()
-        if baseline is not None:
-            baseline.start()
+        for other in (server_new, baseline, baseline_new):
+            if other is not None:
+                other.start()
         results["startup_s"] = startup
         print(f"\nstart-up: discovery answered {startup:.2f} s after process start "
               f"(target < {TARGETS['startup_s']:.0f} s: {verdict(startup < TARGETS['startup_s'])})")
@@ -664,7 +676,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
                   + ", ".join(c.get("indicator", "?") for c in cards))
         for name, like in (("hooknew", "267 KiB"), ("hook84new", "84 KiB plain")):
             for path in new_files[name][:2]:
-                status, answer = request("POST", server.port, HOOK_PATH, path.read_bytes())
+                assert server_new is not None  # made whenever there are new patients' files
+                status, answer = request("POST", server_new.port, HOOK_PATH, path.read_bytes())
                 same = status == 200 and [(c.get("indicator"), c.get("summary"))
                                           for c in json.loads(answer)["cards"]] == answered[like]
                 if not same:
@@ -675,11 +688,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
         endpoints_all = {"discovery": ("discovery", server, DISCOVERY_PATH, None),
                          "hook": ("hook", server, HOOK_PATH, body_file),
                          "hook84": ("hook84", server, HOOK_PATH, plain_file),
-                         "hooknew": ("hooknew", server, HOOK_PATH, new_files["hooknew"]),
-                         "hook84new": ("hook84new", server, HOOK_PATH, new_files["hook84new"]),
+                         "hooknew": ("hooknew", server_new, HOOK_PATH, new_files["hooknew"]),
+                         "hook84new": ("hook84new", server_new, HOOK_PATH, new_files["hook84new"]),
                          "floor": ("floor", floor, HOOK_PATH, body_file),
                          "base": ("base", baseline, HOOK_PATH, body_file),
-                         "basenew": ("basenew", baseline, HOOK_PATH, new_files["hooknew"])}
+                         "basenew": ("basenew", baseline_new, HOOK_PATH, new_files["hooknew"])}
         endpoints = [endpoints_all[n] for n in endpoint_names]
         for conns in (connection_counts if "load" in sections else []):
             r = measure_load(endpoints, connections=conns, threads=args.wrk_threads,
@@ -728,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
             files = new_files["hooknew"] or [body_file]
             r = measure_load([("same", server, HOOK_PATH, body_file),
                               ("same_off", without_memo, HOOK_PATH, body_file),
-                              ("new", server, HOOK_PATH, files),
+                              ("new", server_new, HOOK_PATH, files),
                               ("new_off", without_memo, HOOK_PATH, files)],
                              connections=conns, threads=args.wrk_threads, seconds=args.duration,
                              warmup=args.warmup, rounds=args.rounds, workdir=workdir)
@@ -892,8 +905,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
             without_store.stop()
         if without_memo is not None:
             without_memo.stop()
-        if baseline is not None:
-            baseline.stop()
+        for other in (server_new, baseline, baseline_new):
+            if other is not None:
+                other.stop()
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
         if args.keep_log or failed:
