@@ -23,7 +23,7 @@ from cds_service.testing import factories as f
 from cds_service.testing.fhir_stub import FhirStub
 from cds_service.web import hooks
 
-from .conftest import PATIENT_VIEW
+from .conftest import PATIENT_VIEW, without_uuids
 from .fake_fhir import BASE, FakeFhirServer
 
 REQUESTS = sorted((Path(__file__).resolve().parent.parent / "fhir_fixtures" / "requests").glob("*.json"))
@@ -120,15 +120,6 @@ def test_an_odd_answer_gives_what_it_gives_without_the_memo(answer):
 def fhir():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
-
-
-def without_uuids(value):
-    """Cards and suggestions get a new uuid at every call; all else must be the same."""
-    if isinstance(value, dict):
-        return {k: without_uuids(v) for k, v in value.items() if k != "uuid"}
-    if isinstance(value, list):
-        return [without_uuids(v) for v in value]
-    return value
 
 
 def cards_of(client, body):

@@ -32,7 +32,7 @@ from cds_service.testing import factories as f
 from cds_service.testing.fhir_stub import FhirStub
 from cds_service.web import hooks
 
-from .conftest import ORDER_SELECT, PATIENT_VIEW
+from .conftest import ORDER_SELECT, PATIENT_VIEW, without_uuids
 from .fake_fhir import BASE
 from .hostile_upstream import HostileServer
 
@@ -52,12 +52,6 @@ def prefetched(kind: str) -> float:
     return REGISTRY.get_sample_value("cds_prefetch_resources_total", {"memo": kind}) or 0.0
 
 
-def without_uuids(value):
-    if isinstance(value, dict):
-        return {k: without_uuids(v) for k, v in value.items() if k != "uuid"}
-    if isinstance(value, list):
-        return [without_uuids(v) for v in value]
-    return value
 
 
 def make_client(**settings):
@@ -202,11 +196,10 @@ def test_paged_searches_read_the_same_on_every_call_and_as_prefetched(fhir):
     assert sent == off[0]
 
 
-def test_a_paged_prefetch_completed_from_the_server_reads_the_same(fhir):
-    """The EHR prefetches the first page of the magnesium search, with a next link to its FHIR
-    server: the rest is fetched (through the memo from the patient's second call on)."""
+def paged_magnesium_prefetch():
+    """Six magnesium results; the EHR prefetches the first page of two with a next link to its
+    FHIR server (served in pages of two)."""
     resources = record(mg=((1.6, 40), (1.5, 30), (1.4, 20), (1.3, 10), (1.2, 5), (0.8, 1)))
-    Server(resources, page_size=2).install(fhir)
     query = next(k.query for k in PATIENT_DATA if k.key == "magnesium").replace(
         "{{context.patientId}}", f.PATIENT_ID)
     mg = [r for r in resources if r["resourceType"] == "Observation"
@@ -214,6 +207,14 @@ def test_a_paged_prefetch_completed_from_the_server_reads_the_same(fhir):
     prefetch = f.prefetch_for(resources)
     prefetch["magnesium"] = {**f.bundle(*mg[:2]), "link": [
         {"relation": "next", "url": f"{BASE}/{query}&_offset=2"}]}
+    return resources, prefetch
+
+
+def test_a_paged_prefetch_completed_from_the_server_reads_the_same(fhir):
+    """The EHR prefetches the first page of the magnesium search, with a next link to its FHIR
+    server: the rest is fetched (through the memo from the patient's second call on)."""
+    resources, prefetch = paged_magnesium_prefetch()
+    Server(resources, page_size=2).install(fhir)
     body = f.hook_request(prefetch=prefetch, fhir_server=BASE)
     off, on = memo_off_and_on(body)
     assert_all_equal(off + on)
@@ -488,15 +489,8 @@ def test_fetched_resource_counts_are_one_per_resource_served(fhir):
 def test_a_paged_prefetch_counts_its_first_page_as_prefetched_and_the_rest_as_fetched(fhir):
     """The first page prefetched, two more fetched: from the third call on, the prefetch
     counters see the prefetched resources only, the fetch counters the fetched pages only."""
-    resources = record(mg=((1.6, 40), (1.5, 30), (1.4, 20), (1.3, 10), (1.2, 5), (0.8, 1)))
+    resources, prefetch = paged_magnesium_prefetch()
     server = Server(resources, page_size=2).install(fhir)
-    query = next(k.query for k in PATIENT_DATA if k.key == "magnesium").replace(
-        "{{context.patientId}}", f.PATIENT_ID)
-    mg = [r for r in resources if r["resourceType"] == "Observation"
-          and r["code"]["coding"][0]["code"] == "19123-9"]
-    prefetch = f.prefetch_for(resources)
-    prefetch["magnesium"] = {**f.bundle(*mg[:2]), "link": [
-        {"relation": "next", "url": f"{BASE}/{query}&_offset=2"}]}
     sent = sum(len(bundle_resources(v)) for v in prefetch.values() if isinstance(v, dict))
     body = f.hook_request(prefetch=prefetch, fhir_server=BASE)
     client = make_client()

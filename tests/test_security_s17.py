@@ -29,7 +29,7 @@ from cds_service import create_app
 from cds_service.testing import factories as f
 from cds_service.web import hooks
 
-from .conftest import PATIENT_VIEW
+from .conftest import PATIENT_VIEW, without_uuids
 
 BASE = "https://ehr.example.org/fhir"
 OTHER = "https://other-hospital.example/fhir"
@@ -249,21 +249,14 @@ def test_calls_sharing_resource_bytes_answer_as_without_the_memo(monkeypatch, mo
     with_memo = create_app({"log_level": "WARNING"}).test_client()
     without = create_app({"log_level": "WARNING", "resource_memo_size": 0}).test_client()
     calls = _same_bytes_calls()
-    expected = [_without_uuids(post(without, c).get_json()) for c in calls]
+    expected = [without_uuids(post(without, c).get_json()) for c in calls]
     assert len({orjson.dumps(e) for e in expected}) > 1  # the inputs do change the answer
     for _ in range(3):
         for call, answer in zip(calls, expected, strict=True):
-            assert _without_uuids(post(with_memo, call).get_json()) == answer
+            assert without_uuids(post(with_memo, call).get_json()) == answer
     assert not mock.calls
 
 
-def _without_uuids(value):
-    """A response without its random card and suggestion uuids."""
-    if isinstance(value, dict):
-        return {k: _without_uuids(v) for k, v in value.items() if k != "uuid"}
-    if isinstance(value, list):
-        return [_without_uuids(v) for v in value]
-    return value
 
 
 # --------------------------------------------------------------------------------------------
