@@ -593,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
     new_files: dict[str, list[Path]] = {"hooknew": [], "hook84new": []}
     for name, source in (("hooknew", prefetch),
                          ("hook84new", record.prefetch_for(record.plain_record(), decorated=False))):
-        if name in endpoint_names or (name == "hooknew" and "memo" in sections):
+        if ("load" in sections and name in endpoint_names) or (name == "hooknew" and "memo" in sections):
             for k, new_patient in enumerate(record.new_patients(source, NEW_RECORDS)):
                 path = workdir / f"{name}-{k}.json"
                 path.write_bytes(json.dumps(new_patient, separators=(",", ":")).encode())
@@ -615,9 +615,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
     # The records of patients never seen go to a service of their own: sent to the same one,
     # they fill its resource memo until it pauses (protocol/body.py, admission), and the same
     # record measured after them in the next round would be read without the memo.
-    new_wanted = "memo" in sections or ("load" in sections
-                                        and any(n in endpoint_names for n in ("hooknew", "hook84new")))
-    server_new = service_with("for the new patients", "new") if new_wanted else None
+    server_new = service_with("for the new patients", "new") if any(new_files.values()) else None
     floor = Server("floor", floor_command(command), free_port(), env_extra, workdir / "floor.log")
     baseline = baseline_new = None
     if args.baseline_dir or args.baseline_command:
