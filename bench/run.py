@@ -416,7 +416,10 @@ def timed_get(url: str) -> float:
 
 
 def measure_fallback(server: Server, resources: list[dict], delay: float, rounds: int, *,
-                     concurrency: int, seconds: float, warmup: float, workdir: Path) -> dict:
+                     concurrency: int, seconds: float, warmup: float, workdir: Path,
+                     first_calls: Server | None = None) -> dict:
+    """The fallback against the stub: each query alone, one hook, and `concurrency` hooks at
+    once; with `first_calls` (a started service with the memo off), the concurrent run on it too."""
     status, raw = request("GET", server.port, DISCOVERY_PATH)
     service = next(s for s in json.loads(raw)["services"] if HOOK_PATH.endswith(s["id"]))
     body = record.hook_request()
@@ -440,28 +443,42 @@ def measure_fallback(server: Server, resources: list[dict], delay: float, rounds
         # Concurrent fallback hooks: what one worker's fetch pool does under load.
         body_file = workdir / "fallback-body.json"
         body_file.write_bytes(payload)
-        url = f"http://127.0.0.1:{server.port}{HOOK_PATH}"
-        concurrent = None
+        concurrent = first = None
+        under_load = dict(concurrency=concurrency, seconds=seconds, warmup=warmup, workdir=workdir)
         if concurrency:
-            if warmup > 0:
-                wrk(url, connections=concurrency, threads=1, seconds=warmup, body_file=body_file,
-                    workdir=workdir)
-            asked_before = stub.requests
-            concurrent = wrk(url, connections=concurrency, threads=1, seconds=seconds,
-                             body_file=body_file, workdir=workdir, server=server)
-            concurrent["connections"] = concurrency
-            # A fetch the service sheds (pool or server limit) never reaches the stub, and the
-            # hook still answers 200 from what it has: fewer queries per hook than a lone hook
-            # sends means answers under load were incomplete. (Hooks still running when wrk
-            # stops add a few queries: slightly above is expected.)
-            concurrent["queries_per_hook"] = ((stub.requests - asked_before)
-                                              / max(1, concurrent["requests"]))
+            concurrent = concurrent_fallback(server, stub, body_file, **under_load)
+        if concurrency and first_calls is not None:
+            first = concurrent_fallback(first_calls, stub, body_file, **under_load)
     hook = statistics.median(hook_times[1:])
     return {"delay_s": delay, "queries": len(queries), "single_s": single,
             "slowest_key": slowest_key, "slowest_s": single[slowest_key],
             "sum_s": sum(single.values()), "hook_s": hook, "hook_first_s": hook_times[0],
             "statuses": statuses, "cards": cards, "stub_requests": fetched,
-            "ratio": hook / single[slowest_key], "concurrent": concurrent}
+            "ratio": hook / single[slowest_key], "concurrent": concurrent, "first_calls": first}
+
+
+def concurrent_fallback(server: Server, stub: FhirStub, body_file: Path, *, concurrency: int,
+                        seconds: float, warmup: float, workdir: Path) -> dict:
+    """`concurrency` fallback hooks at once for `seconds` (wrk): what one worker's fetch pool
+    does under load, and the queries that reached the stub per hook."""
+    url = f"http://127.0.0.1:{server.port}{HOOK_PATH}"
+    if warmup > 0:
+        wrk(url, connections=concurrency, threads=1, seconds=warmup, body_file=body_file, workdir=workdir)
+    asked_before = stub.requests
+    result = wrk(url, connections=concurrency, threads=1, seconds=seconds, body_file=body_file,
+                 workdir=workdir, server=server)
+    result["connections"] = concurrency
+    # A fetch the service sheds (pool or server limit) never reaches the stub, and the hook
+    # still answers 200 from what it has: fewer queries per hook than a lone hook sends means
+    # answers under load were incomplete. (Hooks still running when wrk stops add a few
+    # queries: slightly above is expected.)
+    result["queries_per_hook"] = (stub.requests - asked_before) / max(1, result["requests"])
+    return result
+
+
+def all_queries_arrived(concurrent: dict, queries: int) -> bool:
+    """No fetch was shed under load (see concurrent_fallback)."""
+    return concurrent["queries_per_hook"] >= queries * 0.995
 
 
 # ------------------------------------------------------------------------------ main
@@ -816,9 +833,18 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
             failed |= mem["errors"] > 0
 
         if "fallback" in sections:
-            fb = measure_fallback(server, resources, args.fallback_delay, args.fallback_rounds,
-                                  concurrency=args.fallback_concurrency, seconds=args.duration,
-                                  warmup=args.warmup, workdir=workdir)
+            # Every concurrent hook is the same patient's: from its second call on, the FHIR
+            # server's answers are read through the resource memo. A patient's first call reads
+            # them all: the same run on the service with the memo off.
+            if without_memo is not None:
+                without_memo.start()
+            try:
+                fb = measure_fallback(server, resources, args.fallback_delay, args.fallback_rounds,
+                                      concurrency=args.fallback_concurrency, seconds=args.duration,
+                                      warmup=args.warmup, workdir=workdir, first_calls=without_memo)
+            finally:
+                if without_memo is not None:
+                    without_memo.stop()
             results["fallback"] = fb
             print(f"\nFHIR fallback (stub delay {fb['delay_s'] * 1000:.0f} ms per query, "
                   f"{fb['queries']} queries, median of {args.fallback_rounds}):")
@@ -840,7 +866,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
                       f"{c['rps']:.1f} req/s, p50 {fmt_ms(c['p50_us'])}, p99 {fmt_ms(c['p99_us'])}, "
                       f"p99 ÷ stub delay ×{c['p99_us'] / 1e6 / fb['delay_s']:.2f}, "
                       f"CPU {c['cpu_ms_per_request']:.2f} ms/req, errors {c['errors'] + c['non_2xx']}")
-                complete = c["queries_per_hook"] >= fb["queries"] * 0.995
+                complete = all_queries_arrived(c, fb["queries"])
                 print(f"  queries reaching the stub per hook under load: {c['queries_per_hook']:.2f} "
                       f"(a lone hook sends {fb['queries']}: "
                       f"{'none shed' if complete else 'SHED: answers were incomplete'})")
@@ -848,19 +874,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - option handling,
                 summary["fallback_concurrent_rps"] = c["rps"]
                 summary["fallback_concurrent_p99_ms"] = c["p99_us"] / 1000
                 failed |= (c["errors"] + c["non_2xx"]) > 0
-            if c is not None and without_memo is not None:
-                # Every hook above is the same patient's: from its second call on, the FHIR
-                # server's answers are read through the resource memo. A patient's first call
-                # reads them all: the same run on the service with the memo off.
-                without_memo.start()
-                try:
-                    first = measure_fallback(without_memo, resources, args.fallback_delay, 1,
-                                             concurrency=args.fallback_concurrency, seconds=args.duration,
-                                             warmup=args.warmup, workdir=workdir)["concurrent"]
-                finally:
-                    without_memo.stop()
-                results["fallback_first_calls"] = first
-                complete = first["queries_per_hook"] >= fb["queries"] * 0.995
+            first = fb["first_calls"]
+            if first is not None:
+                complete = all_queries_arrived(first, fb["queries"])
                 print(f"  the same, every call a patient's first (memo off): {first['rps']:.1f} req/s, "
                       f"p50 {fmt_ms(first['p50_us'])}, p99 {fmt_ms(first['p99_us'])}, "
                       f"CPU {first['cpu_ms_per_request']:.2f} ms/req, errors {first['errors'] + first['non_2xx']}, "
